@@ -1,0 +1,56 @@
+"""Contracts of the decision engine, shared by live trading and the backtester."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import NamedTuple, Protocol, Sequence
+
+
+class Candle(NamedTuple):
+    """One OHLCV bar. Prices are floats: indicators are not money; fills
+    convert a price to Decimal via str() at the edge."""
+
+    ts: int  # open time, ms since epoch, UTC
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+@dataclass(frozen=True, slots=True)
+class PositionView:
+    amount: Decimal  # base held, net of fees
+    entry_price: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionContext:
+    symbol: str
+    timeframe: str
+    candles: Sequence[Candle]  # closed candles, oldest first, last = newest closed
+    indicators: "object | None"  # an IndicatorSnapshot from strategy.indicators, shared per candle
+    position: PositionView | None
+    cash: Decimal
+    equity: Decimal
+    last_price: Decimal
+
+
+@dataclass(slots=True)
+class Decision:
+    action: str  # "buy" | "sell" | "hold"
+    confidence: int  # 0..100
+    reasoning: str
+    provider: str  # "technical" | "llm:<model>" | "ensemble"
+    inputs: str = ""  # market summary / prompt sent
+    response: str = ""  # raw answer (LLM) or indicator dump
+    stop_loss: Decimal | None = None  # optional absolute price
+    take_profit: Decimal | None = None
+    parts: list["Decision"] = field(default_factory=list)  # ensemble members
+
+
+class Decider(Protocol):
+    name: str
+
+    def decide(self, ctx: DecisionContext) -> Decision: ...
