@@ -1,1 +1,153 @@
--- placeholder
+-- tradebot schema. Generated tables part: `tradebot db schema > schema.sql` keeps it in
+-- sync with tradebot/models.py (a test checks). Tables are created by peewee migrations
+-- (on SQLite money columns use the MONEYTEXT type, i.e. TEXT affinity, so Decimals stay exact);
+-- the views below are executed verbatim on both SQLite and PostgreSQL.
+
+CREATE TABLE IF NOT EXISTS "users" ("id" SERIAL NOT NULL PRIMARY KEY, "telegram_id" BIGINT NOT NULL, "username" VARCHAR(64), "first_name" VARCHAR(128), "status" VARCHAR(16) NOT NULL, "is_admin" BOOLEAN NOT NULL, "notify" BOOLEAN NOT NULL, "breaker_until" TIMESTAMP, "breaker_reason" VARCHAR(255), "created_at" TIMESTAMP NOT NULL, "updated_at" TIMESTAMP NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS "users_telegram_id" ON "users" ("telegram_id");
+CREATE TABLE IF NOT EXISTS "exchange_credentials" ("id" SERIAL NOT NULL PRIMARY KEY, "user_id" INTEGER NOT NULL, "exchange" VARCHAR(16) NOT NULL, "network" VARCHAR(8) NOT NULL, "api_key_enc" TEXT, "secret_enc" TEXT, "created_at" TIMESTAMP NOT NULL, "updated_at" TIMESTAMP NOT NULL, FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE);
+CREATE INDEX IF NOT EXISTS "exchange_credentials_user_id" ON "exchange_credentials" ("user_id");
+CREATE UNIQUE INDEX IF NOT EXISTS "exchange_credentials_user_id_exchange" ON "exchange_credentials" ("user_id", "exchange");
+CREATE TABLE IF NOT EXISTS "user_configs" ("id" SERIAL NOT NULL PRIMARY KEY, "user_id" INTEGER NOT NULL, "exchange" VARCHAR(16) NOT NULL, "symbol" VARCHAR(32) NOT NULL, "budget" NUMERIC NOT NULL, "timeframe" VARCHAR(8) NOT NULL, "interval_seconds" INTEGER NOT NULL, "decider" VARCHAR(32) NOT NULL, "side" VARCHAR(8) NOT NULL, "leverage" INTEGER NOT NULL, "max_position_percent" NUMERIC NOT NULL, "stop_loss_percent" NUMERIC NOT NULL, "take_profit_percent" NUMERIC NOT NULL, "max_consecutive_losses" INTEGER NOT NULL, "daily_loss_limit_percent" NUMERIC NOT NULL, "max_drawdown_percent" NUMERIC NOT NULL, "cooldown_minutes" INTEGER NOT NULL, "min_confidence" INTEGER NOT NULL, "is_trading" BOOLEAN NOT NULL, "created_at" TIMESTAMP NOT NULL, "updated_at" TIMESTAMP NOT NULL, FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE);
+CREATE INDEX IF NOT EXISTS "user_configs_user_id" ON "user_configs" ("user_id");
+CREATE UNIQUE INDEX IF NOT EXISTS "user_configs_user_id_exchange_symbol" ON "user_configs" ("user_id", "exchange", "symbol");
+CREATE TABLE IF NOT EXISTS "user_states" ("id" SERIAL NOT NULL PRIMARY KEY, "user_id" INTEGER NOT NULL, "config_id" INTEGER NOT NULL, "status" VARCHAR(16) NOT NULL, "mode" VARCHAR(8) NOT NULL, "balance" NUMERIC NOT NULL, "cash" NUMERIC NOT NULL, "holdings" NUMERIC NOT NULL, "equity" NUMERIC NOT NULL, "realized_pnl" NUMERIC NOT NULL, "unrealized_pnl" NUMERIC NOT NULL, "fees_paid" NUMERIC NOT NULL, "daily_pnl" NUMERIC NOT NULL, "daily_pnl_date" DATE, "day_start_equity" NUMERIC, "peak_equity" NUMERIC NOT NULL, "last_price" NUMERIC, "consecutive_losses" INTEGER NOT NULL, "breaker_until" TIMESTAMP, "breaker_reason" VARCHAR(255), "last_candle_ts" BIGINT, "last_cycle_at" TIMESTAMP, "last_error" TEXT, "error_count" INTEGER NOT NULL, "updated_at" TIMESTAMP NOT NULL, FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE, FOREIGN KEY ("config_id") REFERENCES "user_configs" ("id") ON DELETE CASCADE);
+CREATE INDEX IF NOT EXISTS "user_states_user_id" ON "user_states" ("user_id");
+CREATE UNIQUE INDEX IF NOT EXISTS "user_states_config_id" ON "user_states" ("config_id");
+CREATE TABLE IF NOT EXISTS "ai_decisions" ("id" SERIAL NOT NULL PRIMARY KEY, "user_id" INTEGER NOT NULL, "config_id" INTEGER, "symbol" VARCHAR(32) NOT NULL, "provider" VARCHAR(64) NOT NULL, "action" VARCHAR(8) NOT NULL, "confidence" INTEGER NOT NULL, "reasoning" TEXT, "inputs" TEXT, "response" TEXT, "executed" BOOLEAN NOT NULL, "outcome" VARCHAR(16), "profitable" BOOLEAN, "pnl" NUMERIC, "candle_ts" BIGINT, "created_at" TIMESTAMP NOT NULL, FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE, FOREIGN KEY ("config_id") REFERENCES "user_configs" ("id") ON DELETE SET NULL);
+CREATE INDEX IF NOT EXISTS "ai_decisions_user_id" ON "ai_decisions" ("user_id");
+CREATE INDEX IF NOT EXISTS "ai_decisions_config_id" ON "ai_decisions" ("config_id");
+CREATE INDEX IF NOT EXISTS "ai_decisions_user_id_provider" ON "ai_decisions" ("user_id", "provider");
+CREATE TABLE IF NOT EXISTS "positions" ("id" SERIAL NOT NULL PRIMARY KEY, "user_id" INTEGER NOT NULL, "config_id" INTEGER, "exchange" VARCHAR(16) NOT NULL, "symbol" VARCHAR(32) NOT NULL, "side" VARCHAR(8) NOT NULL, "leverage" INTEGER NOT NULL, "amount" NUMERIC NOT NULL, "entry_price" NUMERIC NOT NULL, "cost_basis" NUMERIC NOT NULL, "stop_loss_price" NUMERIC, "take_profit_price" NUMERIC, "status" VARCHAR(8) NOT NULL, "exit_price" NUMERIC, "realized_pnl" NUMERIC, "close_reason" VARCHAR(32), "decision_id" INTEGER, "opened_at" TIMESTAMP NOT NULL, "closed_at" TIMESTAMP, FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE, FOREIGN KEY ("config_id") REFERENCES "user_configs" ("id") ON DELETE SET NULL, FOREIGN KEY ("decision_id") REFERENCES "ai_decisions" ("id") ON DELETE SET NULL);
+CREATE INDEX IF NOT EXISTS "positions_user_id" ON "positions" ("user_id");
+CREATE INDEX IF NOT EXISTS "positions_config_id" ON "positions" ("config_id");
+CREATE INDEX IF NOT EXISTS "positions_decision_id" ON "positions" ("decision_id");
+CREATE INDEX IF NOT EXISTS "positions_config_id_status" ON "positions" ("config_id", "status");
+CREATE TABLE IF NOT EXISTS "orders" ("id" SERIAL NOT NULL PRIMARY KEY, "user_id" INTEGER NOT NULL, "config_id" INTEGER, "client_order_id" VARCHAR(36) NOT NULL, "exchange" VARCHAR(16) NOT NULL, "network" VARCHAR(8) NOT NULL, "symbol" VARCHAR(32) NOT NULL, "side" VARCHAR(4) NOT NULL, "order_type" VARCHAR(8) NOT NULL, "amount" NUMERIC, "quote_amount" NUMERIC, "price" NUMERIC, "status" VARCHAR(16) NOT NULL, "exchange_order_id" VARCHAR(64), "filled_amount" NUMERIC, "cost" NUMERIC, "avg_price" NUMERIC, "fee" NUMERIC, "fee_currency" VARCHAR(16), "reason" VARCHAR(32), "decision_id" INTEGER, "error" TEXT, "created_at" TIMESTAMP NOT NULL, "updated_at" TIMESTAMP NOT NULL, FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE, FOREIGN KEY ("config_id") REFERENCES "user_configs" ("id") ON DELETE SET NULL, FOREIGN KEY ("decision_id") REFERENCES "ai_decisions" ("id") ON DELETE SET NULL);
+CREATE INDEX IF NOT EXISTS "orders_user_id" ON "orders" ("user_id");
+CREATE INDEX IF NOT EXISTS "orders_config_id" ON "orders" ("config_id");
+CREATE UNIQUE INDEX IF NOT EXISTS "orders_client_order_id" ON "orders" ("client_order_id");
+CREATE INDEX IF NOT EXISTS "orders_decision_id" ON "orders" ("decision_id");
+CREATE INDEX IF NOT EXISTS "orders_status" ON "orders" ("status");
+CREATE TABLE IF NOT EXISTS "trades" ("id" SERIAL NOT NULL PRIMARY KEY, "user_id" INTEGER NOT NULL, "config_id" INTEGER, "order_id" INTEGER, "position_id" INTEGER, "exchange" VARCHAR(16) NOT NULL, "symbol" VARCHAR(32) NOT NULL, "side" VARCHAR(4) NOT NULL, "amount" NUMERIC NOT NULL, "price" NUMERIC NOT NULL, "cost" NUMERIC NOT NULL, "fee" NUMERIC NOT NULL, "pnl" NUMERIC, "pnl_percent" NUMERIC, "reason" VARCHAR(32), "client_order_id" VARCHAR(36), "executed_at" TIMESTAMP NOT NULL, FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE, FOREIGN KEY ("config_id") REFERENCES "user_configs" ("id") ON DELETE SET NULL, FOREIGN KEY ("order_id") REFERENCES "orders" ("id") ON DELETE SET NULL, FOREIGN KEY ("position_id") REFERENCES "positions" ("id") ON DELETE SET NULL);
+CREATE INDEX IF NOT EXISTS "trades_user_id" ON "trades" ("user_id");
+CREATE INDEX IF NOT EXISTS "trades_config_id" ON "trades" ("config_id");
+CREATE INDEX IF NOT EXISTS "trades_order_id" ON "trades" ("order_id");
+CREATE INDEX IF NOT EXISTS "trades_position_id" ON "trades" ("position_id");
+CREATE INDEX IF NOT EXISTS "trades_user_id_executed_at" ON "trades" ("user_id", "executed_at");
+CREATE TABLE IF NOT EXISTS "risk_events" ("id" SERIAL NOT NULL PRIMARY KEY, "user_id" INTEGER NOT NULL, "config_id" INTEGER, "scope" VARCHAR(8) NOT NULL, "kind" VARCHAR(32) NOT NULL, "detail" TEXT, "value" NUMERIC, "threshold" NUMERIC, "until" TIMESTAMP, "created_at" TIMESTAMP NOT NULL, FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE, FOREIGN KEY ("config_id") REFERENCES "user_configs" ("id") ON DELETE SET NULL);
+CREATE INDEX IF NOT EXISTS "risk_events_user_id" ON "risk_events" ("user_id");
+CREATE INDEX IF NOT EXISTS "risk_events_config_id" ON "risk_events" ("config_id");
+CREATE TABLE IF NOT EXISTS "daily_performance" ("id" SERIAL NOT NULL PRIMARY KEY, "user_id" INTEGER NOT NULL, "config_id" INTEGER, "day" DATE NOT NULL, "start_equity" NUMERIC NOT NULL, "end_equity" NUMERIC NOT NULL, "pnl" NUMERIC NOT NULL, "trades" INTEGER NOT NULL, "wins" INTEGER NOT NULL, "losses" INTEGER NOT NULL, "fees" NUMERIC NOT NULL, "created_at" TIMESTAMP NOT NULL, FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE, FOREIGN KEY ("config_id") REFERENCES "user_configs" ("id") ON DELETE SET NULL);
+CREATE INDEX IF NOT EXISTS "daily_performance_user_id" ON "daily_performance" ("user_id");
+CREATE INDEX IF NOT EXISTS "daily_performance_config_id" ON "daily_performance" ("config_id");
+CREATE UNIQUE INDEX IF NOT EXISTS "daily_performance_config_id_day" ON "daily_performance" ("config_id", "day");
+CREATE TABLE IF NOT EXISTS "notifications" ("id" SERIAL NOT NULL PRIMARY KEY, "user_id" INTEGER NOT NULL, "config_id" INTEGER, "kind" VARCHAR(32) NOT NULL, "payload" TEXT NOT NULL, "created_at" TIMESTAMP NOT NULL, "sent_at" TIMESTAMP, "attempts" INTEGER NOT NULL, FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE, FOREIGN KEY ("config_id") REFERENCES "user_configs" ("id") ON DELETE SET NULL);
+CREATE INDEX IF NOT EXISTS "notifications_user_id" ON "notifications" ("user_id");
+CREATE INDEX IF NOT EXISTS "notifications_config_id" ON "notifications" ("config_id");
+CREATE INDEX IF NOT EXISTS "notifications_sent_at" ON "notifications" ("sent_at");
+CREATE TABLE IF NOT EXISTS "instance_lock" ("name" VARCHAR(32) NOT NULL PRIMARY KEY, "host" VARCHAR(255) NOT NULL, "pid" INTEGER NOT NULL, "since" TIMESTAMP NOT NULL, "heartbeat_at" TIMESTAMP NOT NULL);
+CREATE TABLE IF NOT EXISTS "schema_migrations" ("version" INTEGER NOT NULL PRIMARY KEY, "name" VARCHAR(128) NOT NULL, "applied_at" TIMESTAMP NOT NULL);
+
+-- @views
+-- Portable SQL: these statements run unchanged on SQLite and PostgreSQL.
+-- Money columns are TEXT on SQLite, so arithmetic casts them to NUMERIC first.
+
+CREATE VIEW user_overview AS
+SELECT
+    u.id AS user_id,
+    u.telegram_id,
+    u.username,
+    u.status,
+    (SELECT COUNT(*) FROM user_configs c WHERE c.user_id = u.id) AS pairs,
+    (SELECT COUNT(*) FROM user_configs c WHERE c.user_id = u.id AND c.is_trading = TRUE) AS active_pairs,
+    COALESCE((SELECT ROUND(SUM(CAST(s.balance AS NUMERIC)), 8) FROM user_states s WHERE s.user_id = u.id), 0) AS total_balance,
+    COALESCE((SELECT ROUND(SUM(CAST(s.equity AS NUMERIC)), 8) FROM user_states s WHERE s.user_id = u.id), 0) AS total_equity,
+    COALESCE((SELECT ROUND(SUM(CAST(s.equity AS NUMERIC) - CAST(s.balance AS NUMERIC)), 8)
+              FROM user_states s WHERE s.user_id = u.id), 0) AS total_pnl,
+    COALESCE((SELECT ROUND(SUM(CAST(s.daily_pnl AS NUMERIC)), 8) FROM user_states s WHERE s.user_id = u.id), 0) AS daily_pnl,
+    (SELECT COUNT(*) FROM trades t WHERE t.user_id = u.id) AS total_trades,
+    u.created_at
+FROM users u;
+
+CREATE VIEW recent_trades_by_user AS
+SELECT user_id, telegram_id, username, trade_id, exchange, symbol, side, amount, price, cost, fee, pnl, reason, executed_at
+FROM (
+    SELECT
+        t.user_id,
+        u.telegram_id,
+        u.username,
+        t.id AS trade_id,
+        t.exchange,
+        t.symbol,
+        t.side,
+        t.amount,
+        t.price,
+        t.cost,
+        t.fee,
+        t.pnl,
+        t.reason,
+        t.executed_at,
+        ROW_NUMBER() OVER (PARTITION BY t.user_id ORDER BY t.executed_at DESC, t.id DESC) AS rn
+    FROM trades t
+    JOIN users u ON u.id = t.user_id
+) recent
+WHERE rn <= 50;
+
+CREATE VIEW open_positions_by_user AS
+SELECT
+    p.user_id,
+    u.telegram_id,
+    u.username,
+    p.id AS position_id,
+    p.exchange,
+    p.symbol,
+    p.side,
+    p.amount,
+    p.entry_price,
+    p.cost_basis,
+    s.last_price,
+    ROUND(CAST(p.amount AS NUMERIC) * CAST(s.last_price AS NUMERIC) - CAST(p.cost_basis AS NUMERIC), 8) AS unrealized_pnl,
+    p.stop_loss_price,
+    p.take_profit_price,
+    p.opened_at
+FROM positions p
+JOIN users u ON u.id = p.user_id
+LEFT JOIN user_states s ON s.config_id = p.config_id
+WHERE p.status = 'open';
+
+CREATE VIEW ai_provider_stats_by_user AS
+SELECT
+    d.user_id,
+    u.username,
+    d.provider,
+    COUNT(*) AS decisions,
+    SUM(CASE WHEN d.action = 'buy' THEN 1 ELSE 0 END) AS buys,
+    SUM(CASE WHEN d.action = 'sell' THEN 1 ELSE 0 END) AS sells,
+    SUM(CASE WHEN d.action = 'hold' THEN 1 ELSE 0 END) AS holds,
+    SUM(CASE WHEN d.executed THEN 1 ELSE 0 END) AS executed,
+    SUM(CASE WHEN d.outcome IS NOT NULL THEN 1 ELSE 0 END) AS closed,
+    SUM(CASE WHEN d.outcome = 'profitable' THEN 1 ELSE 0 END) AS profitable,
+    ROUND(100.0 * SUM(CASE WHEN d.outcome = 'profitable' THEN 1 ELSE 0 END)
+          / NULLIF(SUM(CASE WHEN d.outcome IS NOT NULL THEN 1 ELSE 0 END), 0), 2) AS accuracy_pct,
+    ROUND(AVG(CAST(d.confidence AS NUMERIC)), 2) AS avg_confidence,
+    COALESCE(ROUND(SUM(CAST(d.pnl AS NUMERIC)), 8), 0) AS total_pnl
+FROM ai_decisions d
+JOIN users u ON u.id = d.user_id
+GROUP BY d.user_id, u.username, d.provider;
+
+-- Correct per-pair variant of the brief's "Monitor Active Trading" query (the brief joins
+-- user_states on user_id only, which repeats rows for users with several pairs).
+CREATE VIEW active_trading AS
+SELECT
+    u.username,
+    uc.exchange,
+    uc.symbol,
+    us.equity,
+    us.daily_pnl,
+    us.status,
+    uc.is_trading
+FROM users u
+JOIN user_configs uc ON u.id = uc.user_id
+JOIN user_states us ON us.config_id = uc.id
+WHERE uc.is_trading = TRUE;
