@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import NamedTuple, Protocol, Sequence
+from typing import NamedTuple, Protocol
 
 
 class Candle(NamedTuple):
@@ -30,7 +31,7 @@ class DecisionContext:
     symbol: str
     timeframe: str
     candles: Sequence[Candle]  # closed candles, oldest first, last = newest closed
-    indicators: "object | None"  # an IndicatorSnapshot from strategy.indicators, shared per candle
+    indicators: object | None  # an IndicatorSnapshot from strategy.indicators, shared per candle
     position: PositionView | None
     cash: Decimal
     equity: Decimal
@@ -47,7 +48,7 @@ class Decision:
     response: str = ""  # raw answer (LLM) or indicator dump
     stop_loss: Decimal | None = None  # optional absolute price
     take_profit: Decimal | None = None
-    parts: list["Decision"] = field(default_factory=list)  # ensemble members
+    parts: list[Decision] = field(default_factory=list)  # ensemble members
 
 
 class Decider(Protocol):
