@@ -1,0 +1,405 @@
+"""Incremental technical indicators: every update is O(1) per candle, in floats.
+
+Conventions (the tests pin them against a non-incremental reference):
+- EMA(n): seeded with the simple mean of the first n values, then
+  ema += 2/(n+1) * (x - ema).
+- MACD(12, 26, 9): macd = EMA12 - EMA26 (from candle 26 on); signal = EMA9 of
+  macd, seeded the same way (from candle 34); hist = macd - signal.
+  The set is `ready` from candle 35, when the previous histogram exists too.
+- RSI(14) and ATR(14): Wilder smoothing, seeded with the mean of the first 14
+  changes / true ranges. The first true range is high - low.
+- Bollinger(20, 2): mean +- 2 population standard deviations of the last 20
+  closes, from a rolling sum and sum of squares.
+
+Values are None until an indicator has seen enough candles.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from .base import Candle
+
+
+class EMA:
+    __slots__ = ("period", "alpha", "value", "_n", "_sum")
+
+    def __init__(self, period: int):
+        self.period = period
+        self.alpha = 2.0 / (period + 1)
+        self.value: float | None = None
+        self._n = 0
+        self._sum = 0.0
+
+    def update(self, x: float) -> float | None:
+        v = self.value
+        if v is not None:
+            v += self.alpha * (x - v)
+            self.value = v
+            return v
+        self._n += 1
+        self._sum += x
+        if self._n == self.period:
+            self.value = self._sum / self.period
+        return self.value
+
+
+class MACD:
+    __slots__ = ("fast", "slow", "signal_ema", "macd", "signal", "hist", "prev_hist")
+
+    def __init__(self, fast: int = 12, slow: int = 26, signal: int = 9):
+        self.fast = EMA(fast)
+        self.slow = EMA(slow)
+        self.signal_ema = EMA(signal)
+        self.macd: float | None = None
+        self.signal: float | None = None
+        self.hist: float | None = None
+        self.prev_hist: float | None = None
+
+    def update(self, close: float) -> float | None:
+        f = self.fast.update(close)
+        s = self.slow.update(close)
+        if s is None:
+            return None
+        m = f - s
+        self.macd = m
+        sig = self.signal_ema.update(m)
+        if sig is not None:
+            self.signal = sig
+            self.prev_hist = self.hist
+            self.hist = m - sig
+        return self.hist
+
+
+class RSI:
+    """Wilder's RSI."""
+
+    __slots__ = ("period", "value", "_prev", "_n", "_gain", "_loss")
+
+    def __init__(self, period: int = 14):
+        self.period = period
+        self.value: float | None = None
+        self._prev: float | None = None
+        self._n = 0
+        self._gain = 0.0  # running sum during warm-up, then Wilder average
+        self._loss = 0.0
+
+    def update(self, close: float) -> float | None:
+        prev = self._prev
+        self._prev = close
+        if prev is None:
+            return None
+        d = close - prev
+        g = d if d > 0.0 else 0.0
+        lo = -d if d < 0.0 else 0.0
+        p = self.period
+        if self._n < p:
+            self._n += 1
+            self._gain += g
+            self._loss += lo
+            if self._n < p:
+                return None
+            self._gain /= p
+            self._loss /= p
+        else:
+            self._gain = (self._gain * (p - 1) + g) / p
+            self._loss = (self._loss * (p - 1) + lo) / p
+        self.value = _rsi(self._gain, self._loss)
+        return self.value
+
+
+def _rsi(avg_gain: float, avg_loss: float) -> float:
+    if avg_loss == 0.0:
+        return 50.0 if avg_gain == 0.0 else 100.0
+    return 100.0 - 100.0 / (1.0 + avg_gain / avg_loss)
+
+
+class ATR:
+    """Wilder's average true range."""
+
+    __slots__ = ("period", "value", "_prev", "_n", "_sum")
+
+    def __init__(self, period: int = 14):
+        self.period = period
+        self.value: float | None = None
+        self._prev: float | None = None
+        self._n = 0
+        self._sum = 0.0
+
+    def update(self, high: float, low: float, close: float) -> float | None:
+        pc = self._prev
+        self._prev = close
+        tr = high - low
+        if pc is not None:
+            a = high - pc if high > pc else pc - high
+            b = low - pc if low > pc else pc - low
+            if a > tr:
+                tr = a
+            if b > tr:
+                tr = b
+        v = self.value
+        if v is not None:
+            v = (v * (self.period - 1) + tr) / self.period
+            self.value = v
+            return v
+        self._n += 1
+        self._sum += tr
+        if self._n == self.period:
+            self.value = self._sum / self.period
+        return self.value
+
+
+class Bollinger:
+    """Rolling mean +- k sigma. Sums are kept relative to an anchor near the
+    mean (no catastrophic cancellation on large prices) and rebuilt exactly
+    from the window once per `period` updates (no drift): still O(1) amortized."""
+
+    __slots__ = ("period", "k", "upper", "mid", "lower", "_buf", "_i", "_n", "_anchor", "_s", "_ss")
+
+    def __init__(self, period: int = 20, k: float = 2.0):
+        self.period = period
+        self.k = k
+        self.upper: float | None = None
+        self.mid: float | None = None
+        self.lower: float | None = None
+        self._buf = [0.0] * period
+        self._i = 0
+        self._n = 0
+        self._anchor: float | None = None
+        self._s = 0.0
+        self._ss = 0.0
+
+    def update(self, close: float) -> float | None:
+        p = self.period
+        if self._anchor is None:
+            self._anchor = close
+        i = self._i
+        old = self._buf[i]
+        self._buf[i] = close
+        i += 1
+        if i == p:
+            i = 0
+        self._i = i
+        a = self._anchor
+        x = close - a
+        if self._n < p:
+            self._n += 1
+            self._s += x
+            self._ss += x * x
+            if self._n < p:
+                return None
+        elif i == 0:
+            a = self._rebuild()
+        else:
+            y = old - a
+            self._s += x - y
+            self._ss += x * x - y * y
+        mean = self._s / p
+        var = self._ss / p - mean * mean
+        sd = math.sqrt(var) if var > 0.0 else 0.0
+        mid = a + mean
+        self.mid = mid
+        self.upper = mid + self.k * sd
+        self.lower = mid - self.k * sd
+        return mid
+
+    def _rebuild(self) -> float:
+        buf = self._buf
+        a = sum(buf) / self.period  # re-anchor on the current mean
+        self._anchor = a
+        s = ss = 0.0
+        for v in buf:
+            d = v - a
+            s += d
+            ss += d * d
+        self._s = s
+        self._ss = ss
+        return a
+
+
+class IndicatorSnapshot(NamedTuple):
+    """Immutable indicator values after the candle `ts` closed."""
+
+    ts: int
+    close: float
+    ema_fast: float | None
+    ema_slow: float | None
+    macd: float | None
+    macd_signal: float | None
+    macd_hist: float | None
+    prev_macd_hist: float | None  # hist one candle earlier (rising / falling)
+    rsi: float | None
+    bb_upper: float | None
+    bb_mid: float | None
+    bb_lower: float | None
+    atr: float | None
+    ready: bool  # every value above is set
+
+    def describe(self) -> str:
+        if not self.ready:
+            return "indicators warming up"
+        return (
+            f"close={self.close:.8g} EMA12={self.ema_fast:.8g} EMA26={self.ema_slow:.8g} "
+            f"MACD={self.macd:.6g} signal={self.macd_signal:.6g} hist={self.macd_hist:.6g} "
+            f"RSI={self.rsi:.2f} BB=[{self.bb_lower:.8g}, {self.bb_mid:.8g}, {self.bb_upper:.8g}] "
+            f"ATR={self.atr:.6g}"
+        )
+
+
+class IndicatorSet:
+    """All indicators of one candle stream. `update` is the hot path of the
+    backtester; the attributes mirror IndicatorSnapshot so a decider can read
+    either (the live set in a backtest, an immutable snapshot live)."""
+
+    __slots__ = ("_macd", "_rsi", "_bb", "_atr", "ts", "close", "count", "ready")
+
+    def __init__(self, fast: int = 12, slow: int = 26, signal: int = 9, rsi: int = 14,
+                 bb: int = 20, bb_k: float = 2.0, atr: int = 14):
+        self._macd = MACD(fast, slow, signal)
+        self._rsi = RSI(rsi)
+        self._bb = Bollinger(bb, bb_k)
+        self._atr = ATR(atr)
+        self.ts = 0
+        self.close = 0.0
+        self.count = 0
+        self.ready = False
+
+    def update(self, ts: int, high: float, low: float, close: float) -> bool:
+        self.ts = ts
+        self.close = close
+        self.count += 1
+        m = self._macd
+        m.update(close)
+        r = self._rsi.update(close)
+        b = self._bb.update(close)
+        a = self._atr.update(high, low, close)
+        if not self.ready:  # the last to warm up is MACD's previous histogram (candle 35)
+            self.ready = m.prev_hist is not None and r is not None and b is not None and a is not None
+        return self.ready
+
+    def feed(self, candles: Sequence[Candle]) -> None:
+        for c in candles:
+            self.update(c[0], c[2], c[3], c[4])
+
+    # Read-only views, named like the snapshot fields.
+    ema_fast = property(lambda self: self._macd.fast.value)
+    ema_slow = property(lambda self: self._macd.slow.value)
+    macd = property(lambda self: self._macd.macd)
+    macd_signal = property(lambda self: self._macd.signal)
+    macd_hist = property(lambda self: self._macd.hist)
+    prev_macd_hist = property(lambda self: self._macd.prev_hist)
+    rsi = property(lambda self: self._rsi.value)
+    bb_upper = property(lambda self: self._bb.upper)
+    bb_mid = property(lambda self: self._bb.mid)
+    bb_lower = property(lambda self: self._bb.lower)
+    atr = property(lambda self: self._atr.value)
+
+    def snapshot(self) -> IndicatorSnapshot:
+        m, bb = self._macd, self._bb
+        return IndicatorSnapshot(
+            self.ts, self.close, m.fast.value, m.slow.value, m.macd, m.signal, m.hist, m.prev_hist,
+            self._rsi.value, bb.upper, bb.mid, bb.lower, self._atr.value, self.ready,
+        )
+
+
+def compute(candles: Sequence[Candle]) -> IndicatorSnapshot:
+    """Indicators from scratch over `candles` (oldest first)."""
+    s = IndicatorSet()
+    s.feed(candles)
+    return s.snapshot()
+
+
+class _Stream:
+    __slots__ = ("lock", "iset", "last_ts", "last_close", "snaps")
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.iset = IndicatorSet()
+        self.last_ts: int | None = None
+        self.last_close: float | None = None
+        self.snaps: OrderedDict[int, IndicatorSnapshot] = OrderedDict()
+
+
+class IndicatorCache:
+    """Indicators computed once per (exchange, network, symbol, timeframe, candle
+    ts) and shared by every pair that trades that stream.
+
+    `get` is fed the closed candles the market-data layer returned; it feeds
+    only the candles newer than the last one seen. If that last candle is not
+    in the list any more (a gap: the bot was down longer than the window) or
+    its close changed (the exchange revised it), the stream is rebuilt from
+    the list. Bounded: at most `max_streams` streams (least recently used
+    dropped) and `keep` snapshots per stream. Thread-safe: one lock for the
+    map, one per stream, so different streams compute in parallel.
+    """
+
+    def __init__(self, max_streams: int = 4096, keep: int = 4):
+        self.max_streams = max_streams
+        self.keep = keep
+        self._lock = threading.Lock()
+        self._streams: OrderedDict[tuple, _Stream] = OrderedDict()
+        self.computed = 0  # candles fed, for tests and stats
+        self.rebuilds = 0
+
+    def __len__(self) -> int:
+        return len(self._streams)
+
+    def _stream(self, key: tuple) -> _Stream:
+        with self._lock:
+            st = self._streams.get(key)
+            if st is None:
+                st = self._streams[key] = _Stream()
+                while len(self._streams) > self.max_streams:
+                    self._streams.popitem(last=False)
+            else:
+                self._streams.move_to_end(key)
+            return st
+
+    def get(self, exchange: str, network: str, symbol: str, timeframe: str,
+            candles: Sequence[Candle]) -> IndicatorSnapshot | None:
+        if not candles:
+            return None
+        newest = candles[-1]
+        st = self._stream((exchange, network, symbol, timeframe))
+        with st.lock:
+            snap = st.snaps.get(newest.ts)
+            if snap is not None:
+                return snap  # already computed for this candle by another pair
+            start = self._catch_up_index(st, candles)
+            if start is None:  # gap, revision or stale request: rebuild from this list
+                if st.last_ts is not None and newest.ts < st.last_ts:
+                    return compute(candles)  # an older view; don't rewind the shared stream
+                self.rebuilds += 1
+                st.iset = IndicatorSet()
+                st.snaps.clear()
+                start = 0
+            iset = st.iset
+            for c in candles[start:]:
+                iset.update(c.ts, c.high, c.low, c.close)
+            self.computed += len(candles) - start
+            st.last_ts = newest.ts
+            st.last_close = newest.close
+            snap = iset.snapshot()
+            st.snaps[newest.ts] = snap
+            while len(st.snaps) > self.keep:
+                st.snaps.popitem(last=False)
+            return snap
+
+    @staticmethod
+    def _catch_up_index(st: _Stream, candles: Sequence[Candle]) -> int | None:
+        """Index of the first candle to feed, or None when a rebuild is needed."""
+        last = st.last_ts
+        if last is None:
+            return None
+        # Newest first: the last seen candle is normally near the end.
+        for i in range(len(candles) - 1, -1, -1):
+            ts = candles[i].ts
+            if ts == last:
+                return i + 1 if candles[i].close == st.last_close else None
+            if ts < last:
+                return None
+        return None
