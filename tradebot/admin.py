@@ -1,0 +1,128 @@
+"""Administrator use cases shared by `tradebot admin` and the admins' chat commands."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from . import events
+from .models import ExchangeCredential, User, UserConfig, UserState, db, utcnow
+
+USER_COLUMNS = ["id", "telegram id", "username", "status", "pairs", "active pairs", "equity", "PnL"]
+
+
+class AdminError(Exception):
+    pass
+
+
+def list_users() -> list[tuple]:
+    cursor = db.execute_sql(
+        "SELECT user_id, telegram_id, username, status, pairs, active_pairs, total_equity, total_pnl "
+        "FROM user_overview ORDER BY user_id"
+    )
+    return [
+        (r[0], r[1], r[2] or "", r[3], r[4], r[5], _money(r[6]), _money(r[7])) for r in cursor.fetchall()
+    ]
+
+
+def _money(value) -> str:
+    return f"{Decimal(str(value or 0)):.2f}"
+
+
+def find_user(ref: str) -> User:
+    """`ref` is a database id, a Telegram id or @username."""
+    ref = ref.strip()
+    user = None
+    if ref.startswith("@"):
+        user = User.get_or_none(User.username == ref[1:])
+    elif ref.lstrip("-").isdigit():
+        user = User.get_or_none(User.id == int(ref)) or User.get_or_none(User.telegram_id == int(ref))
+    if user is None:
+        raise AdminError(f"no user {ref!r} (use a user id, a Telegram id or @username)")
+    return user
+
+
+def user_detail(user: User) -> dict:
+    pairs = []
+    for cfg in UserConfig.select().where(UserConfig.user == user).order_by(UserConfig.id):
+        state = UserState.get_or_none(UserState.config == cfg)
+        pairs.append(
+            {
+                "id": cfg.id,
+                "exchange": cfg.exchange,
+                "symbol": cfg.symbol,
+                "budget": cfg.budget,
+                "trading": cfg.is_trading,
+                "status": state.status if state else "stopped",
+                "equity": state.equity if state else cfg.budget,
+                "pnl": (state.equity - state.balance) if state else Decimal(0),
+            }
+        )
+    creds = [
+        {"exchange": c.exchange, "network": c.network}
+        for c in ExchangeCredential.select().where(ExchangeCredential.user == user)
+    ]
+    return {
+        "id": user.id,
+        "telegram_id": user.telegram_id,
+        "username": user.username,
+        "status": user.status,
+        "admin": user.is_admin,
+        "created_at": user.created_at,
+        "exchanges": creds,
+        "pairs": pairs,
+    }
+
+
+def approve(telegram_id: int) -> tuple[User, bool]:
+    """Activate a user (pre-approving one who has not written to the bot yet)."""
+    with db.atomic():
+        user = User.get_or_none(User.telegram_id == telegram_id)
+        created = user is None
+        if created:
+            user = User.create(telegram_id=telegram_id, status="active")
+        elif user.status != "active":
+            user.status = "active"
+            user.updated_at = utcnow()
+            user.save()
+        if not created:
+            events.emit(user.id, "account_approved", {})
+    return user, created
+
+
+def block(telegram_id: int) -> tuple[User, int]:
+    """Block a user and stop all their pairs (the running engine drops their jobs on its next cycle)."""
+    with db.atomic():
+        user = User.get_or_none(User.telegram_id == telegram_id)
+        if user is None:
+            user = User.create(telegram_id=telegram_id, status="blocked")
+            return user, 0
+        user.status = "blocked"
+        user.updated_at = utcnow()
+        user.save()
+        stopped = (
+            UserConfig.update(is_trading=False, updated_at=utcnow())
+            .where((UserConfig.user == user) & (UserConfig.is_trading == True))  # noqa: E712
+            .execute()
+        )
+        UserState.update(status="stopped").where(UserState.user == user).execute()
+    return user, stopped
+
+
+def credential_tokens() -> dict[str, str]:
+    """Every encrypted value, keyed '<id>:<column>', for key rotation."""
+    out = {}
+    for cred in ExchangeCredential.select():
+        if cred.api_key_enc:
+            out[f"{cred.id}:api_key_enc"] = cred.api_key_enc
+        if cred.secret_enc:
+            out[f"{cred.id}:secret_enc"] = cred.secret_enc
+    return out
+
+
+def save_credential_tokens(tokens: dict[str, str]) -> None:
+    with db.atomic():
+        for key, token in tokens.items():
+            ident, column = key.split(":")
+            ExchangeCredential.update({getattr(ExchangeCredential, column): token}).where(
+                ExchangeCredential.id == int(ident)
+            ).execute()

@@ -1,0 +1,92 @@
+"""The running process: wires config, database, vault, exchange hub, engine and Telegram."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import db as dbmod
+from . import logging_setup
+from .config import Config, require_telegram_token
+from .instance_lock import InstanceLockHandle
+from .vault import Vault
+
+log = logging.getLogger("tradebot")
+
+
+@dataclass
+class App:
+    cfg: Config
+    vault: Vault
+    hub: Any = None
+    manager: Any = None
+    extras: dict = field(default_factory=dict)
+
+
+def build_hub(cfg: Config):
+    from .exchange.hub import ExchangeHub
+    from .exchange.settings import ExchangeSettings
+
+    settings = {
+        name: ExchangeSettings(
+            api_url=ex.api_url or None,
+            testnet_api_url=ex.testnet_api_url or None,
+            timeout_ms=ex.timeout_ms,
+            markets_refresh_seconds=ex.markets_refresh_seconds,
+            paper_data_network=ex.paper_data_network,
+        )
+        for name, ex in cfg.exchanges.items()
+    }
+    return ExchangeHub(settings)
+
+
+def build_manager(cfg: Config, hub, vault):
+    from .engine.manager import BotManager
+
+    return BotManager(hub, cfg, vault=vault, max_workers=cfg.trading.scheduler_workers,
+                      default_interval=cfg.trading.default_interval_seconds)
+
+
+def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
+    """`tradebot run`. Returns the exit code."""
+    token = require_telegram_token(cfg)
+    logging_setup.register_secret(token)
+    logging_setup.register_secret(cfg.llm.api_key)
+    logging_setup.setup_logging(cfg.logging.level, cfg.log_file, cfg.logging.max_bytes, cfg.logging.backups)
+    vault = Vault.load(cfg.key_file)
+    dbmod.open_database(cfg.database_url)
+    applied = dbmod.migrate()
+    if applied:
+        log.info("applied schema migrations %s", applied)
+    lock = InstanceLockHandle(cfg.database_url)
+    lock.acquire()
+    stop = stop_event or threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(sig, lambda *_: stop.set())
+        except ValueError:  # not the main thread (tests)
+            pass
+    app = App(cfg=cfg, vault=vault)
+    bot = None
+    try:
+        app.hub = build_hub(cfg)
+        app.manager = build_manager(cfg, app.hub, vault)
+        app.manager.start()
+        from .telegram.bot import start_bot
+
+        bot = start_bot(app)
+        log.info("tradebot running (pid lock held); Ctrl-C to stop")
+        stop.wait()
+        log.info("shutting down")
+    finally:
+        if bot is not None:
+            bot.stop()
+        if app.manager is not None:
+            app.manager.shutdown(cfg.trading.shutdown_timeout_seconds)
+        lock.release()
+        dbmod.close_database()
+        log.info("stopped")
+    return 0

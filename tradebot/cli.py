@@ -1,0 +1,344 @@
+"""`tradebot` command line: init, run, admin, db (and backtest)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import sys
+from importlib import resources
+from pathlib import Path
+
+import click
+
+from . import __version__
+from . import db as dbmod
+from .config import ConfigError, default_config_path, load_config
+from .instance_lock import InstanceLocked
+from .vault import VaultError, generate_key_file
+
+
+def fail(message: str, code: int = 2):
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def clean_errors(func):
+    """Known operator errors become one line and exit code 2, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as exc:
+            fail(str(exc))
+        except (VaultError, dbmod.DatabaseURLError) as exc:
+            fail(str(exc))
+        except InstanceLocked as exc:
+            fail(str(exc), code=1)
+        except dbmod.ReadOnlyViolation as exc:
+            fail(f"refused: {exc}")
+
+    return wrapper
+
+
+def _config(ctx: click.Context):
+    return load_config(ctx.obj.get("config_path"))
+
+
+def _open_db(cfg):
+    try:
+        dbmod.open_database(cfg.database_url)
+    except Exception as exc:  # driver errors: unreachable server, bad credentials, unwritable file
+        fail(f"database.url: cannot open {_redact_url(cfg.database_url)}: {str(exc).strip().splitlines()[0]}")
+    dbmod.migrate()
+
+
+def _redact_url(url: str) -> str:
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+def format_table(columns: list[str], rows: list[tuple]) -> str:
+    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
+    widths = [len(c) for c in columns]
+    for row in cells:
+        widths = [max(w, len(v)) for w, v in zip(widths, row, strict=False)]
+    line = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=False))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)) for row in cells]
+    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(out)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tradebot")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="TRADEBOT_CONFIG",
+              help="Config file (default: $TRADEBOT_CONFIG or ~/.config/tradebot/config.toml).")
+@click.pass_context
+def main(ctx, config_path):
+    """tradebot: a self-hosted multi-user crypto trading bot driven from Telegram."""
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = config_path
+
+
+# ---------------------------------------------------------------- init
+
+
+def _example_config() -> str:
+    packaged = resources.files("tradebot").joinpath("config.example.toml")
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    return (Path(__file__).resolve().parent.parent / "config.example.toml").read_text(encoding="utf-8")
+
+
+def _set_toml(text: str, section: str | None, key: str, value: str) -> str:
+    """Replace `key = ...` inside [section] (or at top level) of the example config."""
+    lines = text.splitlines()
+    current = None
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            current = stripped.strip("[]")
+            continue
+        if current == section and re.match(rf"{re.escape(key)}\s*=", stripped):
+            lines[i] = f"{key} = {value}"
+            return "\n".join(lines) + "\n"
+    raise RuntimeError(f"config.example.toml lacks {section}.{key}")
+
+
+def _toml_str(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@main.command()
+@click.option("--non-interactive", is_flag=True, help="Do not prompt; take everything from flags.")
+@click.option("--telegram-token", help="Bot token from @BotFather.")
+@click.option("--admin-id", "admin_ids", multiple=True, type=int, help="Telegram id of an admin (repeatable).")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Data directory (database, key, logs).")
+@click.option("--force", is_flag=True, help="Overwrite an existing config file (never the key file).")
+@click.pass_context
+@clean_errors
+def init(ctx, non_interactive, telegram_token, admin_ids, data_dir, force):
+    """Write a config file, create the data directory, the encryption key and the database."""
+    config_path = Path(ctx.obj.get("config_path") or default_config_path()).expanduser()
+    if data_dir is None:
+        data_dir = (
+            os.environ.get("TRADEBOT_DATA_DIR")
+            or (str(config_path.parent) if ctx.obj.get("config_path") else None)
+            or str(Path("~/.local/share/tradebot").expanduser())
+        )
+        if not non_interactive:
+            data_dir = click.prompt("Data directory", default=data_dir)
+    data_path = Path(data_dir).expanduser().resolve()
+    if not non_interactive:
+        if telegram_token is None:
+            telegram_token = click.prompt(
+                "Telegram bot token (from @BotFather; empty to set later)", default="", hide_input=True,
+                show_default=False,
+            )
+        if not admin_ids:
+            raw = click.prompt("Your Telegram user id (admin; empty to skip)", default="", show_default=False)
+            admin_ids = tuple(int(x) for x in re.split(r"[,\s]+", raw) if x.strip().isdigit())
+    if config_path.exists() and not force:
+        fail(f"config file {config_path} already exists (use --force to overwrite it; the key file is never overwritten)")
+
+    text = _example_config()
+    text = _set_toml(text, None, "data_dir", _toml_str(str(data_path)))
+    text = _set_toml(text, "telegram", "token", _toml_str(telegram_token or ""))
+    text = _set_toml(text, "telegram", "admin_ids", "[" + ", ".join(str(i) for i in admin_ids) + "]")
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds the bot token
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(config_path, 0o600)
+
+    cfg = load_config(config_path)
+    cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (cfg.data_dir / "logs").mkdir(exist_ok=True)
+    created_key = generate_key_file(cfg.key_file)
+    _open_db(cfg)
+    dbmod.close_database()
+    click.echo(f"config:   {config_path}")
+    click.echo(f"data:     {cfg.data_dir}")
+    click.echo(f"key file: {cfg.key_file} ({'created, mode 0600' if created_key else 'kept existing'})")
+    click.echo(f"database: {_redact_url(cfg.database_url)}")
+    if not telegram_token:
+        click.echo("next: put your bot token (from @BotFather) in the config, then run `tradebot run`")
+    else:
+        click.echo("next: tradebot run")
+
+
+# ---------------------------------------------------------------- run
+
+
+@main.command()
+@click.pass_context
+@clean_errors
+def run(ctx):
+    """Run the bot: Telegram front and trading engine, until SIGINT/SIGTERM."""
+    from .app import run_forever
+
+    cfg = _config(ctx)
+    sys.exit(run_forever(cfg))
+
+
+# ---------------------------------------------------------------- admin
+
+
+@main.group()
+def admin():
+    """Administer users and inspect the database."""
+
+
+@admin.command("users")
+@click.pass_context
+@clean_errors
+def admin_users(ctx):
+    """List users with their pairs, equity and PnL."""
+    from . import admin as uc
+
+    _open_db(_config(ctx))
+    click.echo(format_table(uc.USER_COLUMNS, uc.list_users()))
+
+
+@admin.command("user")
+@click.argument("ref")
+@click.pass_context
+@clean_errors
+def admin_user(ctx, ref):
+    """Show one user: REF is a user id, a Telegram id or @username."""
+    from . import admin as uc
+
+    _open_db(_config(ctx))
+    try:
+        detail = uc.user_detail(uc.find_user(ref))
+    except uc.AdminError as exc:
+        fail(str(exc), code=1)
+    for key in ("id", "telegram_id", "username", "status", "admin", "created_at"):
+        click.echo(f"{key:12} {detail[key]}")
+    exchanges = ", ".join(f"{c['exchange']} ({c['network']})" for c in detail["exchanges"]) or "none"
+    click.echo(f"{'exchanges':12} {exchanges}")
+    rows = [
+        (p["id"], p["exchange"], p["symbol"], f"{p['budget']:.2f}", p["status"], f"{p['equity']:.2f}", f"{p['pnl']:.2f}")
+        for p in detail["pairs"]
+    ]
+    click.echo(format_table(["pair id", "exchange", "symbol", "budget", "status", "equity", "PnL"], rows))
+
+
+@admin.command("approve")
+@click.argument("telegram_id", type=int)
+@click.pass_context
+@clean_errors
+def admin_approve(ctx, telegram_id):
+    """Let a user in (approval or allowlist mode)."""
+    from . import admin as uc
+
+    _open_db(_config(ctx))
+    user, created = uc.approve(telegram_id)
+    click.echo(f"approved {telegram_id}" + (" (pre-approved; not registered yet)" if created else ""))
+
+
+@admin.command("block")
+@click.argument("telegram_id", type=int)
+@click.pass_context
+@clean_errors
+def admin_block(ctx, telegram_id):
+    """Block a user and stop all their pairs."""
+    from . import admin as uc
+
+    _open_db(_config(ctx))
+    _user, stopped = uc.block(telegram_id)
+    click.echo(f"blocked {telegram_id}; stopped {stopped} pair(s)")
+
+
+@admin.command("sql")
+@click.argument("query")
+@click.pass_context
+@clean_errors
+def admin_sql(ctx, query):
+    """Run one read-only SELECT and print the result as a table."""
+    cfg = _config(ctx)
+    _open_db(cfg)
+    dbmod.close_database()
+    try:
+        columns, rows = dbmod.readonly_query(cfg.database_url, query)
+    except dbmod.ReadOnlyViolation:
+        raise
+    except Exception as exc:  # SQL errors from the engine, including its own read-only refusal
+        fail(f"query failed: {str(exc).strip().splitlines()[0]}", code=1)
+    click.echo(format_table(columns, rows))
+
+
+@admin.command("rotate-key")
+@click.pass_context
+@clean_errors
+def admin_rotate_key(ctx):
+    """Re-encrypt every stored secret under a new key; the old key file is kept as a backup."""
+    from . import admin as uc
+    from .vault import Vault
+
+    cfg = _config(ctx)
+    _open_db(cfg)
+    vault = Vault.load(cfg.key_file)
+    tokens = uc.credential_tokens()
+    backup = vault.rotate(tokens, uc.save_credential_tokens)
+    click.echo(f"re-encrypted {len(tokens)} secret(s) under a new key; old key file kept at {backup}")
+    click.echo("restart `tradebot run` if it is running so it loads the new key")
+
+
+# ---------------------------------------------------------------- db
+
+
+@main.group("db")
+def db_group():
+    """Database maintenance."""
+
+
+@db_group.command("migrate")
+@click.pass_context
+@clean_errors
+def db_migrate(ctx):
+    """Apply pending schema migrations."""
+    cfg = _config(ctx)
+    try:
+        dbmod.open_database(cfg.database_url)
+    except Exception as exc:
+        fail(f"database.url: cannot open {_redact_url(cfg.database_url)}: {exc}")
+    applied = dbmod.migrate()
+    click.echo(f"applied migrations: {applied}" if applied else f"up to date (version {dbmod.schema_version()})")
+
+
+@db_group.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.pass_context
+@clean_errors
+def db_backup(ctx, file):
+    """Copy the SQLite database to FILE while the bot runs (prints the pg_dump command for PostgreSQL)."""
+    cfg = _config(ctx)
+    if not dbmod.parse_url(cfg.database_url).is_sqlite:
+        click.echo("PostgreSQL: back up with")
+        click.echo("  " + dbmod.pg_dump_command(cfg.database_url, file))
+        return
+    if not Path(dbmod.parse_url(cfg.database_url).path).exists():
+        fail(f"no database at {cfg.database_url}", code=1)
+    dest = dbmod.backup_sqlite(cfg.database_url, file)
+    click.echo(f"backup written to {dest}")
+
+
+@db_group.command("schema")
+def db_schema():
+    """Print schema.sql as generated from the models (tables) and the packaged views."""
+    from .schema_gen import render
+
+    click.echo(render(), nl=False)
+
+
+def _register_optional_commands():
+    try:
+        from .backtest.cli import backtest_command
+    except ImportError:
+        return
+    main.add_command(backtest_command, "backtest")
+
+
+_register_optional_commands()
