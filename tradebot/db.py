@@ -88,7 +88,7 @@ def make_database(url: str) -> pw.Database:
             field_types=SQLITE_FIELD_TYPES,
             check_same_thread=False,
         )
-    return pw.PostgresqlDatabase(field_types=PG_FIELD_TYPES, autorollback=True, **parsed.dsn)
+    return pw.PostgresqlDatabase(field_types=PG_FIELD_TYPES, **parsed.dsn)
 
 
 def open_database(url: str) -> pw.Database:
@@ -227,6 +227,11 @@ def readonly_query(url: str, query: str) -> tuple[list[str], list[tuple]]:
     """Run one SELECT on a separate read-only connection. Defence in depth: a keyword
     check first, then the engine itself refuses writes (SQLite mode=ro, PG READ ONLY)."""
     check_read_only(query)
+    return run_readonly(url, query)
+
+
+def run_readonly(url: str, query: str) -> tuple[list[str], list[tuple]]:
+    """The engine-level half of `readonly_query`: a connection that cannot write."""
     parsed = parse_url(url)
     if parsed.is_sqlite:
         conn = sqlite3.connect(f"file:{parsed.path}?mode=ro", uri=True, timeout=30)
