@@ -140,6 +140,9 @@ class UserState(BaseModel):
     consecutive_losses = pw.IntegerField(default=0)
     breaker_until = pw.DateTimeField(null=True)
     breaker_reason = pw.CharField(max_length=255, null=True)
+    # equity the daily-loss / drawdown breaker checks measure from (moved on a trip or reset; engine-owned)
+    risk_day_ref = MoneyField(null=True)
+    risk_peak_ref = MoneyField(null=True)
     last_candle_ts = pw.BigIntegerField(null=True)  # ms open time of the last candle seen
     last_cycle_at = pw.DateTimeField(null=True)
     last_error = pw.TextField(null=True)

@@ -1,0 +1,454 @@
+"""BotManager: every active pair of every user as one APScheduler job in ONE BackgroundScheduler.
+
+- one interval job per active pair (`pair:<config_id>`), max_instances=1 + coalesce: a slow cycle never
+  overlaps itself and missed runs collapse into one; start times are spread over the interval by a fixed
+  per-pair offset so a thousand pairs do not all fire at second 0;
+- a cron job at 00:00 UTC writes the daily summary event of every user;
+- `start()` reconciles pending order intents with the exchanges, resumes every pair whose is_trading
+  is set, and schedules the daily summary;
+- `shutdown(timeout)`: no new cycle starts, in-flight cycles get `timeout` seconds to finish, then the
+  scheduler stops and the database connection closes;
+- isolation: an exception in one pair's cycle is recorded on its user_state (last_error, error_count,
+  status 'error') and produces ONE `pair_error` event per change of error (not one per cycle); the
+  scheduler and every other pair keep running.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import signal
+import threading
+import time
+from decimal import Decimal
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from .. import db as dbmod
+from .. import events, risk
+from ..db import write_tx
+from ..models import DailyPerformance, Notification, Trade, User, UserConfig, UserState
+from . import core
+from .accounting import DAY_MS
+from .cycle import (
+    CycleRunner,
+    day_to_date,
+    dt_to_ms,
+    ensure_state,
+    load_book,
+    ms_to_dt,
+    open_position,
+    save_state,
+)
+from .cycle import record_reset as _record_reset
+from .errors import needs_user_action, user_message
+
+log = logging.getLogger(__name__)
+
+ZERO = Decimal(0)
+UTC = dt.UTC
+
+
+def _job_id(config_id: int) -> str:
+    return f"pair:{config_id}"
+
+
+def _deciders(source):
+    """A `name -> Decider` function from a factory callable or from settings (Config with .llm/.ensemble)."""
+    cache: dict[str, object] = {}
+    lock = threading.Lock()
+    if callable(source) and not hasattr(source, "llm"):
+        build = source
+    else:
+        from ..strategy.factory import build_decider
+
+        llm = getattr(source, "llm", None)
+        ens = getattr(source, "ensemble", None)
+
+        def build(name):
+            return build_decider(name, llm, ens)
+
+    def decider_for(name: str):
+        d = cache.get(name)
+        if d is None:
+            with lock:
+                d = cache.get(name)
+                if d is None:
+                    d = cache[name] = build(name)
+        return d
+
+    return decider_for
+
+
+class BotManager:
+    def __init__(
+        self,
+        hub,
+        deciders_factory_or_settings,
+        *,
+        vault=None,
+        clock=None,
+        max_workers: int | None = None,
+        default_interval: int | None = None,
+        shutdown_timeout: float | None = None,
+        candle_limit: int = 100,
+        record_holds: str = "nontechnical",
+        user_limits: risk.BreakerLimits | None = None,
+        spread: bool = True,
+    ):
+        src = deciders_factory_or_settings
+        trading = getattr(src, "trading", None)
+        self.hub = hub
+        self.vault = vault
+        self.clock = clock or time.time  # -> epoch seconds
+        self.max_workers = max_workers or getattr(trading, "scheduler_workers", None) or 16
+        self.default_interval = default_interval or getattr(trading, "default_interval_seconds", None) or 60
+        self.shutdown_timeout = shutdown_timeout or getattr(trading, "shutdown_timeout_seconds", None) or 30
+        self.spread = spread
+        self.runner = CycleRunner(
+            hub,
+            _deciders(src),
+            vault=vault,
+            indicators=getattr(hub, "indicators", None),
+            candle_limit=candle_limit,
+            record_holds=record_holds,
+            user_limits=user_limits,
+        )
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(self.max_workers)},
+            job_defaults={"coalesce": True, "max_instances": 1},
+            timezone=UTC,
+        )
+        self._started = False
+        self._stopping = threading.Event()
+        self.stop_requested = threading.Event()
+        self._inflight = 0
+        self._cv = threading.Condition()
+        self.stats = {"cycles": 0, "errors": 0, "lags": []}
+        self.record_lag = False
+
+    # ------------------------------------------------------------ lifecycle
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def start(self) -> dict:
+        """Start the scheduler, reconcile pending intents, resume trading pairs, schedule the summary."""
+        if self._started:
+            return {}
+        counts = self.runner.reconcile_pending(now_ms=self.now_ms())
+        self.scheduler.start()
+        self._started = True
+        resumed = 0
+        for cfg in UserConfig.select().where(UserConfig.is_trading == True):  # noqa: E712
+            try:
+                self._schedule(cfg)
+                resumed += 1
+            except Exception:  # noqa: BLE001
+                log.exception("could not resume pair %s", cfg.id)
+        self.scheduler.add_job(
+            self._daily_job,
+            CronTrigger(hour=0, minute=0, second=0, timezone=UTC),
+            id="daily_summary",
+            replace_existing=True,
+            misfire_grace_time=3600,
+        )
+        log.info("engine started: %d pairs resumed, reconcile %s", resumed, counts)
+        return {"resumed": resumed, **counts}
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Stop: no new cycles, wait up to `timeout` s for in-flight ones, close the database.
+        Returns True when every in-flight cycle finished in time."""
+        timeout = self.shutdown_timeout if timeout is None else timeout
+        self._stopping.set()
+        if self._started:
+            try:
+                self.scheduler.pause()
+            except Exception:  # noqa: BLE001
+                pass
+        deadline = time.monotonic() + timeout
+        with self._cv:
+            while self._inflight and time.monotonic() < deadline:
+                self._cv.wait(max(0.0, deadline - time.monotonic()))
+            clean = self._inflight == 0
+        if self._started:
+            self.scheduler.shutdown(wait=False)
+            self._started = False
+        if clean:
+            dbmod.close_database()
+        else:
+            log.warning("shutdown: %d cycles still running after %.1fs", self._inflight, timeout)
+        return clean
+
+    def install_signal_handlers(self) -> None:
+        """SIGINT/SIGTERM set `stop_requested` (the caller then calls shutdown()). Main thread only."""
+
+        def handler(signum, frame):
+            self.stop_requested.set()
+
+        signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGTERM, handler)
+
+    def run_until_signal(self) -> bool:
+        """Convenience for `tradebot run`: start, wait for SIGINT/SIGTERM, shut down gracefully."""
+        self.install_signal_handlers()
+        self.start()
+        while not self.stop_requested.wait(1.0):
+            pass
+        return self.shutdown()
+
+    # ------------------------------------------------------------ pairs
+
+    def _offset(self, config_id: int, interval: int) -> float:
+        if not self.spread or interval <= 1:
+            return 0.0
+        # golden-ratio spread: evenly covers the interval whatever the ids are
+        return ((config_id * 0.6180339887498949) % 1.0) * interval
+
+    def _schedule(self, cfg: UserConfig) -> None:
+        interval = int(cfg.interval_seconds or self.default_interval)
+        now = time.time()
+        # align to the interval grid plus the pair's offset so restarts keep the same phase
+        base = (now // interval) * interval + self._offset(cfg.id, interval)
+        while base <= now:
+            base += interval
+        first = base
+        self.scheduler.add_job(
+            self._job,
+            IntervalTrigger(seconds=interval, start_date=dt.datetime.fromtimestamp(first, UTC), timezone=UTC),
+            args=(cfg.id,),
+            id=_job_id(cfg.id),
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(1, interval),
+        )
+
+    def start_pair(self, config_id: int) -> bool:
+        """Mark the pair trading and schedule it. True if it was not running before (idempotent)."""
+        cfg = UserConfig.get_by_id(config_id)
+        was = self.is_running(config_id)
+        with write_tx():
+            UserConfig.update(is_trading=True, updated_at=ms_to_dt(self.now_ms())).where(
+                UserConfig.id == config_id
+            ).execute()
+            state = ensure_state(cfg)
+            status = (
+                "paused"
+                if state.breaker_until and state.breaker_until > ms_to_dt(self.now_ms())
+                else "running"
+            )
+            UserState.update(status=status).where(UserState.id == state.id).execute()
+        if self._started and not self._stopping.is_set():
+            if self.scheduler.get_job(_job_id(config_id)) is None:
+                self._schedule(cfg)
+        return not was
+
+    def stop_pair(self, config_id: int) -> bool:
+        """Stop trading the pair (an open position stays as it is). True if it was running."""
+        was = self.is_running(config_id)
+        with write_tx():
+            n = UserConfig.update(is_trading=False).where(UserConfig.id == config_id).execute()
+            UserState.update(status="stopped").where(UserState.config == config_id).execute()
+        if self._started:
+            try:
+                self.scheduler.remove_job(_job_id(config_id))
+            except Exception:  # noqa: BLE001 - JobLookupError: not scheduled
+                pass
+        return bool(was and n)
+
+    def stop_user(self, user_id: int) -> int:
+        ids = [c.id for c in UserConfig.select(UserConfig.id).where(UserConfig.user == user_id)]
+        return sum(1 for i in ids if self.stop_pair(i))
+
+    def stop_all(self) -> int:
+        ids = [c.id for c in UserConfig.select(UserConfig.id).where(UserConfig.is_trading == True)]  # noqa: E712
+        if self._started:
+            ids = sorted(
+                set(ids)
+                | {int(j.id.split(":")[1]) for j in self.scheduler.get_jobs() if j.id.startswith("pair:")}
+            )
+        return sum(1 for i in ids if self.stop_pair(i))
+
+    def is_running(self, config_id: int) -> bool:
+        if self._started:
+            return self.scheduler.get_job(_job_id(config_id)) is not None
+        cfg = UserConfig.get_or_none(UserConfig.id == config_id)
+        return bool(cfg and cfg.is_trading)
+
+    def running_pairs(self) -> list[int]:
+        return [int(j.id.split(":")[1]) for j in self.scheduler.get_jobs() if j.id.startswith("pair:")]
+
+    def reset_breaker(self, config_id: int, include_user: bool = True) -> bool:
+        """User reset of the pair's circuit breaker (and of the owner's user-scope breaker)."""
+        now_ms = self.now_ms()
+        now = ms_to_dt(now_ms)
+        cfg = UserConfig.get_by_id(config_id)
+        done = False
+        with self.runner.lock_for(config_id), write_tx():
+            state = ensure_state(cfg)
+            book = load_book(cfg, state, open_position(cfg.id))
+            if book.breaker_until_ms or book.consecutive_losses:
+                had = bool(book.breaker_until_ms)
+                core.reset_breaker(book)
+                save_state(state.id, book, now, status="running" if cfg.is_trading else "stopped")
+                if had:
+                    _record_reset(cfg.user_id, cfg.id, cfg.symbol, "pair", "reset by user", now)
+                    done = True
+            if include_user:
+                user = User.get_by_id(cfg.user_id)
+                if user.breaker_until is not None:
+                    User.update(breaker_until=None, breaker_reason=None).where(User.id == user.id).execute()
+                    _record_reset(user.id, None, None, "user", "reset by user", now)
+                    done = True
+        return done
+
+    # ------------------------------------------------------------ cycles
+
+    def run_cycle(self, config_id: int, now=None) -> dict:
+        """Run one cycle synchronously (tests, drivers). `now`: datetime (UTC), ms int, or None = clock.
+        Exceptions are recorded like scheduled cycles and then re-raised."""
+        now_ms = self._to_ms(now)
+        try:
+            out = self.runner.run(config_id, now_ms)
+        except Exception as exc:
+            self._record_error(config_id, exc, now_ms)
+            raise
+        self._clear_error(config_id)
+        return out
+
+    def _to_ms(self, now) -> int:
+        if now is None:
+            return self.now_ms()
+        if isinstance(now, dt.datetime):
+            return dt_to_ms(now)
+        return int(now)
+
+    def _job(self, config_id: int) -> None:
+        if self._stopping.is_set():
+            return
+        with self._cv:
+            self._inflight += 1
+        try:
+            if self.record_lag:  # bench: start lag against this pair's schedule grid
+                self._note_lag(config_id)
+            now_ms = self.now_ms()
+            try:
+                self.runner.run(config_id, now_ms)
+                self.stats["cycles"] += 1
+                self._clear_error(config_id)
+            except Exception as exc:  # noqa: BLE001 - isolation: record, never propagate
+                self.stats["errors"] += 1
+                log.warning("pair %s cycle failed: %s", config_id, user_message(exc))
+                try:
+                    self._record_error(config_id, exc, now_ms)
+                except Exception:  # noqa: BLE001
+                    log.exception("could not record the error of pair %s", config_id)
+        finally:
+            with self._cv:
+                self._inflight -= 1
+                self._cv.notify_all()
+
+    def _note_lag(self, config_id: int) -> None:
+        job = self.scheduler.get_job(_job_id(config_id))
+        if job is None:
+            return
+        interval = job.trigger.interval.total_seconds()
+        t = time.time()
+        self.stats["lags"].append((t - self._offset(config_id, int(interval))) % interval)
+
+    def _record_error(self, config_id: int, exc: BaseException, now_ms: int) -> None:
+        msg = user_message(exc)
+        cfg = UserConfig.get_or_none(UserConfig.id == config_id)
+        if cfg is None:
+            return
+        with write_tx():
+            state = ensure_state(cfg)
+            changed = state.last_error != msg
+            UserState.update(
+                last_error=msg,
+                error_count=UserState.error_count + 1,
+                status="error",
+                updated_at=ms_to_dt(now_ms),
+            ).where(UserState.id == state.id).execute()
+            if changed:
+                events.emit(
+                    cfg.user_id,
+                    "pair_error",
+                    {"symbol": cfg.symbol, "message": msg, "needs_action": needs_user_action(exc)},
+                    cfg.id,
+                )
+
+    def _clear_error(self, config_id: int) -> None:
+        UserState.update(last_error=None).where(
+            (UserState.config == config_id) & UserState.last_error.is_null(False)
+        ).execute()
+
+    # ------------------------------------------------------------ daily summary
+
+    def _daily_job(self) -> None:
+        if self._stopping.is_set():
+            return
+        try:
+            day = self.now_ms() // DAY_MS - 1
+            self.daily_summary(day_to_date(day))
+        except Exception:  # noqa: BLE001
+            log.exception("daily summary failed")
+
+    def daily_summary(self, day: dt.date) -> int:
+        """Emit one `daily_summary` event per user with pairs, for the UTC `day`. Idempotent. Returns count."""
+        lo = dt.datetime(day.year, day.month, day.day)
+        hi = lo + dt.timedelta(days=1)
+        sent = 0
+        users = {s.user_id for s in UserState.select(UserState.user)}
+        for user_id in sorted(users):
+            tag = f'"day": "{day.isoformat()}"'
+            if (
+                Notification.select(Notification.id)
+                .where(
+                    (Notification.user == user_id)
+                    & (Notification.kind == "daily_summary")
+                    & (Notification.payload.contains(tag))
+                )
+                .exists()
+            ):
+                continue
+            pairs = []
+            total_eq = ZERO
+            total_pnl = ZERO
+            q = UserState.select(UserState, UserConfig).join(UserConfig).where(UserState.user == user_id)
+            for st in q.order_by(UserConfig.id):
+                cfg = st.config
+                perf = DailyPerformance.get_or_none(
+                    (DailyPerformance.config == cfg.id) & (DailyPerformance.day == day)
+                )
+                if perf is not None:
+                    pnl = perf.pnl
+                elif st.daily_pnl_date == day:
+                    pnl = st.daily_pnl or ZERO
+                else:
+                    pnl = ZERO
+                n = (
+                    Trade.select()
+                    .where((Trade.config == cfg.id) & (Trade.executed_at >= lo) & (Trade.executed_at < hi))
+                    .count()
+                )
+                pairs.append({"symbol": cfg.symbol, "equity": st.equity, "pnl": pnl, "trades": n})
+                total_eq += st.equity
+                total_pnl += pnl
+            with write_tx():
+                events.emit(
+                    user_id,
+                    "daily_summary",
+                    {
+                        "day": day.isoformat(),
+                        "pairs": pairs,
+                        "total_equity": total_eq,
+                        "total_pnl": total_pnl,
+                    },
+                )
+            sent += 1
+        return sent
