@@ -1,0 +1,194 @@
+"""`tradebot backtest ...`: the click command (registered by tradebot/cli.py)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import replace
+from decimal import Decimal, InvalidOperation
+
+import click
+
+from ..engine.core import PairSettings
+from ..exchange.base import MarketRules
+from ..risk import BreakerLimits
+from ..strategy.factory import build_decider
+from .data import DataError, load_candles, parse_date, resample, timeframe_ms, timeframe_name, window
+from .replay import BacktestConfig, run_backtest
+from .report import build_report, format_text, to_json, write_trades_csv
+
+WARMUP = 200  # candles before --from fed to the indicators only
+DEFAULT_STEP = Decimal("0.00000001")
+
+# --set keys: the pair settings of /set, the market rules, and how exits fill.
+_RISK_DEC = ("max_position_percent", "stop_loss_percent", "take_profit_percent")
+_LIMIT_DEC = ("daily_loss_limit_percent", "max_drawdown_percent")
+_LIMIT_INT = ("max_consecutive_losses", "cooldown_minutes")
+_RULES = ("amount_step", "price_tick", "min_amount", "min_cost")
+SET_KEYS = _RISK_DEC + ("min_confidence",) + _LIMIT_DEC + _LIMIT_INT + _RULES + ("exit_fill",)
+
+
+def parse_sets(pairs: tuple[str, ...], base: PairSettings, rules: MarketRules) -> tuple[PairSettings, MarketRules, str]:
+    """Apply `--set key=value` overrides; raises click.BadParameter on a bad key or value."""
+    s_kw, l_kw, r_kw, exit_fill = {}, {}, {}, "trigger"
+    for item in pairs:
+        key, sep, value = item.partition("=")
+        key, value = key.strip().lower(), value.strip()
+        if not sep or key not in SET_KEYS:
+            raise click.BadParameter(f"{item!r}: use key=value with key one of: {', '.join(SET_KEYS)}",
+                                     param_hint="--set")
+        try:
+            if key == "exit_fill":
+                if value not in ("trigger", "next_open"):
+                    raise ValueError
+                exit_fill = value
+            elif key in _LIMIT_INT or key == "min_confidence":
+                (l_kw if key in _LIMIT_INT else s_kw)[key] = int(value)
+            else:
+                d = Decimal(value)
+                if not d.is_finite() or d < 0:
+                    raise ValueError
+                if key in _RULES:
+                    r_kw[key] = d or None  # 0 = no such rule
+                else:
+                    (s_kw if key in _RISK_DEC else l_kw)[key] = d
+        except (ValueError, InvalidOperation):
+            raise click.BadParameter(f"{item!r}: bad value for {key}", param_hint="--set") from None
+    limits = replace(base.limits, **l_kw) if l_kw else base.limits
+    rules = replace(rules, **r_kw) if r_kw else rules
+    settings = replace(base, limits=limits, amount_step=rules.amount_step, min_amount=rules.min_amount,
+                       min_cost=rules.min_cost, fee_rate=rules.taker_fee, **s_kw)
+    return settings, rules, exit_fill
+
+
+def _defaults_from_config(ctx: click.Context):
+    """Risk defaults and LLM/ensemble settings from the config file when run as `tradebot backtest`."""
+    obj = ctx.find_root().obj
+    if not isinstance(obj, dict):
+        return PairSettings(), None, None
+    from ..config import ConfigError, load_config
+
+    try:
+        cfg = load_config(obj.get("config_path"))
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    r = cfg.risk
+    limits = BreakerLimits(r.max_consecutive_losses, Decimal(r.daily_loss_limit_percent),
+                           Decimal(r.max_drawdown_percent), r.cooldown_minutes)
+    base = PairSettings(Decimal(r.max_position_percent), Decimal(r.stop_loss_percent),
+                        Decimal(r.take_profit_percent), limits=limits)
+    return base, cfg.llm, cfg.ensemble
+
+
+class _Progress:
+    """A progress bar on stderr, shown only once a run has taken more than `after` seconds."""
+
+    def __init__(self, total: int, after: float = 2.0):
+        self.total, self.after, self.t0 = total, after, time.monotonic()
+        self.bar = None
+        self.done = 0
+
+    def __call__(self, done: int) -> None:
+        if self.bar is None:
+            if time.monotonic() - self.t0 < self.after:
+                return
+            self.bar = click.progressbar(length=self.total, label="backtest", file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(done - self.done)
+        self.done = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.update(self.total - self.done)
+            self.bar.__exit__(None, None, None)
+
+
+def _decimal(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        d = Decimal(value)
+    except InvalidOperation:
+        raise click.BadParameter(f"{value!r} is not a number") from None
+    if not d.is_finite() or d < 0:
+        raise click.BadParameter(f"{value!r} must be a non-negative number")
+    return d
+
+
+@click.command("backtest")
+@click.option("--exchange", type=click.Choice(["binance", "bybit"]), default="binance", show_default=True)
+@click.option("--symbol", required=True, help="e.g. BTC/USDT")
+@click.option("--timeframe", default=None, help="candle timeframe to trade (default: the file's); 1m data is resampled")
+@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False),
+              help="Binance kline CSV or OHLCV CSV with header, plain or .gz")
+@click.option("--balance", default="1000", callback=_decimal, show_default=True, help="starting budget (quote)")
+@click.option("--decider", default="technical", show_default=True, help="technical | llm | ensemble")
+@click.option("--from", "date_from", default=None, help="first UTC date/time to trade (inclusive)")
+@click.option("--to", "date_to", default=None, help="last UTC date (inclusive) or date/time (exclusive)")
+@click.option("--fee", default="0.001", callback=_decimal, show_default=True, help="taker fee rate")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="pair setting (stop_loss_percent, take_profit_percent, max_position_percent, min_confidence, "
+                   "max_consecutive_losses, daily_loss_limit_percent, max_drawdown_percent, cooldown_minutes), "
+                   "market rule (amount_step, price_tick, min_amount, min_cost) or exit_fill=trigger|next_open")
+@click.option("--trades", "trades_path", default=None, type=click.Path(dir_okay=False), help="write every trade to CSV")
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+@click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False), help="draw a PNG (needs matplotlib)")
+@click.pass_context
+def backtest_command(ctx, exchange, symbol, timeframe, data_path, balance, decider, date_from, date_to, fee, sets,
+                     trades_path, as_json, plot_path):
+    """Replay candles through the live trading core and report what the bot would have done."""
+    symbol = symbol.strip().upper()
+    if "/" not in symbol:
+        raise click.BadParameter(f"{symbol!r}: use BASE/QUOTE, e.g. BTC/USDT", param_hint="--symbol")
+    base_ccy, quote_ccy = symbol.split("/", 1)
+    base_settings, llm_cfg, ens_cfg = _defaults_from_config(ctx)
+    # Offline defaults: 8-decimal amounts, no minimums; real exchange rules via --set.
+    rules = MarketRules(symbol, base_ccy, quote_ccy, DEFAULT_STEP, None, None, None, fee)
+    settings, rules, exit_fill = parse_sets(sets, base_settings, rules)
+    try:
+        tf_ms = timeframe_ms(timeframe) if timeframe else None
+        start_ms = parse_date(date_from) if date_from else None
+        end_ms = parse_date(date_to, end=True) if date_to else None
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+    try:
+        dec = build_decider(decider, llm_cfg, ens_cfg)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--decider") from None
+
+    t0 = time.perf_counter()
+    try:
+        series = load_candles(data_path)
+        if tf_ms is not None:
+            series = resample(series, tf_ms)
+        series, start = window(series, start_ms, end_ms, WARMUP)
+    except DataError as e:
+        raise click.ClickException(str(e)) from None
+    t_load = time.perf_counter() - t0
+
+    cfg = BacktestConfig(symbol, timeframe_name(series.interval_ms), rules, settings, balance, exchange, exit_fill)
+    progress = _Progress(len(series) - start)
+    t1 = time.perf_counter()
+    try:
+        result = run_backtest(series, dec, cfg, start, progress)
+    finally:
+        progress.close()
+    t_run = time.perf_counter() - t1
+
+    report = build_report(result)
+    if as_json:
+        click.echo(to_json(report))
+    else:
+        click.echo(format_text(report))
+        click.echo(f"(read {len(series):,} candles in {t_load:.2f} s, replayed in {t_run:.2f} s)", err=True)
+    if trades_path:
+        n = write_trades_csv(result, trades_path)
+        click.echo(f"wrote {n} trades to {trades_path}", err=True)
+    if plot_path:
+        from .plot import PlotUnavailable, plot_result
+
+        try:
+            plot_result(result, plot_path)
+        except PlotUnavailable as e:
+            raise click.ClickException(str(e)) from None
+        click.echo(f"wrote plot to {plot_path}", err=True)

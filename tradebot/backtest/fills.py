@@ -1,0 +1,24 @@
+"""Market fills for the backtester: exactly the paper broker's fill rules, fees and precision
+(`exchange.paper.simulate_market_fill`): fill at the given price (no spread, no slippage), amount
+floored to the exchange's step, minimums enforced, taker fee taken from the asset received
+(base on buys, quote on sells), fees booked to 8 decimals."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from ..exchange.base import Fill, MarketRules
+from ..exchange.errors import ExchangeError
+from ..exchange.paper import simulate_market_fill
+
+SOURCE = "exchange.paper.simulate_market_fill"
+
+
+def market_fill(rules: MarketRules, side: str, price: Decimal, quote_amount: Decimal | None,
+                base_amount: Decimal | None, client_order_id: str, timestamp: int | None) -> Fill | str:
+    """The Fill, or the exchange's refusal message (e.g. below the minimum notional) as a string."""
+    try:
+        return simulate_market_fill(rules, side, price, client_order_id, quote_amount=quote_amount,
+                                    base_amount=base_amount, timestamp=timestamp)
+    except ExchangeError as e:
+        return getattr(e, "user_message", None) or str(e)
