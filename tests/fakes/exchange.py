@@ -179,6 +179,15 @@ class FakeExchange:
         return 404, {"error": "not found"}, None, "?"
 
 
+def _fault_body(exchange: str, status: int):
+    """What the real exchanges send: a JSON rate-limit error for 418/429, an HTML error page for 5xx."""
+    if status in (418, 429):
+        if exchange == "bybit":
+            return {"retCode": 10006, "retMsg": "Too many visits!", "result": {}, "retExtInfo": {}, "time": 0}
+        return {"code": -1003, "msg": "Too much request weight used; current limit is 6000 request weight per 1 MINUTE."}
+    return f"<html><body><h1>{status} Server Error</h1></body></html>"
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like the real APIs
 
@@ -212,7 +221,7 @@ class _Handler(BaseHTTPRequestHandler):
             if f.kind == "http":
                 headers = {"Retry-After": str(f.retry_after)} if f.retry_after is not None else {}
                 rec.status = f.status
-                return self._send(f.status, f.body or {"code": -1003, "msg": "Too many requests."}, headers)
+                return self._send(f.status, f.body if f.body is not None else _fault_body(exchange, f.status), headers)
             if f.kind in ("reset", "drop"):
                 return self._hang_up(rst=f.kind == "reset")
             if f.kind == "delay":
@@ -225,10 +234,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, out)
 
     def _send(self, status: int, body, headers: dict | None = None) -> None:
-        data = json.dumps(body).encode()
+        text = isinstance(body, str)
+        data = (body if text else json.dumps(body)).encode()
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "text/html" if text else "application/json")
             self.send_header("Content-Length", str(len(data)))
             for k, v in (headers or {}).items():
                 self.send_header(k, v)

@@ -1,0 +1,108 @@
+"""ccxt client factory: network selection, URL overrides, shared rate limiting, spot-only options."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import ccxt
+from requests.adapters import HTTPAdapter
+
+from tradebot.exchange.ratelimit import LimiterRegistry, retry_after_seconds
+from tradebot.exchange.settings import ExchangeSettings
+
+SUPPORTED = ("binance", "bybit")
+NETWORKS = ("live", "testnet")
+
+# load_markets must hit ONE endpoint: Binance /api/v3/exchangeInfo, Bybit /v5/market/instruments-info?category=spot
+OPTIONS = {
+    "binance": {
+        "fetchMarkets": {"types": ["spot"]},
+        "fetchCurrencies": False,  # sapi, absent on testnet
+        "fetchMargins": False,
+        "adjustForTimeDifference": False,  # no /api/v3/time probe
+        "defaultType": "spot",
+    },
+    "bybit": {
+        "enableUnifiedAccount": True,  # skip the account-type probing calls
+        "enableUnifiedMargin": False,
+        "fetchMarkets": {"types": ["spot"]},
+        "adjustForTimeDifference": False,
+        "defaultType": "spot",
+    },
+}
+
+
+class _SharedLimiterMixin:
+    """Hooks ccxt's sync request path: fetch2 (has the endpoint cost) and handle_errors (has response headers).
+
+    handle_errors receives the headers of THIS response, unlike client.last_response_headers, which another
+    thread sharing the client may have overwritten.
+    """
+
+    tb_limiter = None
+
+    def fetch2(self, path, api="public", method="GET", params=None, config=None):
+        params, config = params if params is not None else {}, config if config is not None else {}
+        if self.tb_limiter is not None:
+            self.tb_limiter.acquire(self.calculate_rate_limiter_cost(api, method, path, params, config))
+        return super().fetch2(path, api, method, params, config)
+
+    def handle_errors(self, code, reason, url, method, headers, body, response, request_headers, request_body):
+        if code in (418, 429) and self.tb_limiter is not None:
+            self.tb_limiter.pause(retry_after_seconds(headers))
+        return super().handle_errors(code, reason, url, method, headers, body, response, request_headers, request_body)
+
+
+_CLASSES: dict[str, type] = {}
+
+
+def client_class(exchange: str) -> type:
+    cls = _CLASSES.get(exchange)
+    if cls is None:
+        base = getattr(ccxt, exchange)
+        cls = _CLASSES[exchange] = type(f"TB{exchange}", (_SharedLimiterMixin, base), {})
+    return cls
+
+
+def override_urls(client, base_url: str) -> None:
+    """Point every REST entry at `base_url`, keeping each path part (/api/v3, /sapi/v1, /v5, ...)."""
+    base = base_url.rstrip("/")
+    api = client.urls["api"]
+    if isinstance(api, str):
+        client.urls["api"] = base + urlsplit(api).path
+        return
+    for key, value in list(api.items()):
+        if isinstance(value, str):
+            api[key] = base + urlsplit(value).path
+
+
+def api_host(client) -> str:
+    api = client.urls["api"]
+    first = api if isinstance(api, str) else next(v for v in api.values() if isinstance(v, str))
+    return urlsplit(client.implode_hostname(first)).netloc  # bybit keeps "api.{hostname}" templates
+
+
+def make_client(exchange: str, network: str, settings: ExchangeSettings, limiters: LimiterRegistry,
+                api_key: str | None = None, secret: str | None = None, pool_size: int = 4):
+    if exchange not in SUPPORTED:
+        raise ValueError(f"unsupported exchange {exchange!r}")
+    if network not in NETWORKS:
+        raise ValueError(f"unsupported network {network!r}")
+    config = {"enableRateLimit": False, "timeout": settings.timeout_ms, "options": dict(OPTIONS[exchange])}
+    if api_key:
+        config.update(apiKey=api_key, secret=secret)
+    client = client_class(exchange)(config)
+    # bybit loads currencies from a private endpoint when keys are set; markets are shared instead
+    client.has = {**client.has, "fetchCurrencies": False}
+    if network == "testnet":
+        client.set_sandbox_mode(True)  # FIRST: it rewrites urls['api']
+    override = settings.testnet_api_url if network == "testnet" else settings.api_url
+    if override:
+        override_urls(client, override)
+    rate = settings.rate_limit_per_second or 1000.0 / client.rateLimit
+    client.tb_limiter = limiters.get(api_host(client), rate)
+    if pool_size > 4:  # shared public clients serve many threads at once
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size)
+        client.session.mount("http://", adapter)
+        client.session.mount("https://", adapter)
+    return client

@@ -1,0 +1,120 @@
+"""Shared market data: candles and prices fetched ONCE per (exchange, network, symbol, timeframe) per candle
+(or per ticker TTL) and served to every pair and user. Thread-safe; concurrent callers of one key wait for a
+single fetch (single-flight) instead of issuing their own."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from decimal import Decimal
+
+import ccxt
+
+from tradebot.exchange.errors import RetryPolicy, with_retry
+from tradebot.strategy.base import Candle
+
+
+def timeframe_ms(timeframe: str) -> int:
+    return int(ccxt.Exchange.parse_timeframe(timeframe) * 1000)
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class _Series:
+    __slots__ = ("candles", "boundary", "complete", "fetched_at")
+
+    def __init__(self, maxlen: int):
+        self.candles: deque[Candle] = deque(maxlen=maxlen)
+        self.boundary = -1  # open time of the candle in progress when last fetched
+        self.complete = False  # did that fetch include the candle that had just closed?
+        self.fetched_at = 0.0  # monotonic
+
+
+class _Price:
+    __slots__ = ("value", "at")
+
+    def __init__(self, value: Decimal, at: int):
+        self.value, self.at = value, at
+
+
+class MarketData:
+    def __init__(self, client_for: Callable[[str, str], object], now_ms: Callable[[], int] = wall_ms,
+                 policy_for: Callable[[str], RetryPolicy] | None = None, max_candles: int = 300,
+                 ticker_ttl_ms: int = 5_000, lag_retry_seconds: float = 2.0):
+        self._client_for = client_for  # (exchange, network) -> ccxt client with markets loaded
+        self.now_ms = now_ms
+        self._policy_for = policy_for or (lambda _exchange: RetryPolicy())
+        self.max_candles = max_candles
+        self.ticker_ttl_ms = ticker_ttl_ms
+        self.lag_retry_seconds = lag_retry_seconds
+        self._series: dict[tuple, _Series] = {}
+        self._prices: dict[tuple, _Price] = {}
+        self._locks: dict[tuple, threading.Lock] = {}
+        self._guard = threading.Lock()
+        self.fetches = 0  # network fetches made (for tests and benchmarks)
+
+    def _lock(self, key: tuple) -> threading.Lock:
+        with self._guard:
+            lock = self._locks.get(key)
+            if lock is None:
+                lock = self._locks[key] = threading.Lock()
+            return lock
+
+    def candles(self, exchange: str, network: str, symbol: str, timeframe: str, limit: int = 100) -> list[Candle]:
+        """Up to `limit` (<= max_candles) CLOSED candles, oldest first."""
+        limit = min(limit, self.max_candles)
+        tf = timeframe_ms(timeframe)
+        key = (exchange, network, symbol, timeframe)
+        with self._lock(key):  # single-flight: one fetch per key, the others wait here and reuse it
+            now = self.now_ms()
+            boundary = now - now % tf
+            s = self._series.get(key)
+            if s is None:
+                s = self._series[key] = _Series(self.max_candles)
+            stale = s.boundary != boundary or len(s.candles) < limit
+            lagging = not s.complete and time.monotonic() - s.fetched_at >= self.lag_retry_seconds
+            if stale or lagging:
+                self._fetch(s, exchange, network, symbol, timeframe, tf, now, boundary, max(limit, len(s.candles)))
+            closed = list(s.candles)
+        return closed[-limit:]
+
+    def _fetch(self, s: _Series, exchange, network, symbol, timeframe, tf, now, boundary, want) -> None:
+        client = self._client_for(exchange, network)
+        # +1: the exchange also returns the candle in progress, which is dropped below
+        rows = with_retry(lambda: client.fetch_ohlcv(symbol, timeframe, limit=want + 1),
+                          self._policy_for(exchange), exchange, "fetch_ohlcv")
+        self.fetches += 1
+        closed = [Candle(int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5] or 0))
+                  for r in rows if r[0] + tf <= now]
+        s.candles.clear()
+        s.candles.extend(closed)
+        s.boundary = boundary
+        s.complete = bool(closed) and closed[-1].ts == boundary - tf
+        s.fetched_at = time.monotonic()
+
+    def last_price(self, exchange: str, network: str, symbol: str) -> Decimal:
+        """Last traded price from the ticker, shared for `ticker_ttl_ms` of the clock."""
+        key = (exchange, network, symbol)
+        with self._lock(key):
+            now = self.now_ms()
+            p = self._prices.get(key)
+            if p is None or now - p.at >= self.ticker_ttl_ms:
+                client = self._client_for(exchange, network)
+                t = with_retry(lambda: client.fetch_ticker(symbol), self._policy_for(exchange), exchange,
+                               "fetch_ticker")
+                self.fetches += 1
+                last = t.get("last") or t.get("close")
+                p = self._prices[key] = _Price(Decimal(str(last)), now)
+            return p.value
+
+    def forget(self, exchange: str, network: str, symbol: str, timeframe: str | None = None) -> None:
+        """Drop cached data of a symbol nobody trades any more (keeps memory flat)."""
+        with self._guard:
+            for key in [k for k in self._series if k[:3] == (exchange, network, symbol)
+                        and timeframe in (None, k[3])]:
+                self._series.pop(key, None)
+            self._prices.pop((exchange, network, symbol), None)

@@ -1,0 +1,87 @@
+"""Paper broker: fills simulated at a price (live market or a given one), with the exchange's rules and fees."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from decimal import Decimal
+
+from tradebot.exchange.base import Fill, MarketRules
+from tradebot.exchange.errors import InvalidOrder
+from tradebot.exchange.rules import check_minimums, floor_step
+
+FEE_DP = Decimal("0.00000001")  # exchanges book commissions to 8 dp
+
+
+def simulate_market_fill(rules: MarketRules, side: str, price: Decimal, client_order_id: str,
+                         quote_amount: Decimal | None = None, base_amount: Decimal | None = None,
+                         timestamp: int | None = None) -> Fill:
+    """Fill a market order at `price` as Binance/Bybit spot would: amount floored to the step, minimums
+    enforced, taker fee taken from the asset RECEIVED (base on buys, quote on sells)."""
+    price = Decimal(price)
+    if price <= 0:
+        raise InvalidOrder(f"No valid price for {rules.symbol}")
+    if side == "buy":
+        if quote_amount is None:
+            raise InvalidOrder("a market buy needs quote_amount")
+        amount = floor_step(Decimal(quote_amount) / price, rules.amount_step)
+    elif side == "sell":
+        if base_amount is None:
+            raise InvalidOrder("a market sell needs base_amount")
+        amount = floor_step(Decimal(base_amount), rules.amount_step)
+    else:
+        raise InvalidOrder(f"unknown side {side!r}")
+    cost = amount * price
+    # a buy's notional is what it offers to spend (as the exchanges check quoteOrderQty / Bybit qty)
+    check_minimums(rules, amount, Decimal(quote_amount) if side == "buy" else cost)
+    if side == "buy":
+        fee = (amount * rules.taker_fee).quantize(FEE_DP)
+        return Fill(client_order_id, None, rules.symbol, side, "filled", amount, cost, price, fee, rules.base,
+                    net_base=amount - fee, net_quote=cost, fee_quote=fee * price, timestamp=timestamp)
+    fee = (cost * rules.taker_fee).quantize(FEE_DP)
+    return Fill(client_order_id, None, rules.symbol, side, "filled", amount, cost, price, fee, rules.quote,
+                net_base=amount, net_quote=cost - fee, fee_quote=fee, timestamp=timestamp)
+
+
+class PaperBroker:
+    """Same interface as LiveBroker; no keys. find_order knows the fills made in this process (bounded)."""
+
+    def __init__(self, exchange: str, rules: Callable[[str], MarketRules], price_source: Callable[[str], Decimal],
+                 network: str = "paper", now_ms: Callable[[], int] | None = None, max_orders: int = 1000):
+        self.exchange, self.network = exchange, network
+        self._rules, self._price, self._now = rules, price_source, now_ms
+        self._orders: OrderedDict[str, Fill] = OrderedDict()
+        self._max = max_orders
+        self._lock = threading.Lock()
+
+    def rules(self, symbol: str) -> MarketRules:
+        return self._rules(symbol)
+
+    def fill_at(self, price: Decimal) -> PaperBroker:
+        """A broker that fills everything at `price` (backtests replaying a candle)."""
+        return PaperBroker(self.exchange, self._rules, lambda _symbol: Decimal(price), self.network, self._now,
+                           self._max)
+
+    def market_buy(self, symbol: str, quote_amount: Decimal, client_order_id: str) -> Fill:
+        return self._book(simulate_market_fill(self.rules(symbol), "buy", self._price(symbol), client_order_id,
+                                               quote_amount=quote_amount, timestamp=self._ts()))
+
+    def market_sell(self, symbol: str, base_amount: Decimal, client_order_id: str) -> Fill:
+        return self._book(simulate_market_fill(self.rules(symbol), "sell", self._price(symbol), client_order_id,
+                                               base_amount=base_amount, timestamp=self._ts()))
+
+    def find_order(self, symbol: str, client_order_id: str) -> Fill | None:
+        with self._lock:
+            fill = self._orders.get(client_order_id)
+        return fill if fill is not None and fill.symbol == symbol else None
+
+    def _ts(self) -> int | None:
+        return self._now() if self._now else None
+
+    def _book(self, fill: Fill) -> Fill:
+        with self._lock:
+            self._orders[fill.client_order_id] = fill
+            while len(self._orders) > self._max:
+                self._orders.popitem(last=False)
+        return fill
