@@ -1,0 +1,145 @@
+"""Live broker and hub through real ccxt HTTP against the fake exchange, on both exchanges."""
+
+from decimal import Decimal as D
+
+import pytest
+
+from tradebot.exchange.errors import AuthenticationFailed, BelowMinimum, InsufficientFunds
+from tradebot.exchange.live import new_client_order_id
+
+EXCHANGES = ["binance", "bybit"]
+ORDER_PATH = {"binance": "/api/v3/order", "bybit": "/v5/order/create"}
+KLINES = {"binance": "/api/v3/klines", "bybit": "/v5/market/kline"}
+
+
+def order_posts(fake, ex):
+    return fake.requests_to(ORDER_PATH[ex], "POST")
+
+
+@pytest.fixture
+def account(fake_exchange):
+    def make(ex, usdt="1000", **kw):
+        fake_exchange.add_account(f"key-{ex}", f"secret-{ex}", {"USDT": usdt}, exchange=ex, **kw)
+        return f"key-{ex}", f"secret-{ex}"
+    return make
+
+
+@pytest.mark.parametrize("ex", EXCHANGES)
+def test_round_trip_markets_data_balance_orders_lookup(ex, fake_exchange, exchange_hub, account):
+    key, secret = account(ex)
+    markets = exchange_hub.markets(ex, "live")
+    assert {"BTC/USDT", "ETH/USDT", "SOL/USDT"} <= set(markets)
+    price = exchange_hub.last_price(ex, "live", "BTC/USDT")
+    assert price == fake_exchange.price("BTCUSDT")
+    candles = exchange_hub.market_data.candles(ex, "live", "BTC/USDT", "1m", 50)
+    assert len(candles) == 50 and candles[-1].ts + 60_000 <= fake_exchange.now_ms  # closed only, oldest first
+    assert [c.ts for c in candles] == sorted(c.ts for c in candles)
+
+    broker = exchange_hub.broker(ex, "live", key, secret)
+    assert broker.balance() == {"USDT": D("1000")}
+    buy_id = new_client_order_id()
+    buy = broker.market_buy("BTC/USDT", D("100"), buy_id)
+    assert buy.status == "filled" and buy.client_order_id == buy_id and buy.side == "buy"
+    assert buy.price == price and buy.fee_currency == "BTC"
+    assert buy.net_base == buy.amount - buy.fee > 0  # fee taken in base (GUIDE 3)
+    assert fake_exchange.balances(key)["BTC"] == buy.net_base
+    assert fake_exchange.balances(key)["USDT"] == D("1000") - buy.cost
+
+    fake_exchange.advance(30)
+    sell = broker.market_sell("BTC/USDT", buy.net_base, new_client_order_id())  # rounds DOWN to the step
+    assert sell.status == "filled" and sell.amount <= buy.net_base and sell.fee_currency == "USDT"
+    assert sell.price == fake_exchange.price("BTCUSDT")
+    assert sell.net_quote == sell.cost - sell.fee
+    assert fake_exchange.balances(key)["USDT"] == D("1000") - buy.cost + sell.net_quote
+
+    found = broker.find_order("BTC/USDT", buy_id)
+    assert found is not None and found.exchange_order_id == buy.exchange_order_id and found.net_base == buy.net_base
+    assert broker.find_order("BTC/USDT", new_client_order_id()) is None
+
+    signed = [r for r in fake_exchange.requests if r.signature_ok is not None]
+    assert signed and all(r.signature_ok for r in signed)
+    assert len(order_posts(fake_exchange, ex)) == 2
+    sent_ids = [r.params.get("newClientOrderId") or r.params.get("orderLinkId") for r in order_posts(fake_exchange, ex)]
+    assert sent_ids[0] == buy_id
+
+
+@pytest.mark.parametrize("ex", EXCHANGES)
+def test_fill_then_drop_is_recovered_by_client_id(ex, fake_exchange, exchange_hub, account):
+    key, secret = account(ex)
+    broker = exchange_hub.broker(ex, "live", key, secret)
+    fake_exchange.fault(ORDER_PATH[ex], "fill_then_drop", method="POST")
+    cid = new_client_order_id()
+    fill = broker.market_buy("BTC/USDT", D("50"), cid)
+    assert fill.client_order_id == cid and fill.status == "filled" and fill.net_base > 0
+    orders = fake_exchange.orders(key)
+    assert len(orders) == 1 and orders[0].client_id == cid
+    assert len(order_posts(fake_exchange, ex)) == 1  # looked up, never resent
+
+
+@pytest.mark.parametrize("ex", EXCHANGES)
+def test_dropped_before_booking_is_resent_once(ex, fake_exchange, exchange_hub, account):
+    key, secret = account(ex)
+    broker = exchange_hub.broker(ex, "live", key, secret)
+    fake_exchange.fault(ORDER_PATH[ex], "reset", method="POST")
+    cid = new_client_order_id()
+    fill = broker.market_buy("BTC/USDT", D("50"), cid)
+    assert fill.client_order_id == cid
+    assert len(fake_exchange.orders(key)) == 1
+    assert len(order_posts(fake_exchange, ex)) == 2
+
+
+@pytest.mark.parametrize("ex", EXCHANGES)
+def test_below_min_notional_refused_before_sending(ex, fake_exchange, exchange_hub, account):
+    key, secret = account(ex)
+    broker = exchange_hub.broker(ex, "live", key, secret)
+    with pytest.raises(BelowMinimum) as err:
+        broker.market_buy("BTC/USDT", D("4.20"), new_client_order_id())
+    assert err.value.user_message == "Order value 4.20 USDT is below the exchange minimum of 5 USDT for BTC/USDT"
+    with pytest.raises(BelowMinimum, match="minimum"):
+        broker.market_sell("BTC/USDT", D("0.0001"), new_client_order_id())  # ~1.65 USDT
+    assert order_posts(fake_exchange, ex) == []
+
+
+@pytest.mark.parametrize("ex", EXCHANGES)
+def test_auth_and_insufficient_funds_are_typed_and_not_retried(ex, fake_exchange, exchange_hub, account):
+    key, secret = account(ex, usdt="20")
+    bad = exchange_hub.broker(ex, "live", key, "wrong-secret")
+    private_path = "/api/v3/account" if ex == "binance" else "/v5/account/wallet-balance"
+    with pytest.raises(AuthenticationFailed) as err:
+        bad.balance()
+    assert "wrong-secret" not in err.value.user_message and err.value.needs_user_action
+    assert len(fake_exchange.requests_to(private_path)) == 1
+
+    broker = exchange_hub.broker(ex, "live", key, secret)
+    with pytest.raises(InsufficientFunds):
+        broker.market_buy("BTC/USDT", D("100"), new_client_order_id())
+    assert len(order_posts(fake_exchange, ex)) == 1
+    assert fake_exchange.orders(key) == []
+
+
+@pytest.mark.parametrize("ex", EXCHANGES)
+def test_5xx_and_timeouts_are_retried(ex, fake_exchange, exchange_hub):
+    fake_exchange.fault(KLINES[ex], "http", times=2, status=502)
+    assert len(exchange_hub.market_data.candles(ex, "live", "ETH/USDT", "1m", 10)) == 10
+    assert [r.status for r in fake_exchange.requests_to(KLINES[ex])] == [502, 502, 200]
+
+    fake_exchange.clear()
+    fake_exchange.fault(KLINES[ex], "delay", delay=2.5)  # past the 2 s client timeout
+    assert len(exchange_hub.market_data.candles(ex, "live", "SOL/USDT", "1m", 10)) == 10
+    assert len(fake_exchange.requests_to(KLINES[ex])) == 2
+
+
+def test_limit_order_rests_then_fills_when_price_crosses(fake_exchange, exchange_hub, account):
+    key, secret = account("binance")
+    broker = exchange_hub.broker("binance", "live", key, secret)
+    price = fake_exchange.price("ETHUSDT")
+    limit = (price * D("0.999")).quantize(D("0.01"))
+    cid = new_client_order_id()
+    placed = broker.limit_order("ETH/USDT", "buy", D("0.05"), limit, cid)
+    assert placed.status == "open" and placed.amount == 0
+    for _ in range(600):  # walk the replayed candles until the price dips to the limit
+        fake_exchange.advance(1)
+        if fake_exchange.orders(key)[0].status == "FILLED":
+            break
+    done = broker.find_order("ETH/USDT", cid)
+    assert done.status == "filled" and done.price == limit and done.net_base == D("0.05") - D("0.00005")
