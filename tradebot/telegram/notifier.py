@@ -1,0 +1,90 @@
+"""Drains the Notification outbox (engine events) to the pairs' owners.
+
+At-least-once: a row is marked `sent_at` only after Telegram accepted the message, so nothing is lost
+when the process dies between the engine's emit and the delivery (a crash right after sending may
+deliver one event twice). /notify off silences routine events; events that need the user's action
+(circuit breaker, pair errors) are always delivered.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from ..models import Notification, User, utcnow
+from . import format as fmt
+from .sender import SendFailed
+
+log = logging.getLogger("tradebot.telegram.notifier")
+
+MAX_ATTEMPTS = 20
+
+
+def deliver_pending(sender, limit: int = 100) -> int:
+    """One pass over the outbox. Returns the number of rows handled (sent or skipped)."""
+    rows = list(
+        Notification.select(Notification, User)
+        .join(User)
+        .where(Notification.sent_at.is_null())
+        .order_by(Notification.id)
+        .limit(limit)
+    )
+    done = 0
+    for row in rows:
+        user = row.user
+        skip = user.status == "blocked" or (not user.notify and row.kind not in fmt.ALWAYS_DELIVERED)
+        if not skip:
+            try:
+                sender.send(user.telegram_id, fmt.event(row.kind, row.payload))
+            except SendFailed as exc:
+                attempts = row.attempts + 1
+                give_up = exc.permanent or attempts >= MAX_ATTEMPTS
+                Notification.update(attempts=attempts, sent_at=utcnow() if give_up else None).where(
+                    Notification.id == row.id
+                ).execute()
+                log.warning(
+                    "notification %s to user %s failed (%s)%s",
+                    row.id,
+                    user.id,
+                    exc,
+                    ", giving up" if give_up else "",
+                )
+                if not give_up:
+                    return done  # Telegram trouble: try again on the next pass, in order
+                continue
+        Notification.update(sent_at=utcnow(), attempts=row.attempts + 1).where(
+            Notification.id == row.id
+        ).execute()
+        done += 1
+    return done
+
+
+class Notifier:
+    def __init__(self, sender, interval: float = 1.0):
+        self.sender = sender
+        self.interval = interval
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="tg-notifier", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                while not self._stop.is_set() and deliver_pending(self.sender) >= 100:
+                    pass
+            except Exception:
+                log.exception("notifier pass failed")
+            self._wake.wait(self.interval)
+            self._wake.clear()
