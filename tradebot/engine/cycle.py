@@ -427,8 +427,11 @@ class CycleRunner:
                 self._brokers.popitem(last=False)
         return broker
 
-    def data_network(self, network: str) -> str:
-        return network
+    def data_network(self, exchange: str, network: str) -> str:
+        """Where the pair's market data comes from (paper reads public data of another network): shared
+        candles and indicators are keyed by it, so paper and live pairs of a symbol share one series."""
+        dn = getattr(self.hub, "data_network", None)
+        return dn(exchange, network) if dn is not None else network
 
     # -------------------------------------------------------------- reconcile
 
@@ -474,7 +477,8 @@ class CycleRunner:
 
         # 2. shared market data and indicators
         md = self.hub.market_data
-        candles = md.candles(cfg.exchange, network, cfg.symbol, cfg.timeframe, self.candle_limit)
+        data_net = self.data_network(cfg.exchange, network)
+        candles = md.candles(cfg.exchange, data_net, cfg.symbol, cfg.timeframe, self.candle_limit)
         last_ts = state.last_candle_ts
         if not candles:
             since = []
@@ -489,7 +493,7 @@ class CycleRunner:
         lp = getattr(md, "last_price", None)
         if lp is not None:
             try:
-                last_price = float(lp(cfg.exchange, network, cfg.symbol))
+                last_price = float(lp(cfg.exchange, data_net, cfg.symbol))
             except ExchangeError:
                 raise
             except Exception:  # noqa: BLE001 - fall back to the last close
@@ -504,7 +508,7 @@ class CycleRunner:
         decision_row = None
         if since:
             decider = self.decider_for(cfg.decider)
-            ind = self.indicators.get(cfg.exchange, network, cfg.symbol, cfg.timeframe, candles)
+            ind = self.indicators.get(cfg.exchange, data_net, cfg.symbol, cfg.timeframe, candles)
             px = Decimal(repr(last_price)) if last_price is not None else book.last_price or ZERO
             equity = book.cash + book.holdings * px if px else book.equity
             ctx = DecisionContext(
@@ -662,29 +666,37 @@ class CycleRunner:
             .order_by(RiskEvent.id.desc())
             .scalar()
         )
+        # A user-scope rule only adds something when it spans several pairs: a streak or a daily loss of
+        # one pair alone is the pair breaker's job (and would otherwise trip both scopes at once).
         losses = 0
         if lim.max_consecutive_losses:
-            q = Trade.select(Trade.pnl).where(
+            q = Trade.select(Trade.pnl, Trade.config).where(
                 (Trade.user == user.id) & (Trade.side == "sell") & Trade.pnl.is_null(False)
             )
             if since is not None:
                 q = q.where(Trade.executed_at > since)
+            pairs = set()
             for t in q.order_by(Trade.id.desc()).limit(lim.max_consecutive_losses):
                 if t.pnl < ZERO:
                     losses += 1
+                    pairs.add(t.config_id)
                 else:
                     break
+            if len(pairs) < 2:
+                losses = 0
         budget = ZERO
         day_loss = ZERO
         today = now.date()
+        n_states = 0
         for st in UserState.select(UserState.balance, UserState.daily_pnl, UserState.daily_pnl_date).where(
             UserState.user == user.id
         ):
+            n_states += 1
             budget += st.balance or ZERO
             if st.daily_pnl_date == today:
                 day_loss -= st.daily_pnl or ZERO
-        if since is not None and since.date() == today:
-            day_loss = ZERO  # already tripped today on the loss so far; the pair breakers keep watching
+        if n_states < 2 or (since is not None and since.date() == today):
+            day_loss = ZERO  # one pair: the pair breaker covers it; already tripped today: don't repeat
         return risk.evaluate_breaker(
             lim,
             consecutive_losses=losses,
