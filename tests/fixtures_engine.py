@@ -190,8 +190,13 @@ class ScriptedDecider:
 class RaisingDecider:
     name = "raising"
 
+    def __init__(self):
+        self.on = True
+
     def decide(self, ctx):
-        raise RuntimeError("decider exploded")
+        if self.on:
+            raise RuntimeError("decider exploded")
+        return Decision("hold", 50, "ok", self.name)
 
 
 def flat_series(start_ms: int, n: int, price: float = 100.0) -> list[Candle]:
