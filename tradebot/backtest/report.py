@@ -88,7 +88,7 @@ def build_report(r: BacktestResult) -> dict:
                    "candles": n, "warmup_candles": r.start},
         "start_equity": _num(cfg.balance),
         "end_equity": _num(end),
-        "end_equity_exact": format(end, "f"),
+        "end_equity_exact": format(end.normalize(), "f"),
         "return_percent": round((float(end) / start - 1.0) * 100.0, 4) if start else None,
         "buy_and_hold_return_percent": round((last_close / first_open - 1.0) * 100.0, 4) if n else None,
         "max_drawdown_percent": round(max_drawdown_pct(start, r.equity), 4),
