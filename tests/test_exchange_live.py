@@ -4,7 +4,9 @@ from decimal import Decimal as D
 
 import pytest
 
+from tests.fixtures_exchange import fast_settings
 from tradebot.exchange.errors import AuthenticationFailed, BelowMinimum, InsufficientFunds
+from tradebot.exchange.hub import ExchangeHub
 from tradebot.exchange.live import new_client_order_id
 
 EXCHANGES = ["binance", "bybit"]
@@ -124,8 +126,10 @@ def test_5xx_and_timeouts_are_retried(ex, fake_exchange, exchange_hub):
     assert [r.status for r in fake_exchange.requests_to(KLINES[ex])] == [502, 502, 200]
 
     fake_exchange.clear()
-    fake_exchange.fault(KLINES[ex], "delay", delay=2.5)  # past the 2 s client timeout
-    assert len(exchange_hub.market_data.candles(ex, "live", "SOL/USDT", "1m", 10)) == 10
+    hub = ExchangeHub(fast_settings(fake_exchange.url, timeout_ms=300), now_ms=lambda: fake_exchange.now_ms)
+    hub.markets(ex, "live")
+    fake_exchange.fault(KLINES[ex], "delay", delay=0.8)  # past the 0.3 s client timeout
+    assert len(hub.market_data.candles(ex, "live", "SOL/USDT", "1m", 10)) == 10
     assert len(fake_exchange.requests_to(KLINES[ex])) == 2
 
 

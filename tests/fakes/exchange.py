@@ -92,7 +92,8 @@ class FakeExchange:
         return f"http://{host}:{port}"
 
     def start(self) -> FakeExchange:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-exchange", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="fake-exchange", daemon=True)
         self._thread.start()
         return self
 

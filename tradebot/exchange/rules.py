@@ -70,7 +70,7 @@ def resolve_symbol(markets: dict, text: str, exchange: str = "") -> str:
     close = difflib.get_close_matches(cand if "/" in cand else flat, list(spot) + list(by_id), n=5, cutoff=0.6)
     hints = list(dict.fromkeys(by_id.get(c, c) for c in close))
     where = f" on {exchange.capitalize()}" if exchange else ""
-    msg = f"Unknown symbol '{text.strip()}'{where}."
+    msg = f"Unknown symbol '{raw}'{where}."
     if hints:
         msg += " Did you mean: " + ", ".join(hints) + "?"
     raise UnknownSymbol(msg)
