@@ -251,58 +251,133 @@ class IndicatorSnapshot(NamedTuple):
 
 
 class IndicatorSet:
-    """All indicators of one candle stream. `update` is the hot path of the
-    backtester; the attributes mirror IndicatorSnapshot so a decider can read
-    either (the live set in a backtest, an immutable snapshot live)."""
+    """All indicators of one candle stream, updated together.
 
-    __slots__ = ("_macd", "_rsi", "_bb", "_atr", "ts", "close", "count", "ready")
+    `update` is the backtester's hot path, so it is one inlined function over plain
+    attributes (same formulas as the classes above; the tests check both against a
+    reference). Until every indicator is warm it runs the component classes; then it
+    takes over their state. The public attributes mirror IndicatorSnapshot, so a
+    decider reads either (the live set in a backtest, an immutable snapshot live)."""
+
+    __slots__ = (
+        "ts", "close", "count", "ready",
+        "ema_fast", "ema_slow", "macd", "macd_signal", "macd_hist", "prev_macd_hist",
+        "rsi", "bb_upper", "bb_mid", "bb_lower", "atr",
+        "_parts", "_af", "_as", "_asig", "_bbk", "_p_rsi", "_p_bb", "_p_atr",
+        "_prev_close", "_gain", "_loss", "_buf", "_bi", "_anchor", "_s", "_ss",
+    )
 
     def __init__(self, fast: int = 12, slow: int = 26, signal: int = 9, rsi: int = 14,
                  bb: int = 20, bb_k: float = 2.0, atr: int = 14):
-        self._macd = MACD(fast, slow, signal)
-        self._rsi = RSI(rsi)
-        self._bb = Bollinger(bb, bb_k)
-        self._atr = ATR(atr)
-        self.ts = 0
-        self.close = 0.0
-        self.count = 0
-        self.ready = False
+        self._parts = (MACD(fast, slow, signal), RSI(rsi), Bollinger(bb, bb_k), ATR(atr))
+        self._af, self._as, self._asig = 2.0 / (fast + 1), 2.0 / (slow + 1), 2.0 / (signal + 1)
+        self._bbk, self._p_rsi, self._p_bb, self._p_atr = bb_k, rsi, bb, atr
+        self.ts, self.close, self.count, self.ready = 0, 0.0, 0, False
+        self.ema_fast = self.ema_slow = self.macd = self.macd_signal = None
+        self.macd_hist = self.prev_macd_hist = self.rsi = None
+        self.bb_upper = self.bb_mid = self.bb_lower = self.atr = None
 
     def update(self, ts: int, high: float, low: float, close: float) -> bool:
         self.ts = ts
-        self.close = close
         self.count += 1
-        m = self._macd
-        m.update(close)
-        r = self._rsi.update(close)
-        b = self._bb.update(close)
-        a = self._atr.update(high, low, close)
-        if not self.ready:  # the last to warm up is MACD's previous histogram (candle 35)
-            self.ready = m.prev_hist is not None and r is not None and b is not None and a is not None
-        return self.ready
+        if not self.ready:
+            return self._warm_update(high, low, close)
+        pc = self._prev_close
+        self._prev_close = close
+        self.close = close
+        # MACD
+        f = self.ema_fast + self._af * (close - self.ema_fast)
+        sl = self.ema_slow + self._as * (close - self.ema_slow)
+        m = f - sl
+        sig = self.macd_signal + self._asig * (m - self.macd_signal)
+        self.ema_fast, self.ema_slow, self.macd, self.macd_signal = f, sl, m, sig
+        self.prev_macd_hist = self.macd_hist
+        self.macd_hist = m - sig
+        # RSI (Wilder)
+        d = close - pc
+        p = self._p_rsi
+        if d > 0.0:
+            g = self._gain = (self._gain * (p - 1) + d) / p
+            lo = self._loss = self._loss * (p - 1) / p
+        else:
+            g = self._gain = self._gain * (p - 1) / p
+            lo = self._loss = (self._loss * (p - 1) - d) / p
+        if lo == 0.0:
+            self.rsi = 50.0 if g == 0.0 else 100.0
+        else:
+            self.rsi = 100.0 - 100.0 / (1.0 + g / lo)
+        # ATR (Wilder)
+        tr = high - low
+        a = high - pc if high > pc else pc - high
+        if a > tr:
+            tr = a
+        a = low - pc if low > pc else pc - low
+        if a > tr:
+            tr = a
+        p = self._p_atr
+        self.atr = (self.atr * (p - 1) + tr) / p
+        # Bollinger: anchored rolling sums, rebuilt once per window (see Bollinger)
+        buf = self._buf
+        i = self._bi
+        old = buf[i]
+        buf[i] = close
+        i += 1
+        n = self._p_bb
+        if i == n:
+            i = 0
+        self._bi = i
+        if i == 0:
+            anc = sum(buf) / n
+            s = ss = 0.0
+            for v in buf:
+                x = v - anc
+                s += x
+                ss += x * x
+            self._anchor = anc
+        else:
+            anc = self._anchor
+            x = close - anc
+            y = old - anc
+            s = self._s + x - y
+            ss = self._ss + x * x - y * y
+        self._s, self._ss = s, ss
+        mean = s / n
+        var = ss / n - mean * mean
+        sd = self._bbk * math.sqrt(var) if var > 0.0 else 0.0
+        mid = self.bb_mid = anc + mean
+        self.bb_upper = mid + sd
+        self.bb_lower = mid - sd
+        return True
+
+    def _warm_update(self, high: float, low: float, close: float) -> bool:
+        self.close = close
+        macd, rsi, bb, atr = self._parts
+        macd.update(close)
+        rsi.update(close)
+        bb.update(close)
+        atr.update(high, low, close)
+        self.ema_fast, self.ema_slow = macd.fast.value, macd.slow.value
+        self.macd, self.macd_signal, self.macd_hist, self.prev_macd_hist = macd.macd, macd.signal, macd.hist, macd.prev_hist
+        self.rsi, self.atr = rsi.value, atr.value
+        self.bb_upper, self.bb_mid, self.bb_lower = bb.upper, bb.mid, bb.lower
+        if macd.prev_hist is None or rsi.value is None or bb.mid is None or atr.value is None:
+            return False
+        # every indicator is warm (candle 35): take over the state for the inlined path
+        self._prev_close = close
+        self._gain, self._loss = rsi._gain, rsi._loss
+        self._buf, self._bi, self._anchor, self._s, self._ss = bb._buf, bb._i, bb._anchor, bb._s, bb._ss
+        self._parts = None
+        self.ready = True
+        return True
 
     def feed(self, candles: Sequence[Candle]) -> None:
         for c in candles:
             self.update(c[0], c[2], c[3], c[4])
 
-    # Read-only views, named like the snapshot fields.
-    ema_fast = property(lambda self: self._macd.fast.value)
-    ema_slow = property(lambda self: self._macd.slow.value)
-    macd = property(lambda self: self._macd.macd)
-    macd_signal = property(lambda self: self._macd.signal)
-    macd_hist = property(lambda self: self._macd.hist)
-    prev_macd_hist = property(lambda self: self._macd.prev_hist)
-    rsi = property(lambda self: self._rsi.value)
-    bb_upper = property(lambda self: self._bb.upper)
-    bb_mid = property(lambda self: self._bb.mid)
-    bb_lower = property(lambda self: self._bb.lower)
-    atr = property(lambda self: self._atr.value)
-
     def snapshot(self) -> IndicatorSnapshot:
-        m, bb = self._macd, self._bb
         return IndicatorSnapshot(
-            self.ts, self.close, m.fast.value, m.slow.value, m.macd, m.signal, m.hist, m.prev_hist,
-            self._rsi.value, bb.upper, bb.mid, bb.lower, self._atr.value, self.ready,
+            self.ts, self.close, self.ema_fast, self.ema_slow, self.macd, self.macd_signal, self.macd_hist,
+            self.prev_macd_hist, self.rsi, self.bb_upper, self.bb_mid, self.bb_lower, self.atr, self.ready,
         )
 
 
