@@ -43,12 +43,12 @@ def fmt(value: Decimal) -> str:
 
 def check_minimums(rules: MarketRules, amount: Decimal, cost: Decimal) -> None:
     """ccxt does not enforce limits.amount.min / limits.cost.min: refuse before sending, naming the minimum."""
-    if rules.min_cost is not None and cost < rules.min_cost:
-        raise BelowMinimum(f"Order value {cost.quantize(Decimal('0.01'), ROUND_DOWN)} {rules.quote} is below the "
-                           f"exchange minimum of {fmt(rules.min_cost).removesuffix('.00')} {rules.quote} for {rules.symbol}")
     if rules.min_amount is not None and amount < rules.min_amount:
         raise BelowMinimum(f"Order amount {format(amount.normalize(), 'f')} {rules.base} is below the exchange "
                            f"minimum of {format(rules.min_amount.normalize(), 'f')} {rules.base} for {rules.symbol}")
+    if rules.min_cost is not None and cost < rules.min_cost:
+        raise BelowMinimum(f"Order value {cost.quantize(Decimal('0.01'), ROUND_DOWN)} {rules.quote} is below the "
+                           f"exchange minimum of {fmt(rules.min_cost).removesuffix('.00')} {rules.quote} for {rules.symbol}")
 
 
 def resolve_symbol(markets: dict, text: str, exchange: str = "") -> str:
