@@ -1,7 +1,9 @@
 """Default decider: trend (EMA12 vs EMA26) + momentum (MACD histogram) + RSI filter.
 
 Long-only spot: buy only when flat, sell only when holding.
-- buy:  EMA12 > EMA26, MACD hist > 0 and rising, RSI below `rsi_overbought`.
+- buy:  EMA12 above EMA26 by at least `min_gap_atr` ATRs (a crossover inside the candle noise
+        is no trend: on short timeframes it mostly buys fees), MACD hist > 0 and rising, RSI below
+        `rsi_overbought`.
 - sell: (EMA12 < EMA26 and MACD hist < 0) or RSI >= `rsi_exit` (take an overbought exit).
 `quick_action` is the cheap test run on every candle (the backtester calls it
 directly on the live IndicatorSet); `decide` builds the full Decision with
@@ -22,8 +24,10 @@ def _clip01(x: float) -> float:
 class TechnicalDecider:
     name = "technical"
 
-    def __init__(self, rsi_overbought: float = 70.0, rsi_exit: float = 80.0, trend_full: float = 0.005):
+    def __init__(self, rsi_overbought: float = 70.0, rsi_exit: float = 80.0, trend_full: float = 0.005,
+                 min_gap_atr: float = 0.5):
         self.rsi_overbought = rsi_overbought
+        self.min_gap_atr = min_gap_atr
         self.rsi_exit = rsi_exit
         self.trend_full = trend_full  # EMA gap (fraction) that counts as a full-strength trend
 
@@ -36,7 +40,8 @@ class TechnicalDecider:
             if (ind.ema_fast < ind.ema_slow and hist < 0.0) or ind.rsi >= self.rsi_exit:
                 return SELL
             return HOLD
-        if ind.ema_fast > ind.ema_slow and hist > 0.0 and hist > ind.prev_macd_hist and ind.rsi < self.rsi_overbought:
+        if (ind.ema_fast - ind.ema_slow > self.min_gap_atr * ind.atr and hist > 0.0
+                and hist > ind.prev_macd_hist and ind.rsi < self.rsi_overbought):
             return BUY
         return HOLD
 
