@@ -22,7 +22,10 @@ def test_a_pair_that_always_raises_leaves_the_others_trading_and_reports_once(en
     deciders["scripted"] = ScriptedDecider(script)
     u1, u2 = make_user(1), make_user(2)
     bad = make_pair(u1, "BTC/USDT", "1000", decider="raising")
-    good = [make_pair(u1, "ETH/USDT", "1000", decider="scripted"), make_pair(u2, "BTC/USDT", "500", decider="scripted")]
+    good = [
+        make_pair(u1, "ETH/USDT", "1000", decider="scripted"),
+        make_pair(u2, "BTC/USDT", "500", decider="scripted"),
+    ]
     for _ in range(10):
         for cfg in [bad, *good]:
             engine._job(cfg.id)  # the scheduler's entry point: never raises
