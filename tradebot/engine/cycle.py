@@ -240,7 +240,7 @@ def book_order_fill(
                         outcome="profitable" if total > ZERO else "loss",
                         profitable=total > ZERO,
                         pnl=total,
-                    ).where(AIDecision.id == pos.decision_id).execute()
+                    ).where(_decision_and_agreeing_parts(pos.decision_id)).execute()
             else:
                 Position.update(amount=book.holdings, cost_basis=book.cost_basis, realized_pnl=total).where(
                     Position.id == pos.id
@@ -265,7 +265,7 @@ def book_order_fill(
             executed_at=ms_to_dt(fill.timestamp) if getattr(fill, "timestamp", None) else now,
         )
         if order.decision_id:
-            AIDecision.update(executed=True).where(AIDecision.id == order.decision_id).execute()
+            AIDecision.update(executed=True).where(_decision_and_agreeing_parts(order.decision_id)).execute()
         save_state(state.id, book, now)
         base = {"symbol": cfg.symbol, "exchange": cfg.exchange}
         if fill.side == "buy":
@@ -298,6 +298,20 @@ def book_order_fill(
         if out.trip is not None:
             record_trip(cfg, "pair", out.trip, book.breaker_until_ms, now)
     return out
+
+
+def _decision_and_agreeing_parts(decision_id: int):
+    """The decision row plus, for an ensemble, the member rows of the same candle that voted the same way
+    (they are stored right after it), so every provider's accuracy counts the trades it called."""
+    main = AIDecision.get_or_none(AIDecision.id == decision_id)
+    if main is None or main.provider != "ensemble":
+        return AIDecision.id == decision_id
+    return (
+        (AIDecision.config == main.config_id)
+        & (AIDecision.candle_ts == main.candle_ts)
+        & (AIDecision.action == main.action)
+        & (AIDecision.id >= main.id)
+    )
 
 
 def record_trip(cfg_or_user, scope: str, trip: risk.Trip, until_ms: int, now: dt.datetime) -> None:
