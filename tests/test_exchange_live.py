@@ -5,7 +5,7 @@ from decimal import Decimal as D
 import pytest
 
 from tests.fixtures_exchange import fast_settings
-from tradebot.exchange.errors import AuthenticationFailed, BelowMinimum, InsufficientFunds
+from tradebot.exchange.errors import AuthenticationFailed, BelowMinimum, InsufficientFunds, PermissionDenied
 from tradebot.exchange.hub import ExchangeHub
 from tradebot.exchange.live import new_client_order_id
 
@@ -147,3 +147,42 @@ def test_limit_order_rests_then_fills_when_price_crosses(fake_exchange, exchange
             break
     done = broker.find_order("ETH/USDT", cid)
     assert done.status == "filled" and done.price == limit and done.net_base == D("0.05") - D("0.00005")
+
+
+@pytest.mark.parametrize("ex", EXCHANGES)
+def test_revoked_trade_permission_is_not_retried(ex, fake_exchange, exchange_hub, account):
+    key, secret = account(ex)
+    broker = exchange_hub.broker(ex, "live", key, secret)
+    assert broker.balance()  # the pooled client has authenticated successfully once
+    fake_exchange.book.accounts[key].permissions = {"read"}
+    with pytest.raises((AuthenticationFailed, PermissionDenied)) as err:
+        broker.market_buy("BTC/USDT", D("20"), new_client_order_id())
+    assert err.value.needs_user_action
+    assert len(order_posts(fake_exchange, ex)) == 1
+
+
+def test_cancel_resting_limit_order(fake_exchange, exchange_hub, account):
+    key, secret = account("bybit")
+    broker = exchange_hub.broker("bybit", "live", key, secret)
+    price = (fake_exchange.price("SOLUSDT") * D("0.8")).quantize(D("0.01"))
+    cid = new_client_order_id()
+    assert broker.limit_order("SOL/USDT", "buy", D("1"), price, cid).status == "open"
+    assert fake_exchange.balances(key)["USDT"] == D("1000") - price
+    assert broker.cancel_order("SOL/USDT", cid).status == "canceled"
+    assert fake_exchange.balances(key)["USDT"] == D("1000")
+
+
+def test_markets_refresh_periodically_and_clients_follow(fake_exchange):
+    clock = [0.0]
+    hub = ExchangeHub(fast_settings(fake_exchange.url, markets_refresh_seconds=60),
+                      now_ms=lambda: fake_exchange.now_ms, monotonic=lambda: clock[0])
+    fake_exchange.add_account("k", "s", {"USDT": "10"}, exchange="binance")
+    first = hub.private_client("binance", "live", "k", "s")
+    assert first.markets is hub.markets("binance", "live")  # shared, not copied
+    clock[0] += 30
+    hub.markets("binance", "live")
+    assert len(fake_exchange.requests_to("/api/v3/exchangeInfo")) == 1
+    clock[0] += 31
+    fresh = hub.markets("binance", "live")
+    assert len(fake_exchange.requests_to("/api/v3/exchangeInfo")) == 2
+    assert hub.private_client("binance", "live", "k", "s").markets is fresh

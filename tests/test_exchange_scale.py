@@ -86,3 +86,11 @@ def test_idle_private_clients_expire(fake_exchange):
     assert hub.private_clients_count() == 1
     clock[0] += 61
     assert hub.private_clients_count() == 0
+
+
+def test_paper_and_live_pairs_share_one_feed(fake_exchange, exchange_hub):
+    md = exchange_hub.market_data
+    assert md.candles("binance", "paper", "SOL/USDT", "1m", 30) == md.candles("binance", "live", "SOL/USDT", "1m", 30)
+    assert md.last_price("binance", "paper", "SOL/USDT") == md.last_price("binance", "live", "SOL/USDT")
+    assert len(fake_exchange.requests_to("/api/v3/klines")) == 1
+    assert len(fake_exchange.requests_to("/api/v3/ticker/24hr")) == 1

@@ -50,6 +50,9 @@ class _SharedLimiterMixin:
     def handle_errors(self, code, reason, url, method, headers, body, response, request_headers, request_body):
         if code in (418, 429) and self.tb_limiter is not None:
             self.tb_limiter.pause(retry_after_seconds(headers))
+        # ccxt binance turns -2015 into a retriable DDoSProtection once a key has worked; on a pooled client
+        # that hides a revoked key or a removed trade permission behind endless retries. Bans come as 418/429.
+        self.options["hasAlreadyAuthenticatedSuccessfully"] = False
         return super().handle_errors(code, reason, url, method, headers, body, response, request_headers, request_body)
 
 

@@ -78,7 +78,7 @@ def translate(exc: BaseException, exchange: str = "") -> ExchangeError:
     if isinstance(exc, ccxt.PermissionDenied):
         return PermissionDenied(f"{name} refused: the API key lacks the permission for this action.")
     if isinstance(exc, ccxt.AuthenticationError) or "-2015" in text or "-1022" in text:
-        return AuthenticationFailed(f"{name} rejected the API key or signature. Check the key, secret and IP whitelist.")
+        return AuthenticationFailed(f"{name} rejected the API key or signature. Check the key, secret, permissions and IP whitelist.")
     if isinstance(exc, ccxt.InsufficientFunds):
         return InsufficientFunds(f"Insufficient balance on {name} for this order.")
     if "NOTIONAL" in text or "170140" in text or "170136" in text:

@@ -41,7 +41,8 @@ class ExchangeHub:
         self._private: OrderedDict[str, tuple[object, float, int]] = OrderedDict()
         self._private_lock = threading.Lock()
         self._rules_cache: dict[tuple, MarketRules] = {}
-        self.market_data = MarketData(self.public_client, now_ms=now_ms, policy_for=self.policy)
+        self.market_data = MarketData(self.public_client, now_ms=now_ms, policy_for=self.policy,
+                                      data_network=self.data_network)
 
     # configuration -------------------------------------------------------------------------------------------
     def data_network(self, exchange: str, network: str) -> str:

@@ -44,8 +44,10 @@ class _Price:
 class MarketData:
     def __init__(self, client_for: Callable[[str, str], object], now_ms: Callable[[], int] = wall_ms,
                  policy_for: Callable[[str], RetryPolicy] | None = None, max_candles: int = 300,
-                 ticker_ttl_ms: int = 5_000, lag_retry_seconds: float = 2.0):
+                 ticker_ttl_ms: int = 5_000, lag_retry_seconds: float = 2.0,
+                 data_network: Callable[[str, str], str] = lambda _exchange, network: network):
         self._client_for = client_for  # (exchange, network) -> ccxt client with markets loaded
+        self._data_network = data_network  # 'paper' reads the live (or testnet) feed: share its cache
         self.now_ms = now_ms
         self._policy_for = policy_for or (lambda _exchange: RetryPolicy())
         self.max_candles = max_candles
@@ -67,6 +69,7 @@ class MarketData:
     def candles(self, exchange: str, network: str, symbol: str, timeframe: str, limit: int = 100) -> list[Candle]:
         """Up to `limit` (<= max_candles) CLOSED candles, oldest first."""
         limit = min(limit, self.max_candles)
+        network = self._data_network(exchange, network)
         tf = timeframe_ms(timeframe)
         key = (exchange, network, symbol, timeframe)
         with self._lock(key):  # single-flight: one fetch per key, the others wait here and reuse it
@@ -98,6 +101,7 @@ class MarketData:
 
     def last_price(self, exchange: str, network: str, symbol: str) -> Decimal:
         """Last traded price from the ticker, shared for `ticker_ttl_ms` of the clock."""
+        network = self._data_network(exchange, network)
         key = (exchange, network, symbol)
         with self._lock(key):
             now = self.now_ms()
