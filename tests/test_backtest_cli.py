@@ -59,3 +59,13 @@ def test_clear_errors(tmp_path):
     assert r.exit_code == 2 and "--set" in r.output
     r = run("--symbol", "BTC/USDT", "--data", str(tmp_path / "none.csv"))
     assert r.exit_code == 1 and "cannot read file" in r.output
+
+
+def test_progress_bar_on_long_runs(capsys):
+    from tradebot.backtest.cli import _Progress
+
+    p = _Progress(100, after=0.0)
+    for done in (10, 50, 90):
+        p(done)
+    p.close()
+    assert "backtest" in capsys.readouterr().err

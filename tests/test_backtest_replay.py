@@ -188,3 +188,20 @@ def test_drawdown_breaker_trips_on_mark_to_market():
     (trip,) = r.trips
     assert trip.kind == "drawdown" and trip.ts == T0 + 3 * H
     assert r.final_equity == D("993.0065") and r.trades[0].closed is False
+
+
+def test_llm_decider_in_a_backtest():
+    """The slow path: a full DecisionContext per candle (history view, snapshot, position, cash)."""
+    from tests.fakes.llm import FakeLLM
+    from tradebot.strategy.llm import LLMDecider, LLMSettings
+
+    rows = [(100.0 + k * 0.1, 100.5 + k * 0.1, 99.5 + k * 0.1, 100.05 + k * 0.1) for k in range(40)]
+    with FakeLLM() as fake:
+        fake.answer_json({"action": "buy", "confidence": 90, "reasoning": "up", "stop_loss": 90, "take_profit": 200})
+        dec = LLMDecider(LLMSettings(base_url=fake.base_url, api_key="k", model="m"))
+        r = run_backtest(series(rows), dec, config())
+    assert len(fake.requests) == 40
+    (t,) = r.trades  # bought once at candle 1's open; later buys are turned into holds while holding
+    assert t.entry_ts == T0 + H and not t.closed and r.book.stop_loss == D(90) and r.book.take_profit == D(200)
+    last_prompt = fake.requests[-1]["json"]["messages"][1]["content"]
+    assert "Position: holding" in last_prompt and "Last 24 candles" in last_prompt

@@ -168,3 +168,10 @@ def test_build_decider():
     assert (e.min_agree, e.min_confidence) == (2, 70)
     with pytest.raises(ValueError):
         build_decider("magic")
+
+
+def test_llm_key_echoed_by_the_model_is_masked_but_answer_parsed(llm):
+    llm.answer_json({"action": "buy", "confidence": 70, "reasoning": f"your key is {KEY}", "take_profit": 60000})
+    d = _llm_decider(llm).decide(_snap_ctx())
+    assert d.action == "buy" and d.take_profit == Decimal("60000")
+    assert KEY not in d.reasoning + d.response and "***" in d.response

@@ -24,7 +24,7 @@ DEFAULT_STEP = Decimal("0.00000001")
 _RISK_DEC = ("max_position_percent", "stop_loss_percent", "take_profit_percent")
 _LIMIT_DEC = ("daily_loss_limit_percent", "max_drawdown_percent")
 _LIMIT_INT = ("max_consecutive_losses", "cooldown_minutes")
-_RULES = ("amount_step", "price_tick", "min_amount", "min_cost")
+_RULES = ("amount_step", "min_amount", "min_cost")  # market orders: no price tick needed
 SET_KEYS = _RISK_DEC + ("min_confidence",) + _LIMIT_DEC + _LIMIT_INT + _RULES + ("exit_fill",)
 
 
@@ -129,7 +129,7 @@ def _decimal(ctx, param, value):
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="pair setting (stop_loss_percent, take_profit_percent, max_position_percent, min_confidence, "
                    "max_consecutive_losses, daily_loss_limit_percent, max_drawdown_percent, cooldown_minutes), "
-                   "market rule (amount_step, price_tick, min_amount, min_cost) or exit_fill=trigger|next_open")
+                   "market rule (amount_step, min_amount, min_cost) or exit_fill=trigger|next_open")
 @click.option("--trades", "trades_path", default=None, type=click.Path(dir_okay=False), help="write every trade to CSV")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False), help="draw a PNG (needs matplotlib)")

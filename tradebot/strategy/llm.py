@@ -143,23 +143,25 @@ class LLMDecider:
             raw = self._complete(prompt)
         except _CallFailed as e:
             return self._hold(f"LLM unavailable: {e}", prompt, e.raw)
-        if raw.refusal:
-            return self._hold(f"LLM refused: {raw.refusal[:200]}", prompt, raw.text or raw.refusal)
+        text, refusal = raw.text, raw.refusal  # parsed as received; scrubbed where stored
+        if refusal:
+            return self._hold(f"LLM refused: {refusal[:200]}", prompt, text or refusal)
         try:
-            ans = parse_answer(raw.text)
+            ans = parse_answer(text)
         except AnswerError as e:
-            if _REFUSAL.search(raw.text[:300]):
-                return self._hold(f"LLM refused: {raw.text.strip()[:200]}", prompt, raw.text)
-            return self._hold(f"LLM answer rejected ({e})", prompt, raw.text)
-        action, reasoning = ans["action"], ans["reasoning"]
+            if _REFUSAL.search(text[:300]):
+                return self._hold(f"LLM refused: {text.strip()[:200]}", prompt, text)
+            return self._hold(f"LLM answer rejected ({e})", prompt, text)
+        action, reasoning = ans["action"], self._scrub(ans["reasoning"])
         holding = ctx.position is not None
         if (action == "buy" and holding) or (action == "sell" and not holding):
             reasoning = f"{action} ignored ({'already holding' if holding else 'nothing to sell'}): {reasoning}"
             action = "hold"
-        return Decision(action, ans["confidence"], reasoning, self.name, inputs=prompt, response=raw.text,
+        return Decision(action, ans["confidence"], reasoning, self.name, inputs=prompt, response=self._scrub(text),
                         stop_loss=ans["stop_loss"], take_profit=ans["take_profit"])
 
     def _hold(self, why: str, prompt: str, raw: str) -> Decision:
+        why, raw = self._scrub(why), self._scrub(raw)
         log.warning("%s: %s", self.name, why)
         return Decision("hold", 0, why, self.name, inputs=prompt, response=raw)
 
@@ -209,11 +211,13 @@ class LLMDecider:
         except (ValueError, KeyError, IndexError, TypeError):
             raise _CallFailed("unexpected API response", self._scrub(text[:2000])) from None
         content = msg.get("content") or ""
-        return _Raw(self._scrub(content), self._scrub(msg.get("refusal") or ""))
+        return _Raw(content, msg.get("refusal") or "")
 
     def _scrub(self, text: str) -> str:
+        """Mask the API key in text we store or log. Too short a key (tests, local servers
+        without auth) would only mangle ordinary words."""
         key = self.settings.api_key
-        return text.replace(key, "***") if key else text
+        return text.replace(key, "***") if key and len(key) >= 8 else text
 
 
 @dataclass(frozen=True)
