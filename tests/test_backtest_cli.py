@@ -69,3 +69,14 @@ def test_progress_bar_on_long_runs(capsys):
         p(done)
     p.close()
     assert "backtest" in capsys.readouterr().err
+
+
+def test_exit_fill_auto_follows_the_live_cycle():
+    day_1m = str(KLINES / "binance-spot-BTCUSDT-1m-2023-01-21.csv.gz")
+    rep = json.loads(run("--symbol", "BTC/USDT", "--data", day_1m, "--json").output)
+    assert rep["fills"]["stop_loss_take_profit"] == "next candle open"  # 1m candles, 60 s cycles
+    rep = json.loads(run("--symbol", "BTC/USDT", "--data", day_1m, "--timeframe", "5m", "--json").output)
+    assert rep["fills"]["stop_loss_take_profit"] == "trigger price inside the candle"
+    rep = json.loads(run("--symbol", "BTC/USDT", "--data", day_1m, "--timeframe", "5m", "--json",
+                         "--set", "interval_seconds=300").output)
+    assert rep["fills"]["stop_loss_take_profit"] == "next candle open"

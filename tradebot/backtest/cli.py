@@ -24,13 +24,16 @@ DEFAULT_STEP = Decimal("0.00000001")
 _RISK_DEC = ("max_position_percent", "stop_loss_percent", "take_profit_percent")
 _LIMIT_DEC = ("daily_loss_limit_percent", "max_drawdown_percent")
 _LIMIT_INT = ("max_consecutive_losses", "cooldown_minutes")
+_RUN = ("exit_fill", "interval_seconds")
 _RULES = ("amount_step", "min_amount", "min_cost")  # market orders: no price tick needed
-SET_KEYS = _RISK_DEC + ("min_confidence",) + _LIMIT_DEC + _LIMIT_INT + _RULES + ("exit_fill",)
+SET_KEYS = _RISK_DEC + ("min_confidence",) + _LIMIT_DEC + _LIMIT_INT + _RULES + _RUN
 
 
-def parse_sets(pairs: tuple[str, ...], base: PairSettings, rules: MarketRules) -> tuple[PairSettings, MarketRules, str]:
-    """Apply `--set key=value` overrides; raises click.BadParameter on a bad key or value."""
-    s_kw, l_kw, r_kw, exit_fill = {}, {}, {}, "trigger"
+def parse_sets(pairs: tuple[str, ...], base: PairSettings, rules: MarketRules
+               ) -> tuple[PairSettings, MarketRules, dict]:
+    """Apply `--set key=value` overrides; raises click.BadParameter on a bad key or value.
+    Returns (settings, rules, run options for BacktestConfig)."""
+    s_kw, l_kw, r_kw, run = {}, {}, {}, {}
     for item in pairs:
         key, sep, value = item.partition("=")
         key, value = key.strip().lower(), value.strip()
@@ -39,9 +42,13 @@ def parse_sets(pairs: tuple[str, ...], base: PairSettings, rules: MarketRules) -
                                      param_hint="--set")
         try:
             if key == "exit_fill":
-                if value not in ("trigger", "next_open"):
+                if value not in ("auto", "trigger", "next_open"):
                     raise ValueError
-                exit_fill = value
+                run[key] = value
+            elif key == "interval_seconds":
+                run[key] = int(value)
+                if run[key] <= 0:
+                    raise ValueError
             elif key in _LIMIT_INT or key == "min_confidence":
                 (l_kw if key in _LIMIT_INT else s_kw)[key] = int(value)
             else:
@@ -58,7 +65,7 @@ def parse_sets(pairs: tuple[str, ...], base: PairSettings, rules: MarketRules) -
     rules = replace(rules, **r_kw) if r_kw else rules
     settings = replace(base, limits=limits, amount_step=rules.amount_step, min_amount=rules.min_amount,
                        min_cost=rules.min_cost, fee_rate=rules.taker_fee, **s_kw)
-    return settings, rules, exit_fill
+    return settings, rules, run
 
 
 def _defaults_from_config(ctx: click.Context):
@@ -129,7 +136,8 @@ def _decimal(ctx, param, value):
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="pair setting (stop_loss_percent, take_profit_percent, max_position_percent, min_confidence, "
                    "max_consecutive_losses, daily_loss_limit_percent, max_drawdown_percent, cooldown_minutes), "
-                   "market rule (amount_step, min_amount, min_cost) or exit_fill=trigger|next_open")
+                   "market rule (amount_step, min_amount, min_cost), exit_fill=auto|trigger|next_open, "
+                   "interval_seconds (the live cycle; default 60)")
 @click.option("--trades", "trades_path", default=None, type=click.Path(dir_okay=False), help="write every trade to CSV")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False), help="draw a PNG (needs matplotlib)")
@@ -144,7 +152,7 @@ def backtest_command(ctx, exchange, symbol, timeframe, data_path, balance, decid
     base_settings, llm_cfg, ens_cfg = _defaults_from_config(ctx)
     # Offline defaults: 8-decimal amounts, no minimums; real exchange rules via --set.
     rules = MarketRules(symbol, base_ccy, quote_ccy, DEFAULT_STEP, None, None, None, fee)
-    settings, rules, exit_fill = parse_sets(sets, base_settings, rules)
+    settings, rules, run_opts = parse_sets(sets, base_settings, rules)
     try:
         tf_ms = timeframe_ms(timeframe) if timeframe else None
         start_ms = parse_date(date_from) if date_from else None
@@ -166,7 +174,7 @@ def backtest_command(ctx, exchange, symbol, timeframe, data_path, balance, decid
         raise click.ClickException(str(e)) from None
     t_load = time.perf_counter() - t0
 
-    cfg = BacktestConfig(symbol, timeframe_name(series.interval_ms), rules, settings, balance, exchange, exit_fill)
+    cfg = BacktestConfig(symbol, timeframe_name(series.interval_ms), rules, settings, balance, exchange, **run_opts)
     progress = _Progress(len(series) - start)
     t1 = time.perf_counter()
     try:

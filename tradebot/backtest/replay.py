@@ -8,9 +8,12 @@ Timeline of one candle i (what the live bot does at each candle close):
    `core.step(book, [candle i], decision, settings, now=close time, last_price=close)` runs:
    - while holding, stop-loss / take-profit are checked against candle i's low/high
      (risk.check_exit: if both lie inside the candle the STOP-LOSS wins; a candle that opens
-     beyond a level exits at the open). With `exit_fill="trigger"` (default) the exit fills at
-     that trigger price inside candle i, as a resting stop order would; with "next_open" it
-     fills at the next candle's open like any other order;
+     beyond a level exits at the open). With `exit_fill="trigger"` the exit fills at that
+     trigger price inside candle i; with "next_open" it fills at the next candle's open like any
+     other order. "auto" (default) picks what the live bot does: it checks the last price every
+     cycle (`interval_seconds`, 60 by default) and sells at market, so when the timeframe is not
+     longer than the cycle (1m candles, 60 s cycles) the exit is at the next open (exactly, see
+     tests/test_backtest_parity.py), and on longer timeframes it lands near the trigger;
    - the circuit breaker is evaluated on the marked-to-market equity and on every closed trade,
      with the same cooldown clock (candle close times);
    - a buy/sell signal becomes an order for step 1 of the next candle.
@@ -81,11 +84,17 @@ class BacktestConfig:
     settings: core.PairSettings
     balance: Decimal = Decimal(1000)
     exchange: str = "binance"
-    exit_fill: str = "trigger"  # trigger | next_open
+    exit_fill: str = "auto"  # auto | trigger | next_open
+    interval_seconds: int = 60  # the live cycle interval "auto" compares the timeframe with
 
     def __post_init__(self):
-        if self.exit_fill not in ("trigger", "next_open"):
-            raise ValueError("exit_fill must be 'trigger' or 'next_open'")
+        if self.exit_fill not in ("auto", "trigger", "next_open"):
+            raise ValueError("exit_fill must be 'auto', 'trigger' or 'next_open'")
+
+    def exit_mode(self, interval_ms: int) -> str:
+        if self.exit_fill != "auto":
+            return self.exit_fill
+        return "next_open" if interval_ms <= self.interval_seconds * 1000 else "trigger"
 
 
 @dataclass
@@ -103,6 +112,7 @@ class BacktestResult:
     skipped: dict[str, int] = field(default_factory=dict)  # buys the core refused, by reason
     unfilled_at_end: str | None = None
     fill_source: str = ""
+    exit_fill: str = "trigger"  # the resolved mode
 
 
 class _CandleView(Sequence):
@@ -180,6 +190,7 @@ def run_backtest(series: Series, decider, cfg: BacktestConfig, start: int = 0,
             trips.append(BreakerTrip(now_ms, out.trip.kind, out.trip.detail, book.breaker_until_ms))
         cash_f, hold_f = float(book.cash), float(book.holdings)
 
+    trigger_exits = cfg.exit_mode(tf) == "trigger"
     mask = 0x3FFF if quick is not None else 0
     for i in range(start, n):
         if pending is not None:
@@ -204,7 +215,7 @@ def run_backtest(series: Series, decider, cfg: BacktestConfig, start: int = 0,
             if res.skipped is not None:
                 skipped[res.skipped] = skipped.get(res.skipped, 0) + 1
             for order in res.orders:
-                if order.reason in (STOP_LOSS, TAKE_PROFIT) and cfg.exit_fill == "trigger":
+                if trigger_exits and order.reason in (STOP_LOSS, TAKE_PROFIT):
                     fill(order, decision, order.price_hint, ts[i], now)
                 else:
                     pending = (order, decision)
@@ -223,7 +234,7 @@ def run_backtest(series: Series, decider, cfg: BacktestConfig, start: int = 0,
         unfilled = f"{pending[0].side} ({pending[0].reason}) decided at the last candle, not filled"
     return BacktestResult(cfg, getattr(decider, "name", type(decider).__name__), series, start, equity,
                           in_pos, trades, trips, book, book.equity, skipped, unfilled,
-                          FILL_SOURCE)
+                          FILL_SOURCE, cfg.exit_mode(tf))
 
 
 def _context(cfg: BacktestConfig, tfname: str, series: Series, i: int, iset: IndicatorSet, book,

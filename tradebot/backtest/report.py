@@ -112,7 +112,7 @@ def build_report(r: BacktestResult) -> dict:
             "since": iso(open_pos.entry_ts), "amount": _num(open_pos.amount), "entry_price": _num(open_pos.entry_price)},
         "unfilled_at_end": r.unfilled_at_end,
         "fills": {"rule": r.fill_source, "entries_and_signal_exits": "next candle open",
-                  "stop_loss_take_profit": "trigger price inside the candle" if cfg.exit_fill == "trigger"
+                  "stop_loss_take_profit": "trigger price inside the candle" if r.exit_fill == "trigger"
                   else "next candle open", "fee_rate": _num(cfg.rules.taker_fee)},
     }
 
