@@ -19,6 +19,8 @@ from .. import services as svc
 from . import format as fmt
 from .parsing import (
     EXCHANGES,
+    MAX_ARG_CHARS,
+    MAX_ARGS,
     ParseError,
     check_args,
     check_symbol_text,
@@ -188,6 +190,13 @@ class Dispatcher:
                     self.sender.send(chat_id, fmt.rate_limited(wait))
                 return
             if str(exc) == "not a command":
+                try:
+                    self.services.authorize(m.from_user.id)
+                except (svc.Blocked, svc.AccessDenied) as refusal:
+                    self.sender.send(chat_id, fmt.error(str(refusal)))
+                    return
+                except svc.ServiceError:
+                    pass
                 self.sender.send(chat_id, fmt.not_a_command())
             else:
                 self.sender.send(chat_id, fmt.error(str(exc)))
@@ -198,6 +207,8 @@ class Dispatcher:
         deleted = False
         if command == "connect":
             deleted = self._protect_connect_secrets(m, args)
+        limit = 256 if command == "connect" else MAX_ARG_CHARS
+        too_long = any(len(a) > limit for a in args) or len(args) > MAX_ARGS
 
         allowed, warn, wait = self.limiter.check(m.from_user.id)
         if not allowed:
@@ -214,19 +225,24 @@ class Dispatcher:
             return
         handler = self.commands.get(command)
         admin_handler = self.admin_commands.get(command)
-        if handler is None and admin_handler is None:
-            self.sender.send(chat_id, fmt.unknown_command())
-            return
         try:
             user = self.services.authorize(m.from_user.id)
         except (svc.NotRegistered, svc.PendingApproval) as exc:
             if command == "help":
                 self.sender.send(chat_id, fmt.help_text(False))
+            elif handler is None and admin_handler is None:
+                self.sender.send(chat_id, fmt.unknown_command())
             else:
                 self.sender.send(chat_id, fmt.error(str(exc)))
             return
-        except svc.ServiceError as exc:
+        except svc.ServiceError as exc:  # blocked, or not on the allowlist: one short refusal
             self.sender.send(chat_id, fmt.error(str(exc)))
+            return
+        if handler is None and admin_handler is None:
+            self.sender.send(chat_id, fmt.unknown_command())
+            return
+        if too_long:
+            self.sender.send(chat_id, fmt.error("That is too long: arguments are at most a few words."))
             return
         if admin_handler is not None:
             if not self.services.is_admin_id(m.from_user.id):
