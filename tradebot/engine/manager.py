@@ -338,10 +338,12 @@ class BotManager:
             now_ms = self.now_ms()
             try:
                 self.runner.run(config_id, now_ms)
-                self.stats["cycles"] += 1
+                with self._cv:
+                    self.stats["cycles"] += 1
                 self._clear_error(config_id)
             except Exception as exc:  # noqa: BLE001 - isolation: record, never propagate
-                self.stats["errors"] += 1
+                with self._cv:
+                    self.stats["errors"] += 1
                 log.warning("pair %s cycle failed: %s", config_id, user_message(exc))
                 try:
                     self._record_error(config_id, exc, now_ms)
