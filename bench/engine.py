@@ -163,7 +163,6 @@ def main(argv=None) -> None:
         base_rss = rss_mb()
 
         # ---- users and pairs (bulk insert)
-        now = time.time()
         with dbmod.write_tx():
             User.insert_many(
                 [{"telegram_id": 10_000 + i, "username": f"bench{i}"} for i in range(args.users)]
