@@ -5,7 +5,7 @@ import os
 import stat
 
 import pytest
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, InvalidToken
 
 from tradebot import admin as uc
 from tradebot import logging_setup
@@ -79,7 +79,7 @@ def test_rotation_reencrypts_everything_and_keeps_backup(database, key_file):
     # the new key alone decrypts everything; the old key alone no longer does
     fresh = Vault.load(key_file, env={})
     assert fresh.decrypt(row.secret_enc) == SECRET and fresh.decrypt(row.api_key_enc) == API_KEY
-    with pytest.raises(Exception):
+    with pytest.raises(InvalidToken):
         Fernet(old_key.strip()).decrypt(row.secret_enc.encode())
 
 
