@@ -48,8 +48,11 @@ class _SharedLimiterMixin:
         return super().fetch2(path, api, method, params, config)
 
     def handle_errors(self, code, reason, url, method, headers, body, response, request_headers, request_body):
-        if code in (418, 429) and self.tb_limiter is not None:
-            self.tb_limiter.pause(retry_after_seconds(headers))
+        if self.tb_limiter is not None:
+            if code in (418, 429):
+                self.tb_limiter.pause(retry_after_seconds(headers))
+            elif isinstance(response, dict) and str(response.get("retCode")) in ("10006", "10018"):
+                self.tb_limiter.pause(1.0)  # Bybit rate limit answered with HTTP 200
         # ccxt binance turns -2015 into a retriable DDoSProtection once a key has worked; on a pooled client
         # that hides a revoked key or a removed trade permission behind endless retries. Bans come as 418/429.
         self.options["hasAlreadyAuthenticatedSuccessfully"] = False

@@ -13,7 +13,7 @@ from decimal import Decimal
 from tradebot.exchange.base import Broker, MarketRules
 from tradebot.exchange.clients import NETWORKS, SUPPORTED, make_client
 from tradebot.exchange.credentials import check_credentials
-from tradebot.exchange.errors import ExchangeError, RetryPolicy, translate, with_retry
+from tradebot.exchange.errors import ExchangeError, RetryPolicy, with_retry
 from tradebot.exchange.live import LiveBroker
 from tradebot.exchange.market_data import MarketData, wall_ms
 from tradebot.exchange.paper import PaperBroker
@@ -165,6 +165,3 @@ class ExchangeHub:
 
     def last_price(self, exchange: str, network: str, symbol: str) -> Decimal:
         return self.market_data.last_price(exchange, self.data_network(exchange, network), symbol)
-
-    def translate(self, exc: BaseException, exchange: str):
-        return translate(exc, exchange)

@@ -18,6 +18,7 @@ from tradebot.exchange.errors import InvalidOrder, is_retriable, translate, with
 from tradebot.exchange.rules import check_minimums, dec, floor_step
 
 log = logging.getLogger(__name__)
+_Q8 = Decimal("0.00000001")
 _ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 
@@ -88,7 +89,8 @@ class LiveBroker:
     # orders ---------------------------------------------------------------------------------------------
     def market_buy(self, symbol: str, quote_amount: Decimal, client_order_id: str) -> Fill:
         rules = self.rules(symbol)
-        quote = floor_step(Decimal(quote_amount), Decimal("0.00000001"))
+        # ccxt truncates the cost it sends (to the price precision): check the minimum on what is really sent
+        quote = Decimal(self._client().cost_to_precision(symbol, float(floor_step(Decimal(quote_amount), _Q8))))
         est = floor_step(quote / self.hub.market_data.last_price(self.exchange, self.network, symbol),
                          rules.amount_step)
         check_minimums(rules, est, quote)
