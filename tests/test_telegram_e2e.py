@@ -267,6 +267,9 @@ def test_two_users_at_once_are_isolated(bot):
     ):
         assert "You have no pair BTC/USDT" in bot.one(b, text), text
     assert "BTC/USDT" not in bot.one(b, "/status")
+    assert "Symbol: BTC/USDT" in bot.one(b, "/addpair btcusdt 50")  # b's own pair, a separate row
+    assert "already have" in bot.one(b, "/addpair BTC/USDT 60")
+    assert plain(bot.one(a, "/status BTC/USDT")).startswith("📊 Your Trading Pairs (1)\n1. BTC/USDT 🟢 Running")
     a_pair = UserConfig.select().join(User).where(User.telegram_id == a).get()
     assert a_pair.is_trading and a_pair.stop_loss_percent == Decimal("2")
 
