@@ -480,3 +480,18 @@ def test_group_commands_for_another_bot_are_ignored(chat):
     assert chat.send(1, "/status@otherbot", chat_type="group", chat_id=-9) == []
     assert chat.send(1, "just chatting", chat_type="group", chat_id=-9) == []
     assert chat.send(1, "/status@tradebot_test_bot", chat_type="group", chat_id=-9)
+
+
+def test_button_result_is_sent_when_the_message_cannot_be_edited(chat, monkeypatch):
+    from tradebot.telegram.sender import SendFailed
+
+    setup_user(chat, pairs=[("BTC/USDT", 100)])
+
+    def fail(*a, **k):
+        raise SendFailed("editMessageText: 400 message can't be edited", permanent=True)
+
+    monkeypatch.setattr(chat.sender, "edit", fail)
+    config = UserConfig.get()
+    before = len(chat.sender.texts(1))
+    chat.press(1, f"start:{config.id}")
+    assert "🟢 Running" in chat.sender.texts(1)[before]

@@ -32,6 +32,7 @@ from .parsing import (
     parse_user_ref,
     split_command,
 )
+from .sender import SendFailed
 
 log = logging.getLogger("tradebot.telegram")
 
@@ -551,7 +552,11 @@ class Dispatcher:
             return
         self.sender.answer_callback(call.id, toast)
         if text is not None and msg is not None:
-            self.sender.edit(chat_id, msg.message_id, text, reply_markup=markup)
+            try:
+                self.sender.edit(chat_id, msg.message_id, text, reply_markup=markup)
+            except SendFailed as exc:  # too old to edit, deleted...: say it in a new message
+                log.info("edit failed (%s); sending the result instead", exc)
+                self.sender.send(chat_id, text, reply_markup=markup)
 
     def _callback_action(self, user, action: str, arg: str, chat_id: int):
         """(new text for the message or None, markup, toast)."""
