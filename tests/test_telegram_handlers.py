@@ -495,3 +495,13 @@ def test_button_result_is_sent_when_the_message_cannot_be_edited(chat, monkeypat
     before = len(chat.sender.texts(1))
     chat.press(1, f"start:{config.id}")
     assert "🟢 Running" in chat.sender.texts(1)[before]
+
+
+def test_removed_from_allowlist_is_refused_even_if_registered(database):
+    chat = ChatHarness(make_cfg(access="allowlist", allowlist=[7], rate_limit_per_minute=1000))
+    chat.send(7, "/start")
+    chat.services.cfg = chat.dispatcher.cfg = make_cfg(
+        access="allowlist", allowlist=[], rate_limit_per_minute=1000
+    )
+    assert one(chat, 7, "/start") == "⛔ This bot is private."
+    assert one(chat, 7, "/status") == "⛔ This bot is private."

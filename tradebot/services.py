@@ -386,6 +386,8 @@ class Services:
         access = self.cfg.telegram.access
         with write_tx():
             user = User.get_or_none(User.telegram_id == telegram_id)
+            if access == "allowlist" and not self._allowed(telegram_id):
+                return RegisterResult(user, False, "refused")
             if user is not None:
                 User.update(
                     username=username, first_name=first_name, is_admin=admin, updated_at=utcnow()
@@ -856,10 +858,13 @@ class Services:
     def admin_stop_all(self, admin: User) -> int:
         """Emergency switch: every pair of every user stops."""
         self.require_admin(admin)
-        before = UserConfig.select().where(UserConfig.is_trading).count()
         stopped = self.manager.stop_all()
         UserConfig.update(is_trading=False, updated_at=utcnow()).where(UserConfig.is_trading).execute()
-        return max(int(stopped or 0), before)
+        return int(stopped or 0)
+
+    def admin_running_count(self, admin: User) -> int:
+        self.require_admin(admin)
+        return UserConfig.select().where(UserConfig.is_trading).count()
 
 
 def _plain(value: Decimal) -> str:

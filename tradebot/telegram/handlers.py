@@ -511,9 +511,7 @@ class Dispatcher:
     def cmd_stopall(self, m, args, user) -> None:
         if args:
             raise Usage("stopall", "This command takes no arguments.")
-        self.services.require_admin(user)
-        n = len([u for u in self.services.admin_list_users(user)])
-        running = sum(v.trading for v in self.services.admin_list_users(user)) if n else 0
+        running = self.services.admin_running_count(user)
         markup = types.InlineKeyboardMarkup()
         markup.row(
             types.InlineKeyboardButton("🛑 Yes, stop everything", callback_data="adm:stopall"),
