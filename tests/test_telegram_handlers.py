@@ -505,3 +505,11 @@ def test_removed_from_allowlist_is_refused_even_if_registered(database):
     )
     assert one(chat, 7, "/start") == "⛔ This bot is private."
     assert one(chat, 7, "/status") == "⛔ This bot is private."
+
+
+def test_overlong_connect_is_deleted_even_in_a_group(chat):
+    chat.send(1, "/start")
+    chat.send(1, "/connect binance " + "k" * 600 + " " + "s" * 600, chat_type="group", chat_id=-7)
+    assert (-7, chat.last_message_id) in chat.sender.deleted
+    assert "too long" in one(chat, 1, "/connect binance " + "k" * 600 + " " + "s" * 600)
+    assert (1, chat.last_message_id) in chat.sender.deleted

@@ -180,11 +180,11 @@ class Dispatcher:
         try:
             command, mention, args = split_command(text)
         except ParseError as exc:
+            if text.lstrip().lower().startswith("/connect"):
+                # A malformed or overlong /connect may still hold a secret: get rid of it, in any chat.
+                self.sender.delete(chat_id, m.message_id)
             if not private:
                 return  # ordinary group chatter is not for us
-            if text.startswith("/connect") or len(text) > 64:
-                # Possibly a secret in a malformed or overlong command: get rid of it.
-                self.sender.delete(chat_id, m.message_id)
             allowed, warn, wait = self.limiter.check(m.from_user.id)
             if not allowed:
                 if warn:
