@@ -407,6 +407,9 @@ def test_approval_mode(database):
     assert User.get(User.telegram_id == 5).status == "pending"
     edits, answers = chat.press(900, chat.buttons(900)[0][1], chat_id=900)
     assert User.get(User.telegram_id == 5).status == "active"
+    from tradebot.telegram.notifier import deliver_pending
+
+    assert deliver_pending(chat.sender) == 1  # the approval goes through the outbox (CLI approvals too)
     assert "approved" in chat.sender.texts(5)[-1]
     assert "no pairs yet" in one(chat, 5, "/status")
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import peewee as pw
 
+from . import events
 from .db import write_tx
 from .models import ExchangeCredential, Position, Trade, User, UserConfig, UserState, utcnow
 
@@ -334,6 +335,9 @@ def approve_user(ref: int | str) -> User:
     user = _need_user(ref)
     with write_tx():
         User.update(status="active", updated_at=utcnow()).where(User.id == user.id).execute()
+        if user.status != "active":
+            # Through the outbox, so an approval from the CLI reaches the user's chat too.
+            events.emit(user.id, "user_approved", {"previous": user.status})
     return User.get_by_id(user.id)
 
 

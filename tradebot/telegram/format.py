@@ -500,6 +500,8 @@ def event(kind: str, payload_json: str) -> str:
     if kind == "pair_error":
         action = "\n👉 Action needed." if p.get("needs_action") else ""
         return f"⚠️ <b>Problem with {where or 'a pair'}</b>\n{e(p.get('message') or '')}{action}"
+    if kind == "user_approved":
+        return approved_notice()
     if kind == "daily_summary":
         lines = [f"📅 <b>Daily summary {e(p.get('day') or '')}</b>"]
         pairs = p.get("pairs") if isinstance(p.get("pairs"), list) else []
@@ -516,4 +518,8 @@ def event(kind: str, payload_json: str) -> str:
     return f"ℹ️ {e(kind)}: {where}"
 
 
-ALWAYS_DELIVERED = {"breaker_tripped", "pair_error"}  # delivered even with /notify off (need action)
+ALWAYS_DELIVERED = {
+    "breaker_tripped",
+    "pair_error",
+    "user_approved",
+}  # delivered even with /notify off (need action)

@@ -498,7 +498,6 @@ class Dispatcher:
     def cmd_approve(self, m, args, user) -> None:
         target = self.services.admin_approve(user, self._user_ref("approve", args))
         self.reply(m, fmt.user_status_changed(target.telegram_id, target.username, target.status))
-        self._tell(target.telegram_id, fmt.approved_notice())
 
     def cmd_block(self, m, args, user) -> None:
         target = self.services.admin_block(user, self._user_ref("block", args))
@@ -518,12 +517,6 @@ class Dispatcher:
             types.InlineKeyboardButton("Cancel", callback_data="cancel"),
         )
         self.reply(m, fmt.stop_all_confirm(running), markup)
-
-    def _tell(self, telegram_id: int, text: str) -> None:
-        try:
-            self.sender.send(telegram_id, text)
-        except Exception:
-            log.info("could not notify user %s", telegram_id)
 
     # ------------------------------------------------------------ inline buttons
 
@@ -590,8 +583,6 @@ class Dispatcher:
             if sub in ("ok", "no"):
                 target_id = _int(ref)
                 target = s.admin_approve(user, target_id) if sub == "ok" else s.admin_reject(user, target_id)
-                if sub == "ok":
-                    self._tell(target.telegram_id, fmt.approved_notice())
                 return (
                     fmt.user_status_changed(target.telegram_id, target.username, target.status),
                     None,

@@ -1,0 +1,61 @@
+"""The outbox drain: at-least-once, in order, /notify respected, permanent failures not retried forever."""
+
+from __future__ import annotations
+
+from tests.fixtures_telegram import RecordingSender
+from tradebot import events
+from tradebot.models import Notification, User
+from tradebot.telegram.notifier import MAX_ATTEMPTS, deliver_pending
+from tradebot.telegram.sender import SendFailed
+
+
+class FlakySender(RecordingSender):
+    def __init__(self, failures):
+        super().__init__()
+        self.failures = list(failures)
+
+    def send(self, chat_id, text, reply_markup=None, parse_mode="HTML"):
+        if self.failures:
+            raise self.failures.pop(0)
+        return super().send(chat_id, text, reply_markup, parse_mode)
+
+
+def test_in_order_and_marked_sent(database):
+    u = User.create(telegram_id=42)
+    for i in range(3):
+        events.emit(u.id, "pair_error", {"symbol": f"S{i}/USDT", "message": "m", "needs_action": False})
+    sender = RecordingSender()
+    assert deliver_pending(sender) == 3
+    assert [t.split("\n")[0] for t in sender.texts(42)] == [
+        f"⚠️ <b>Problem with S{i}/USDT</b>" for i in range(3)
+    ]
+    assert Notification.select().where(Notification.sent_at.is_null()).count() == 0
+    assert deliver_pending(sender) == 0
+
+
+def test_transient_failure_keeps_the_event_and_the_order(database):
+    u = User.create(telegram_id=42)
+    first = events.emit(u.id, "breaker_reset", {"scope": "pair", "symbol": "A/B"})
+    events.emit(u.id, "breaker_reset", {"scope": "pair", "symbol": "C/D"})
+    sender = FlakySender([SendFailed("gave up", permanent=False)])
+    assert deliver_pending(sender) == 0
+    assert sender.texts(42) == []
+    assert Notification.get_by_id(first.id).sent_at is None and Notification.get_by_id(first.id).attempts == 1
+    assert deliver_pending(sender) == 2
+    assert ["A/B" in sender.texts(42)[0], "C/D" in sender.texts(42)[1]] == [True, True]
+
+
+def test_permanent_failure_and_blocked_or_muted_users(database):
+    gone = User.create(telegram_id=1)
+    muted = User.create(telegram_id=2, notify=False)
+    blocked = User.create(telegram_id=3, status="blocked")
+    events.emit(gone.id, "trade_opened", {"symbol": "A/B"})
+    events.emit(muted.id, "trade_opened", {"symbol": "A/B"})
+    events.emit(muted.id, "breaker_tripped", {"scope": "pair", "symbol": "A/B", "reason": "r", "until": "u"})
+    events.emit(blocked.id, "pair_error", {"symbol": "A/B", "message": "m"})
+    sender = FlakySender([SendFailed("403 bot was blocked by the user", permanent=True)])
+    assert deliver_pending(sender) == 3
+    assert len(sender.texts(2)) == 1 and "Circuit breaker" in sender.texts(2)[0]
+    assert sender.texts(3) == []
+    assert Notification.select().where(Notification.sent_at.is_null()).count() == 0
+    assert MAX_ATTEMPTS > 1
