@@ -16,6 +16,7 @@ def plot_result(r: BacktestResult, path) -> None:
         import matplotlib
 
         matplotlib.use("Agg")  # files only, never a window
+        import matplotlib.dates as mdates
         import matplotlib.pyplot as plt
     except ImportError:
         raise PlotUnavailable("--plot needs matplotlib: pip install 'tradebot[plot]'") from None
@@ -47,6 +48,9 @@ def plot_result(r: BacktestResult, path) -> None:
     ax2.plot(x, [bal * c / first_open for c in closes], color="#999", lw=0.8, ls="--", label="buy and hold")
     for trip in r.trips:
         ax2.axvline(t(trip.ts), color="#d62728", lw=0.6, alpha=0.5)
+    locator = mdates.AutoDateLocator()
+    ax2.xaxis.set_major_locator(locator)
+    ax2.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # no overlapping labels
     ax2.set_ylabel("equity")
     ax2.legend(loc="best", fontsize=8)
     ax2.grid(alpha=0.3)
