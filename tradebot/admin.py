@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from . import events
-from .models import ExchangeCredential, User, UserConfig, UserState, db, utcnow
+from .models import ExchangeCredential, User, UserConfig, UserState, db
 
 USER_COLUMNS = ["id", "telegram id", "username", "status", "pairs", "active pairs", "equity", "PnL"]
 
@@ -74,38 +73,29 @@ def user_detail(user: User) -> dict:
 
 
 def approve(telegram_id: int) -> tuple[User, bool]:
-    """Activate a user (pre-approving one who has not written to the bot yet)."""
-    with db.atomic():
-        user = User.get_or_none(User.telegram_id == telegram_id)
-        created = user is None
-        if created:
-            user = User.create(telegram_id=telegram_id, status="active")
-        elif user.status != "active":
-            user.status = "active"
-            user.updated_at = utcnow()
-            user.save()
-        if not created:
-            events.emit(user.id, "account_approved", {})
-    return user, created
+    """Activate a user; an id that has not written to the bot yet is pre-approved."""
+    from . import services
+
+    if User.get_or_none(User.telegram_id == telegram_id) is None:
+        return User.create(telegram_id=telegram_id, status="active"), True
+    return services.approve_user(telegram_id), False
 
 
 def block(telegram_id: int) -> tuple[User, int]:
     """Block a user and stop all their pairs (the running engine drops their jobs on its next cycle)."""
-    with db.atomic():
-        user = User.get_or_none(User.telegram_id == telegram_id)
-        if user is None:
-            user = User.create(telegram_id=telegram_id, status="blocked")
-            return user, 0
-        user.status = "blocked"
-        user.updated_at = utcnow()
-        user.save()
-        stopped = (
-            UserConfig.update(is_trading=False, updated_at=utcnow())
-            .where((UserConfig.user == user) & (UserConfig.is_trading == True))  # noqa: E712
-            .execute()
-        )
-        UserState.update(status="stopped").where(UserState.user == user).execute()
-    return user, stopped
+    from . import services
+
+    if User.get_or_none(User.telegram_id == telegram_id) is None:
+        return User.create(telegram_id=telegram_id, status="blocked"), 0
+    active = UserConfig.select().join(User).where(
+        (User.telegram_id == telegram_id) & (UserConfig.is_trading == True)  # noqa: E712
+    ).count()
+    try:
+        user = services.block_user(telegram_id)
+    except services.ServiceError as exc:
+        raise AdminError(str(exc)) from None
+    UserState.update(status="stopped").where(UserState.user == user).execute()
+    return user, active
 
 
 def credential_tokens() -> dict[str, str]:

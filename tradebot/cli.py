@@ -247,7 +247,10 @@ def admin_block(ctx, telegram_id):
     from . import admin as uc
 
     _open_db(_config(ctx))
-    _user, stopped = uc.block(telegram_id)
+    try:
+        _user, stopped = uc.block(telegram_id)
+    except uc.AdminError as exc:
+        fail(str(exc), code=1)
     click.echo(f"blocked {telegram_id}; stopped {stopped} pair(s)")
 
 
