@@ -192,6 +192,10 @@ def main(argv=None) -> None:
         with req_lock:
             requests.clear()
         mgr.stats["lags"].clear()
+        mgr.stats["durations"].clear()
+        from tradebot.models import Order, Trade
+
+        trades0 = Trade.select().count()
         c0, e0 = mgr.stats["cycles"], mgr.stats["errors"]
         t0 = time.time()
         rss_samples = []
@@ -201,6 +205,9 @@ def main(argv=None) -> None:
         t1 = time.time()
         c1, e1 = mgr.stats["cycles"], mgr.stats["errors"]
         lags = list(mgr.stats["lags"])
+        durations = list(mgr.stats["durations"])
+        trades = Trade.select().count() - trades0
+        open_orders = Order.select().where(Order.status == "pending").count()
         with req_lock:
             reqs = dict(requests)
         # scheduled fire times of every pair inside [t0, t1]
@@ -232,6 +239,10 @@ def main(argv=None) -> None:
         f"start lag: p50 {pct(lags, 50) * 1000:.0f} ms, p99 {pct(lags, 99) * 1000:.0f} ms, "
         f"max {max(lags) * 1000 if lags else float('nan'):.0f} ms, "
         f"within 2 s: {100 * sum(1 for x in lags if x <= 2.0) / max(1, len(lags)):.2f}% of {len(lags)}"
+    )
+    print(
+        f"cycle duration: p50 {pct(durations, 50) * 1000:.1f} ms, p99 {pct(durations, 99) * 1000:.1f} ms; "
+        f"paper trades booked in the window: {trades}; pending intents at the end: {open_orders}"
     )
     print(
         f"RSS: baseline {base_rss:.1f} MB (imports + hub warm), peak with pairs {peak:.1f} MB, "

@@ -541,7 +541,7 @@ class CycleRunner:
         # 4. pure core: exits, breaker, sizing
         prev_day, prev_start = book.day, book.day_start_equity
         res = core.step(book, since, decision, settings, now_ms, last_price)
-        if res is core.NOTHING and last_price is not None:
+        if last_price is not None:  # user_states always reflects the latest price
             mark_to_market(book, Decimal(repr(last_price)))
         status = "paused" if book.breaker_until_ms else "running"
         if not cfg.is_trading:

@@ -127,7 +127,7 @@ class BotManager:
         self.stop_requested = threading.Event()
         self._inflight = 0
         self._cv = threading.Condition()
-        self.stats = {"cycles": 0, "errors": 0, "lags": []}
+        self.stats = {"cycles": 0, "errors": 0, "lags": [], "durations": []}
         self.record_lag = False
 
     # ------------------------------------------------------------ lifecycle
@@ -336,8 +336,11 @@ class BotManager:
             if self.record_lag:  # bench: start lag against this pair's schedule grid
                 self._note_lag(config_id)
             now_ms = self.now_ms()
+            t0 = time.perf_counter()
             try:
                 self.runner.run(config_id, now_ms)
+                if self.record_lag:
+                    self.stats["durations"].append(time.perf_counter() - t0)
                 with self._cv:
                     self.stats["cycles"] += 1
                 self._clear_error(config_id)
