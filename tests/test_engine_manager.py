@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from decimal import Decimal
+from pathlib import Path
+
+import pytest
 
 from tests.fixtures_engine import MINUTE, ScriptedDecider, StubVault, make_pair, make_user
 from tradebot.engine.manager import BotManager
@@ -140,3 +147,57 @@ def test_daily_summary_and_daily_performance(engine, clock, deciders):
     assert D(s1["total_pnl"]) == sum(D(p["pnl"]) for p in s1["pairs"])
     perf2 = DailyPerformance.get(DailyPerformance.config == p2.id)
     assert D(s1["pairs"][1]["pnl"]) == perf2.pnl and D(s1["total_equity"]) == D(1500) + perf.pnl + perf2.pnl
+
+
+def child_main(db_url: str) -> None:
+    """`tradebot run`-like process: run_until_signal with one slow pair (see the SIGTERM test)."""
+    from tests.fixtures_engine import REAL_START, Clock, ReplayHub
+    from tradebot import db as dbmod
+
+    dbmod.open_database(db_url)
+    clock = Clock(REAL_START + 600 * MINUTE)
+    slow = SlowDecider(1.0)
+
+    def tick():
+        while True:
+            time.sleep(0.1)
+            clock.advance(1)
+
+    threading.Thread(target=tick, daemon=True).start()
+    mgr = BotManager(ReplayHub(clock), lambda n: slow, vault=StubVault(), clock=clock, shutdown_timeout=5)
+    orig = slow.decide
+
+    def decide(ctx):
+        print("cycle", flush=True)
+        return orig(ctx)
+
+    slow.decide = decide
+    clean = mgr.run_until_signal()
+    print(f"clean={clean} started={slow.started} finished={slow.finished}", flush=True)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_sigint_shut_down_gracefully(database, sqlite_url, sig):
+    user = make_user(1)
+    make_pair(user, "BTC/USDT", "1000", decider="slow", interval_seconds=1, is_trading=True)
+    database.close()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.test_engine_manager", "child", sqlite_url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdout.readline().strip() == b"cycle"  # a cycle is in flight
+    time.sleep(0.2)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    last = out.decode().strip().splitlines()[-1]
+    assert last.startswith("clean=True"), out.decode()
+    started, finished = (int(x.split("=")[1]) for x in last.split()[1:])
+    assert started == finished >= 1  # the in-flight cycle finished; none was cut off
+
+
+if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "child":
+    child_main(sys.argv[2])
