@@ -86,6 +86,12 @@ def main(argv=None) -> None:
     ap.add_argument("--interval", type=int, default=60)
     ap.add_argument("--latency-ms", type=float, default=20.0)
     ap.add_argument("--workers", type=int, default=None, help="scheduler threads (default: config)")
+    ap.add_argument(
+        "--decider",
+        default="technical",
+        choices=["technical", "flip"],
+        help="flip = buy when flat, sell when holding, on every new candle (an order per pair per minute)",
+    )
     args = ap.parse_args(argv)
     n_pairs = args.users * args.pairs
 
@@ -158,7 +164,22 @@ def main(argv=None) -> None:
         for ex, sym in combos[: args.pairs]:  # warm: markets, candles, rules (not per-pair memory)
             hub.market_data.candles(ex, "paper", sym, "1m", 100)
             hub.market_rules(ex, "live", sym)
-        mgr = BotManager(hub, cfg, clock=time.time, max_workers=workers, default_interval=args.interval)
+        deciders = cfg
+        if args.decider == "flip":
+            from tradebot.strategy.base import Decision
+
+            class Flip:
+                name = "flip"
+
+                def decide(self, ctx):
+                    return Decision("sell" if ctx.position is not None else "buy", 90, "flip", self.name)
+
+            flip = Flip()
+
+            def deciders(name):
+                return flip
+
+        mgr = BotManager(hub, deciders, clock=time.time, max_workers=workers, default_interval=args.interval)
         mgr.record_lag = True
         base_rss = rss_mb()
 
@@ -229,7 +250,8 @@ def main(argv=None) -> None:
     print(f"machine: {machine()}")
     print(
         f"setup: {args.users} users x {args.pairs} pairs = {n_pairs} active paper pairs, interval {args.interval}s, "
-        f"fake exchange latency {args.latency_ms} ms, scheduler workers {workers}, window {minutes:.1f} min"
+        f"fake exchange latency {args.latency_ms} ms, scheduler workers {workers}, decider {args.decider}, "
+        f"window {minutes:.1f} min"
     )
     done = c1 - c0
     print(
