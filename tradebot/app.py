@@ -17,6 +17,10 @@ from .vault import Vault
 log = logging.getLogger("tradebot")
 
 
+class StartupError(Exception):
+    """A service could not start; one line for the operator."""
+
+
 @dataclass
 class App:
     cfg: Config
@@ -77,7 +81,13 @@ def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
         app.manager.start()
         from .telegram.bot import start_bot
 
-        bot = start_bot(app)
+        try:
+            bot = start_bot(app)
+        except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
+            log.error("telegram bot failed to start: %s", exc)
+            raise StartupError(
+                f"telegram: cannot start the bot ({exc}); check telegram.token and telegram.api_url"
+            ) from None
         log.info("tradebot running (pid lock held); Ctrl-C to stop")
         stop.wait()
         log.info("shutting down")

@@ -36,6 +36,12 @@ def clean_errors(func):
             fail(str(exc))
         except InstanceLocked as exc:
             fail(str(exc), code=1)
+        except Exception as exc:
+            from .app import StartupError
+
+            if isinstance(exc, StartupError):
+                fail(str(exc), code=1)
+            raise
         except dbmod.ReadOnlyViolation as exc:
             fail(f"refused: {exc}")
 
