@@ -92,6 +92,9 @@ def main(argv=None) -> None:
         choices=["technical", "flip"],
         help="flip = buy when flat, sell when holding, on every new candle (an order per pair per minute)",
     )
+    ap.add_argument(
+        "--no-breaker", action="store_true", help="disable the circuit breaker (keeps flip trading)"
+    )
     args = ap.parse_args(argv)
     n_pairs = args.users * args.pairs
 
@@ -184,6 +187,15 @@ def main(argv=None) -> None:
         base_rss = rss_mb()
 
         # ---- users and pairs (bulk insert)
+        risk_off = (
+            {
+                "max_consecutive_losses": 0,
+                "daily_loss_limit_percent": Decimal(0),
+                "max_drawdown_percent": Decimal(0),
+            }
+            if args.no_breaker
+            else {}
+        )
         with dbmod.write_tx():
             User.insert_many(
                 [{"telegram_id": 10_000 + i, "username": f"bench{i}"} for i in range(args.users)]
@@ -201,6 +213,7 @@ def main(argv=None) -> None:
                         "budget": Decimal(1000),
                         "interval_seconds": args.interval,
                         "is_trading": True,
+                        **risk_off,
                     }
                     for u in uids
                     for ex, sym in combos[: args.pairs]
