@@ -182,7 +182,17 @@ def main(argv=None) -> None:
             def deciders(name):
                 return flip
 
-        mgr = BotManager(hub, deciders, clock=time.time, max_workers=workers, default_interval=args.interval)
+        from tradebot.risk import BreakerLimits
+
+        user_limits = BreakerLimits(0, Decimal(0), Decimal(0)) if args.no_breaker else None
+        mgr = BotManager(
+            hub,
+            deciders,
+            clock=time.time,
+            max_workers=workers,
+            default_interval=args.interval,
+            user_limits=user_limits,
+        )
         mgr.record_lag = True
         base_rss = rss_mb()
 

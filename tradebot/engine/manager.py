@@ -108,6 +108,15 @@ class BotManager:
         self.default_interval = default_interval or getattr(trading, "default_interval_seconds", None) or 60
         self.shutdown_timeout = shutdown_timeout or getattr(trading, "shutdown_timeout_seconds", None) or 30
         self.spread = spread
+        rc = getattr(src, "risk", None)
+        if user_limits is None and rc is not None:
+            # user scope: the configured streak / daily-loss limits over all of a user's pairs (no drawdown)
+            user_limits = risk.BreakerLimits(
+                max_consecutive_losses=int(rc.max_consecutive_losses),
+                daily_loss_limit_percent=Decimal(rc.daily_loss_limit_percent),
+                max_drawdown_percent=ZERO,
+                cooldown_minutes=int(rc.cooldown_minutes),
+            )
         self.runner = CycleRunner(
             hub,
             _deciders(src),
