@@ -21,18 +21,12 @@ def telegram():
 
 
 def _config(tmp_path, telegram, exchange_url):
+    """Run `tradebot init`, then point the config at the fake servers."""
     cfg = tmp_path / "config.toml"
-    cfg.write_text(
-        f'data_dir = "{tmp_path / "data"}"\n'
-        f'[telegram]\ntoken = "{TOKEN}"\napi_url = "{telegram.api_url}"\nadmin_ids = [1]\npoll_timeout = 1\n'
-        f'[exchanges.binance]\napi_url = "{exchange_url}"\ntestnet_api_url = "{exchange_url}"\n'
-        f'[exchanges.bybit]\napi_url = "{exchange_url}"\ntestnet_api_url = "{exchange_url}"\n'
-    )
     res = subprocess.run([sys.executable, "-m", "tradebot", "--config", str(cfg), "init", "--non-interactive",
-                          "--force", "--data-dir", str(tmp_path / "data"), "--telegram-token", TOKEN],
+                          "--data-dir", str(tmp_path / "data"), "--telegram-token", TOKEN],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
-    # init rewrites the file from the template; put the test URLs back
     cfg.write_text(
         f'data_dir = "{tmp_path / "data"}"\n'
         f'[telegram]\ntoken = "{TOKEN}"\napi_url = "{telegram.api_url}"\nadmin_ids = [1]\npoll_timeout = 1\n'
