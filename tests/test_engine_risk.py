@@ -180,3 +180,37 @@ def test_a_pair_never_spends_more_than_its_free_budget(engine, clock, deciders, 
     st = UserState.get(UserState.config == cfg.id)
     buy = Trade.get()
     assert buy.cost <= D(50) and st.cash >= 0
+
+
+def test_user_scope_breaker_trips_on_a_streak_across_pairs_and_resets(engine, clock, deciders, replay_hub):
+    flat = flat_series(REAL_START, 3000, 100.0)
+    replay_hub.market_data.series["BTC/USDT"] = flat
+    replay_hub.market_data.series["ETH/USDT"] = flat
+    user = make_user(1)
+    a = make_pair(user, "BTC/USDT", "1000", decider="scripted", max_consecutive_losses=0)
+    b = make_pair(user, "ETH/USDT", "1000", decider="scripted", max_consecutive_losses=0)
+    t = closed_ts(clock)
+    script = {}
+    for i in range(4):
+        script[t + 2 * i * MINUTE] = "buy"
+        script[t + (2 * i + 1) * MINUTE] = "sell"
+    deciders["scripted"] = ScriptedDecider(script)
+    for _ in range(8):  # 4 losing round trips on each pair, interleaved: 8 losses in a row across 2 pairs
+        engine.run_cycle(a.id)
+        engine.run_cycle(b.id)
+        clock.advance(1)
+    # the user scope is checked before opening a position: after 6 losses (>= 5, on 2 pairs) the next buys
+    # of both pairs are refused
+    assert Trade.select().where(Trade.side == "sell").count() == 6
+    assert Trade.select().where(Trade.side == "buy").count() == 6
+    ev = RiskEvent.get()
+    assert ev.scope == "user" and ev.kind == "consecutive_losses" and ev.config_id is None
+    assert [
+        json.loads(n.payload)["scope"]
+        for n in Notification.select().where(Notification.kind == "breaker_tripped")
+    ] == ["user"]
+    assert RiskEvent.select().count() == 1
+    assert engine.reset_breaker(a.id) is True
+    deciders["scripted"].script[closed_ts(clock) + MINUTE] = "buy"
+    clock.advance(1)
+    assert engine.run_cycle(b.id)["orders"] == 1
