@@ -214,3 +214,18 @@ def test_user_scope_breaker_trips_on_a_streak_across_pairs_and_resets(engine, cl
     deciders["scripted"].script[closed_ts(clock) + MINUTE] = "buy"
     clock.advance(1)
     assert engine.run_cycle(b.id)["orders"] == 1
+
+
+def test_a_pair_below_the_exchange_minimum_is_told_once_in_plain_words(engine, clock, deciders, replay_hub):
+    replay_hub.market_data.series["BTC/USDT"] = flat_series(REAL_START, 3000, 100.0)
+    user = make_user(1)
+    cfg = make_pair(user, "BTC/USDT", "10", decider="scripted")  # 30% of 10 = 3 USDT < 5 USDT minimum
+    t = closed_ts(clock)
+    deciders["scripted"] = ScriptedDecider({t + i * MINUTE: "buy" for i in range(3)})
+    for _ in range(3):
+        assert engine.run_cycle(cfg.id)["skipped"] == "below_minimum"
+        clock.advance(1)
+    errs = [json.loads(n.payload) for n in Notification.select().where(Notification.kind == "pair_error")]
+    assert len(errs) == 1 and errs[0]["needs_action"] is True
+    assert "below the exchange minimum order of 5" in errs[0]["message"] and "3.00 USDT" in errs[0]["message"]
+    assert Order.select().count() == 0

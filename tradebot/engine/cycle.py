@@ -562,7 +562,9 @@ class CycleRunner:
                 record_reset(cfg.user_id, cfg.id, cfg.symbol, "pair", "cooldown over", now)
 
         # 5. orders
-        outcome = {"orders": 0, "exit": res.exit, "skipped": res.skipped, "trip": res.trip}
+        outcome = {"orders": 0, "exit": res.exit, "skipped": res.skipped, "trip": res.trip, "problem": None}
+        if res.skipped == "below_minimum":
+            outcome["problem"] = (self._below_minimum_message(cfg, book, settings, broker), True)
         for req in res.orders:
             if req.side == "buy" and self._user_paused(cfg, now, now_ms):
                 outcome["skipped"] = "user_breaker"
@@ -570,6 +572,22 @@ class CycleRunner:
             if self._execute(cfg, network, broker, req, decision, decision_row, settings, now_ms):
                 outcome["orders"] += 1
         return outcome
+
+    @staticmethod
+    def _below_minimum_message(cfg, book, settings, broker) -> str:
+        """Plain words for a pair too small to trade (ccxt does not check exchange minimums)."""
+        quote = cfg.symbol.split("/")[-1]
+        if book.in_position:
+            return (
+                f"{cfg.symbol}: the holding {book.holdings:f} is below the exchange's minimum order amount "
+                f"{settings.min_amount or 0:f}, so it cannot be sold."
+            )
+        size = risk.position_size(book.equity, book.cash, settings.max_position_percent)
+        return (
+            f"{cfg.symbol}: a position would be {size:.2f} {quote} ({settings.max_position_percent:f}% of equity), "
+            f"below the exchange minimum order of {settings.min_cost or 0:f} {quote}. Raise the budget or the "
+            f"max position %."
+        )
 
     def _record_decision(self, cfg, decision, candle_ts: int, now) -> AIDecision | None:
         if decision is None:

@@ -326,7 +326,7 @@ class BotManager:
         except Exception as exc:
             self._record_error(config_id, exc, now_ms)
             raise
-        self._clear_error(config_id)
+        self._after_cycle(config_id, out, now_ms)
         return out
 
     def _to_ms(self, now) -> int:
@@ -347,12 +347,12 @@ class BotManager:
             now_ms = self.now_ms()
             t0 = time.perf_counter()
             try:
-                self.runner.run(config_id, now_ms)
+                out = self.runner.run(config_id, now_ms)
                 if self.record_lag:
                     self.stats["durations"].append(time.perf_counter() - t0)
                 with self._cv:
                     self.stats["cycles"] += 1
-                self._clear_error(config_id)
+                self._after_cycle(config_id, out, now_ms)
             except Exception as exc:  # noqa: BLE001 - isolation: record, never propagate
                 with self._cv:
                     self.stats["errors"] += 1
@@ -375,26 +375,40 @@ class BotManager:
         self.stats["lags"].append((t - self._offset(config_id, int(interval))) % interval)
 
     def _record_error(self, config_id: int, exc: BaseException, now_ms: int) -> None:
-        msg = user_message(exc)
+        self._record_problem(config_id, user_message(exc), needs_user_action(exc), now_ms, status="error")
+
+    def _record_problem(
+        self, config_id: int, msg: str, needs_action: bool, now_ms: int, status: str | None = None
+    ) -> None:
+        """Store the pair's current problem; ONE pair_error event per change of problem, not per cycle."""
         cfg = UserConfig.get_or_none(UserConfig.id == config_id)
         if cfg is None:
             return
         with write_tx():
             state = ensure_state(cfg)
             changed = state.last_error != msg
-            UserState.update(
-                last_error=msg,
-                error_count=UserState.error_count + 1,
-                status="error",
-                updated_at=ms_to_dt(now_ms),
-            ).where(UserState.id == state.id).execute()
+            fields = {
+                "last_error": msg,
+                "error_count": UserState.error_count + 1,
+                "updated_at": ms_to_dt(now_ms),
+            }
+            if status is not None:
+                fields["status"] = status
+            UserState.update(**fields).where(UserState.id == state.id).execute()
             if changed:
                 events.emit(
                     cfg.user_id,
                     "pair_error",
-                    {"symbol": cfg.symbol, "message": msg, "needs_action": needs_user_action(exc)},
+                    {"symbol": cfg.symbol, "message": msg, "needs_action": needs_action},
                     cfg.id,
                 )
+
+    def _after_cycle(self, config_id: int, out: dict, now_ms: int) -> None:
+        problem = out.get("problem") if out else None
+        if problem:
+            self._record_problem(config_id, problem[0], problem[1], now_ms)
+        else:
+            self._clear_error(config_id)
 
     def _clear_error(self, config_id: int) -> None:
         UserState.update(last_error=None).where(
