@@ -109,3 +109,47 @@ def test_breaker_daily_loss_trips_while_holding_and_day_roll():
     assert b.daily_pnl == D(-51)
     r = core.step(b, [Candle(T0 + DAY, 95, 95, 95, 95, 1)], "hold", s, T0 + DAY + 60_000)
     assert r.rolled_day == T0 // DAY and b.daily_pnl == 0
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["buy", "sell"]), st.decimals("1", "100000", places=2), st.integers(1, 100)
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    st.decimals("10", "100000", places=2),
+)
+def test_accounting_invariants_hold_for_any_sequence_of_fills(ops, budget):
+    """cash + holdings * price == budget + realized + unrealized; cash never negative; sells never exceed
+    holdings; fees add up."""
+    s = core.PairSettings(amount_step=D("0.00001"), max_position_percent=D(30))
+    b = acc.new_book(budget, day=0)
+    fees = D(0)
+    for side, price, pct in ops:
+        if side == "buy":
+            size = core.risk.position_size(b.equity or b.cash, b.cash, D(pct))
+            if size <= 0:
+                continue
+            amount = core.risk.floor_to_step(size / price, s.amount_step)
+            if amount <= 0:
+                continue
+            f = fill("buy", amount, price)
+        else:
+            amount = core.sellable(b, s)
+            if amount <= 0:
+                continue
+            f = fill("sell", amount, price)
+            assert amount <= b.holdings
+        core.book_fill(b, f, s, 1000)
+        fees += f.fee_quote
+        acc.mark_to_market(b, price)
+        assert b.cash >= 0 and b.holdings >= 0
+        assert abs(b.equity - (b.budget + b.realized_pnl + b.unrealized_pnl)) < D("1e-12")
+    assert b.fees_paid == fees
