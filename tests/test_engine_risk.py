@@ -229,3 +229,24 @@ def test_a_pair_below_the_exchange_minimum_is_told_once_in_plain_words(engine, c
     assert len(errs) == 1 and errs[0]["needs_action"] is True
     assert "below the exchange minimum order of 5" in errs[0]["message"] and "3.00 USDT" in errs[0]["message"]
     assert Order.select().count() == 0
+
+
+def test_stop_loss_fires_on_the_candle_whose_low_reaches_it(engine, clock, deciders, replay_hub):
+    start = REAL_START
+    series = flat_series(start, 3000, 100.0)
+    k = (clock.ms - start) // MINUTE  # first candle after the buy
+    series[k + 3] = Candle(
+        series[k + 3].ts, 100.0, 100.5, 98.5, 99.0, 1.0
+    )  # close to the stop, not through it
+    series[k + 7] = Candle(series[k + 7].ts, 99.0, 99.2, 97.9, 99.1, 1.0)  # wick through 98
+    replay_hub.market_data.series["BTC/USDT"] = series
+    user = make_user(1)
+    cfg = make_pair(user, "BTC/USDT", "1000", decider="scripted", interval_seconds=600)
+    deciders["scripted"] = ScriptedDecider({closed_ts(clock): "buy"})
+    engine.run_cycle(cfg.id)
+    clock.advance(10)  # one 10-minute cycle later: candles k .. k+9 since the last cycle
+    out = engine.run_cycle(cfg.id)
+    assert out["exit"] == ("stop_loss", 98.0, series[k + 7].ts)
+    sell = Trade.get(Trade.side == "sell")
+    assert sell.reason == "stop_loss" and sell.pnl < 0
+    assert json.loads(Notification.get(Notification.kind == "trade_closed").payload)["reason"] == "stop_loss"
