@@ -13,6 +13,7 @@ import click
 
 from . import __version__
 from . import db as dbmod
+from .app import StartupError
 from .config import ConfigError, default_config_path, load_config
 from .instance_lock import InstanceLocked
 from .vault import VaultError, generate_key_file
@@ -36,14 +37,10 @@ def clean_errors(func):
             fail(str(exc))
         except InstanceLocked as exc:
             fail(str(exc), code=1)
-        except Exception as exc:
-            from .app import StartupError
-
-            if isinstance(exc, StartupError):
-                fail(str(exc), code=1)
-            raise
         except dbmod.ReadOnlyViolation as exc:
             fail(f"refused: {exc}")
+        except StartupError as exc:
+            fail(str(exc), code=1)
 
     return wrapper
 
