@@ -201,3 +201,33 @@ def test_sigterm_sigint_shut_down_gracefully(database, sqlite_url, sig):
 
 if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "child":
     child_main(sys.argv[2])
+
+
+def test_pair_stopped_or_user_blocked_outside_the_process_drops_its_job(database, replay_hub, clock, deciders):
+    """`tradebot admin block` runs in another process: the engine notices on the next cycle."""
+    from tradebot import admin
+
+    mgr = BotManager(replay_hub, lambda n: deciders[n], vault=StubVault(), clock=clock, max_workers=2)
+    user = make_user(1)
+    other = make_user(2)
+    a = make_pair(user, "BTC/USDT", "1000", decider="technical", interval_seconds=1, is_trading=True)
+    b = make_pair(other, "ETH/USDT", "1000", decider="technical", interval_seconds=1, is_trading=True)
+    try:
+        mgr.start()
+        assert mgr.is_running(a.id) and mgr.is_running(b.id)
+        admin.block(user.telegram_id)  # plain database writes, as the CLI does
+        deadline = time.monotonic() + 5
+        while mgr.is_running(a.id) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not mgr.is_running(a.id)
+        assert mgr.is_running(b.id)  # the other user's pair keeps trading
+        state = UserState.get_or_none(UserState.config == a.id)
+        assert state is None or state.status == "stopped"
+        assert not UserConfig.get_by_id(a.id).is_trading
+        UserConfig.update(is_trading=False).where(UserConfig.id == b.id).execute()
+        deadline = time.monotonic() + 5
+        while mgr.is_running(b.id) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not mgr.is_running(b.id)
+    finally:
+        mgr.shutdown(2)

@@ -347,6 +347,11 @@ class BotManager:
             now_ms = self.now_ms()
             t0 = time.perf_counter()
             try:
+                if not self._still_wanted(config_id):
+                    # stopped, removed or blocked from outside this process (`tradebot admin block`)
+                    log.info("pair %s is no longer active; dropping its job", config_id)
+                    self.stop_pair(config_id)
+                    return
                 out = self.runner.run(config_id, now_ms)
                 if self.record_lag:
                     self.stats["durations"].append(time.perf_counter() - t0)
@@ -365,6 +370,17 @@ class BotManager:
             with self._cv:
                 self._inflight -= 1
                 self._cv.notify_all()
+
+    @staticmethod
+    def _still_wanted(config_id: int) -> bool:
+        row = (
+            UserConfig.select(UserConfig.is_trading, User.status)
+            .join(User)
+            .where(UserConfig.id == config_id)
+            .tuples()
+            .first()
+        )
+        return bool(row and row[0] and row[1] == "active")
 
     def _note_lag(self, config_id: int) -> None:
         job = self.scheduler.get_job(_job_id(config_id))
