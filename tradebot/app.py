@@ -51,7 +51,8 @@ def build_manager(cfg: Config, hub, vault):
     from .engine.manager import BotManager
 
     return BotManager(hub, cfg, vault=vault, max_workers=cfg.trading.scheduler_workers,
-                      default_interval=cfg.trading.default_interval_seconds)
+                      default_interval=cfg.trading.default_interval_seconds,
+                      record_holds=cfg.trading.record_hold_decisions)
 
 
 def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:

@@ -64,6 +64,7 @@ class TradingConfig:
     max_budget: Decimal = Decimal("1000000")
     scheduler_workers: int = 16
     shutdown_timeout_seconds: int = 30
+    record_hold_decisions: str = "nontechnical"
 
 
 @dataclass(frozen=True)
@@ -208,6 +209,7 @@ _SECTIONS: dict[str, tuple[type, dict[str, tuple[type, Any]]]] = {
             "max_budget": (Decimal, _range(Decimal("1"))),
             "scheduler_workers": (int, _range(1, 256)),
             "shutdown_timeout_seconds": (int, _range(1, 600)),
+            "record_hold_decisions": (str, _choice("all", "nontechnical", "none")),
         },
     ),
     "risk": (
