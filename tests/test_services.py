@@ -138,3 +138,21 @@ def test_set_setting_ranges(services):
     with pytest.raises(svc.InvalidValue):
         services.set_setting(u, config, "nonsense", D("1"))
     assert services.set_setting(u, config, "cooldown", D("0")).new == 0
+
+
+def test_set_decider_when_llm_is_configured(services):
+    import dataclasses
+
+    u = user(services)
+    services.connect(u, "binance", "paper")
+    config = services.find_pair(u, services.add_pair(u, "ETH/USDT", D("50")).symbol)
+    cfg = services.app.cfg
+    services.app.cfg = dataclasses.replace(cfg, llm=dataclasses.replace(cfg.llm, api_key="sk-test-123456"))
+    try:
+        change = services.set_setting(u, config, "decider", "ensemble")
+    finally:
+        services.app.cfg = cfg
+    assert (change.old, change.new) == ("technical", "ensemble")
+    assert UserConfig.get_by_id(config.id).decider == "ensemble"
+    with pytest.raises(svc.InvalidValue):
+        services.set_setting(u, config, "timeframe", "2m")

@@ -516,3 +516,14 @@ def test_overlong_connect_is_deleted_even_in_a_group(chat):
     assert (-7, chat.last_message_id) in chat.sender.deleted
     assert "too long" in one(chat, 1, "/connect binance " + "k" * 600 + " " + "s" * 600)
     assert (1, chat.last_message_id) in chat.sender.deleted
+
+
+def test_set_timeframe_and_decider(chat):
+    setup_user(chat, pairs=[("BTC/USDT", 100)])
+    assert one(chat, 1, "/set BTC/USDT timeframe 15m") == "⚙️ BTC/USDT (binance): timeframe 1m → 15m"
+    assert "must be one of: 1m" in one(chat, 1, "/set BTC/USDT timeframe 7m")
+    assert "must be one of: technical, llm, ensemble" in one(chat, 1, "/set BTC/USDT decider magic")
+    # the fixture config has no LLM key: refused, setting unchanged
+    assert "not configured" in one(chat, 1, "/set BTC/USDT decider llm")
+    config = UserConfig.get()
+    assert config.timeframe == "15m" and config.decider == "technical"

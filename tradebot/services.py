@@ -249,6 +249,12 @@ SETTINGS: dict[str, tuple[str, str, Decimal, Decimal, str]] = {
     ),
     "min_confidence": ("min_confidence", "int", Decimal("0"), Decimal("100"), "minimum signal confidence"),
 }
+# Settings whose value is a word: name -> (model field, allowed values, description).
+TIMEFRAMES = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d")
+TEXT_SETTINGS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "timeframe": ("timeframe", TIMEFRAMES, "candle timeframe the decider reads"),
+    "decider": ("decider", ("technical", "llm", "ensemble"), "who decides: technical, llm or ensemble"),
+}
 SETTING_ALIASES = {
     "sl": "stop_loss",
     "stoploss": "stop_loss",
@@ -744,8 +750,10 @@ class Services:
     def set_setting(self, user: User, config: UserConfig, name: str, value) -> SettingChange:
         """`value` is a Decimal already parsed; range-checked here."""
         key = SETTING_ALIASES.get(name.lower(), name.lower())
+        if key in TEXT_SETTINGS:
+            return self._set_text_setting(user, config, key, str(value))
         if key not in SETTINGS:
-            raise InvalidValue(f"Unknown setting. Use one of: {', '.join(SETTINGS)}.")
+            raise InvalidValue(f"Unknown setting. Use one of: {', '.join([*SETTINGS, *TEXT_SETTINGS])}.")
         column, kind, lo, hi, _ = SETTINGS[key]
         if not isinstance(value, Decimal) or not value.is_finite():
             raise InvalidValue("That value is not a number.")
@@ -763,6 +771,20 @@ class Services:
             UserConfig.id == config.id
         ).execute()
         return SettingChange(config.symbol, config.exchange, key, old, new)
+
+    def _set_text_setting(self, user: User, config: UserConfig, key: str, value: str) -> SettingChange:
+        column, allowed, _ = TEXT_SETTINGS[key]
+        value = value.strip().lower()
+        if value not in allowed:
+            raise InvalidValue(f"{key} must be one of: {', '.join(allowed)}.")
+        if key == "decider" and value != "technical" and not self.app.cfg.llm.api_key:
+            raise InvalidValue("The LLM decider is not configured on this bot (ask the administrator).")
+        config = self.pair_by_id(user, config.id)
+        old = getattr(config, column)
+        UserConfig.update({getattr(UserConfig, column): value, UserConfig.updated_at: utcnow()}).where(
+            UserConfig.id == config.id
+        ).execute()
+        return SettingChange(config.symbol, config.exchange, key, old, value)
 
     def set_notify(self, user: User, on: bool) -> bool:
         User.update(notify=bool(on), updated_at=utcnow()).where(User.id == user.id).execute()

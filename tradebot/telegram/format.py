@@ -101,7 +101,7 @@ COMMANDS: list[tuple[str, str, str, str]] = [
     (
         "set",
         "<symbol> <setting> <value> [exchange]",
-        "Change a pair's risk setting",
+        "Change a pair's risk setting, timeframe or decider",
         "/set BTC/USDT stop_loss 3",
     ),
     ("notify", "on|off", "Turn trade notifications on or off", "/notify off"),

@@ -454,13 +454,19 @@ class Dispatcher:
         sym_args = [args[0]] + ([args[3]] if len(args) == 4 else [])
         name = args[1].lower()
         key = svc.SETTING_ALIASES.get(name, name)
-        if key not in svc.SETTINGS:
-            raise Usage("set", f"Unknown setting. Use one of: {', '.join(svc.SETTINGS)}.")
-        _col, kind, lo, hi, _desc = svc.SETTINGS[key]
-        try:
-            value = parse_number(args[2].rstrip("%"), key, lo, hi, integer=(kind == "int"))
-        except ParseError as exc:
-            raise Usage("set", str(exc)) from None
+        if key in svc.TEXT_SETTINGS:
+            allowed = svc.TEXT_SETTINGS[key][1]
+            value = args[2].lower()
+            if value not in allowed:
+                raise Usage("set", f"{key} must be one of: {', '.join(allowed)}.")
+        elif key not in svc.SETTINGS:
+            raise Usage("set", f"Unknown setting. Use one of: {', '.join([*svc.SETTINGS, *svc.TEXT_SETTINGS])}.")
+        else:
+            _col, kind, lo, hi, _desc = svc.SETTINGS[key]
+            try:
+                value = parse_number(args[2].rstrip("%"), key, lo, hi, integer=(kind == "int"))
+            except ParseError as exc:
+                raise Usage("set", str(exc)) from None
         (config,) = self._configs("set", sym_args, user, required=True)
         self.reply(m, fmt.setting_changed(self.services.set_setting(user, config, key, value)))
 
