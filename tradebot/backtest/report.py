@@ -1,6 +1,6 @@
 """Backtest report: metrics from a BacktestResult, as a dict (JSON) or text; trades CSV.
 
-Definitions (also in docs/BACKTEST.md):
+Definitions (also in the README, section Backtesting):
 - return %: (end equity / start equity - 1) * 100; end equity values an open position at the last close.
 - buy-and-hold %: (last close / first traded candle's open - 1) * 100, no fees.
 - max drawdown %: largest fall from a running peak of the equity sampled at every candle close.
