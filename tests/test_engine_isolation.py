@@ -21,10 +21,10 @@ def test_a_pair_that_always_raises_leaves_the_others_trading_and_reports_once(en
     script = {t + i * MINUTE: ("buy" if i % 2 == 0 else "sell") for i in range(10)}
     deciders["scripted"] = ScriptedDecider(script)
     u1, u2 = make_user(1), make_user(2)
-    bad = make_pair(u1, "BTC/USDT", "1000", decider="raising")
+    bad = make_pair(u1, "BTC/USDT", "1000", decider="raising", is_trading=True)
     good = [
-        make_pair(u1, "ETH/USDT", "1000", decider="scripted"),
-        make_pair(u2, "BTC/USDT", "500", decider="scripted"),
+        make_pair(u1, "ETH/USDT", "1000", decider="scripted", is_trading=True),
+        make_pair(u2, "BTC/USDT", "500", decider="scripted", is_trading=True),
     ]
     for _ in range(10):
         for cfg in [bad, *good]:
@@ -88,7 +88,7 @@ def test_intent_never_sent_is_marked_failed(engine, clock, deciders, replay_hub)
 
 def test_insufficient_funds_fails_the_order_and_tells_the_user_once(engine, clock, deciders, replay_hub):
     user = make_user(1)
-    cfg = make_pair(user, "BTC/USDT", "1000", decider="scripted")
+    cfg = make_pair(user, "BTC/USDT", "1000", decider="scripted", is_trading=True)
     t = closed_ts(clock)
     deciders["scripted"] = ScriptedDecider({t: "buy", t + MINUTE: "buy"})
     broker = replay_hub.broker("binance", "paper")
