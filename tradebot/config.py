@@ -64,7 +64,7 @@ class TradingConfig:
     max_budget: Decimal = Decimal("1000000")
     scheduler_workers: int = 16
     shutdown_timeout_seconds: int = 30
-    record_hold_decisions: str = "nontechnical"
+    record_hold_decisions: str = "all"
 
 
 @dataclass(frozen=True)
