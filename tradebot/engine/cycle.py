@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
+# Fill statuses of an order still working on the exchange (more may fill): never booked, left pending
+WORKING = ("open", "partially_filled")
 EPOCH = dt.datetime(1970, 1, 1)
 
 
@@ -359,7 +361,9 @@ def reconcile_order(order: Order, broker, now_ms: int) -> str:
                 status="failed", error="not found on the exchange", updated_at=ms_to_dt(now_ms)
             ).where((Order.id == order.id) & (Order.status == "pending")).execute()
         return "failed"
-    if fill.amount > ZERO and fill.status in ("filled", "partially_filled", "canceled", "closed"):
+    if fill.status in WORKING:
+        return "pending"  # still working: book it once, when final (later fills would be lost)
+    if fill.amount > ZERO and fill.status in ("filled", "canceled", "closed", "expired"):
         book_order_fill(order, fill, now_ms)
         return "filled"
     if fill.status in ("canceled", "rejected", "expired"):
@@ -483,9 +487,14 @@ class CycleRunner:
         state = ensure_state(cfg, network)
 
         # 1. settle intents a crash or an ambiguous error left behind
-        if Order.select(Order.id).where((Order.config == cfg.id) & (Order.status == "pending")).exists():
+        pending_q = Order.select(Order.id).where((Order.config == cfg.id) & (Order.status == "pending"))
+        unsettled = False
+        if pending_q.exists():
             self.reconcile_pending(cfg.id, now_ms)
             state = UserState.get_by_id(state.id)
+            # An intent still unsettled (order open on the exchange, lookup failed) may yet fill: the book
+            # does not know it, so a new order now could buy twice or sell what is already being sold.
+            unsettled = pending_q.exists()
         pos = open_position(cfg.id)
         book = load_book(cfg, state, pos)
 
@@ -566,6 +575,9 @@ class CycleRunner:
         if res.skipped == "below_minimum":
             outcome["problem"] = (self._below_minimum_message(cfg, book, settings, broker), True)
         for req in res.orders:
+            if unsettled:
+                outcome["skipped"] = "order_pending"
+                continue
             if req.side == "buy" and self._user_paused(cfg, now, now_ms):
                 outcome["skipped"] = "user_breaker"
                 continue
@@ -655,13 +667,20 @@ class CycleRunner:
                     (Order.id == order.id) & (Order.status == "pending")
                 ).execute()
             raise
+        if fill.status in WORKING:
+            # accepted but not final (e.g. a market order still filling): booking part of it now would lose
+            # the rest, so it stays pending and reconcile books it once, when it is final
+            Order.update(exchange_order_id=fill.exchange_order_id, updated_at=now).where(
+                Order.id == order.id
+            ).execute()
+            return False
         if fill.amount > ZERO:
             book_order_fill(order, fill, now_ms, settings, decision if req.side == "buy" else None)
             return True
         with write_tx():
-            Order.update(status="failed" if fill.status != "open" else "pending", updated_at=now).where(
-                (Order.id == order.id) & (Order.status == "pending")
-            ).execute()
+            Order.update(
+                status="canceled" if fill.status == "canceled" else "failed", updated_at=now
+            ).where((Order.id == order.id) & (Order.status == "pending")).execute()
         return False
 
     def _user_paused(self, cfg, now, now_ms) -> bool:

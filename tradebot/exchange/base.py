@@ -15,7 +15,9 @@ class Fill:
     exchange_order_id: str | None
     symbol: str
     side: str  # buy | sell
-    status: str  # filled | partially_filled | open | canceled | rejected
+    # filled | partially_filled (still open, more may fill) | open | canceled (final; amount > 0 when it was
+    # partly filled before the cancel/expiry) | rejected
+    status: str
     amount: Decimal  # gross base amount filled
     cost: Decimal  # gross quote amount filled
     price: Decimal  # average fill price

@@ -56,8 +56,9 @@ def fill_from_order(order: dict, rules: MarketRules, client_order_id: str, trade
     fee_ccy = rules.base if fee_base else rules.quote if fee_quote else next(iter(fee_by_ccy), None)
     fee_amount = fee_base or fee_quote or (next(iter(fee_by_ccy.values()), Decimal(0)))
     status = STATUS.get(order.get("status") or "", "open")
-    if status in ("open", "canceled") and amount > 0:
-        status = "partially_filled"
+    if status == "open" and amount > 0:
+        status = "partially_filled"  # still working: more may fill
+    # canceled/expired with amount > 0 stays "canceled": final, with a partial fill to book
     return Fill(client_order_id, order.get("id"), rules.symbol, side, status, amount, cost, price, fee_amount,
                 fee_ccy, net_base, net_quote, fee_in_quote, order.get("lastTradeTimestamp") or order.get("timestamp"))
 
