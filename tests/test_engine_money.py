@@ -102,3 +102,45 @@ def test_a_partly_filled_working_order_is_booked_once_in_full_when_final(
     assert st.cash == D(1000) - fill.net_quote and st.holdings == fill.net_base
     assert Position.get().amount == fill.net_base
     assert Order.get().status == "filled"
+
+
+def test_no_buy_whose_position_could_not_be_sold_at_its_stop_loss():
+    from tradebot.engine import accounting as acc
+    from tradebot.engine import core
+    from tradebot.strategy.base import Candle
+
+    t0 = 1_700_000_000_000
+    day = t0 // acc.DAY_MS
+    cs = [Candle(t0, 100.0, 100.0, 100.0, 100.0, 1.0)]
+    s = core.PairSettings(min_cost=D(5), amount_step=D("0.00001"), min_amount=D("0.00001"))
+    # 30% of 17 = 5.10 >= 5, but after the fee in base, at the 2% stop-loss it is worth 4.99 < 5
+    r = core.step(acc.new_book(D(17), day=day), cs, "buy", s, t0 + 60_000)
+    assert r.orders == () and r.skipped == "below_minimum"
+    # 30% of 18 = 5.40: still 5.29 at the stop-loss
+    r = core.step(acc.new_book(D(18), day=day), cs, "buy", s, t0 + 60_000)
+    assert r.orders and r.orders[0].quote_amount == D("5.40")
+
+
+def test_a_stop_loss_exit_is_never_below_the_exchange_minimum(engine, clock, deciders, replay_hub):
+    import json
+
+    from tests.fakes.exchange_data import REAL_START
+    from tests.fixtures_engine import flat_series
+    from tradebot.models import Notification
+    from tradebot.strategy.base import Candle
+
+    series = flat_series(REAL_START, 3000, 100.0)
+    k = (clock.ms - REAL_START) // MINUTE
+    for j in range(k + 2, 3000):  # falls through the 2% stop-loss after the buy
+        series[j] = Candle(series[j].ts, 97.0, 97.0, 97.0, 97.0, 1.0)
+    replay_hub.market_data.series["BTC/USDT"] = series
+    user = make_user(1)
+    cfg = make_pair(user, "BTC/USDT", "17", decider="scripted")  # 30% = 5.10 USDT, min notional 5
+    deciders["scripted"] = ScriptedDecider({last_closed_ts(clock): "buy"})
+    for _ in range(5):
+        engine.run_cycle(cfg.id)  # before: the stop-loss sell raised BelowMinimum every cycle
+        clock.advance(1)
+    assert Order.select().where(Order.status == "failed").count() == 0
+    assert Position.select().where(Position.status == "open").count() == 0
+    errs = [json.loads(n.payload) for n in Notification.select().where(Notification.kind == "pair_error")]
+    assert len(errs) == 1 and "stop-loss" in errs[0]["message"] and errs[0]["needs_action"] is True

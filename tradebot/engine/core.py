@@ -211,7 +211,36 @@ def step(
     amount = size / px if px else None
     if risk.check_minimums(amount, size, settings.min_amount, settings.min_cost) is not None:
         return StepResult((), None, None, expired, rolled, "below_minimum")
+    if px and exit_below_minimum(size, px, settings, decision):
+        return StepResult((), None, None, expired, rolled, "below_minimum")
     return StepResult((OrderRequest(BUY, size, None, "signal"),), None, None, expired, rolled, None)
+
+
+def exit_price(px: Decimal, settings: PairSettings, decision=None) -> Decimal:
+    """Price the exit of a position opened at `px` must still be sellable at: its stop-loss (the decider's
+    when it proposes a sane one, else the pair's stop-loss %), or `px` when there is no stop-loss."""
+    sl = getattr(decision, "stop_loss", None)
+    if sl is not None:
+        sl = Decimal(sl)
+        if ZERO < sl < px:
+            return sl
+        sl = None
+    sl = risk.stop_loss_price(px, settings.stop_loss_percent)
+    return sl if sl is not None and ZERO < sl < px else px
+
+
+def exit_below_minimum(size: Decimal, px: Decimal, settings: PairSettings, decision=None) -> bool:
+    """True when the position a buy of `size` quote at `px` would open could NOT be sold at its stop-loss:
+    what is held after the buy fee (taken in base) and the step rounding, valued at the stop-loss price,
+    is below the exchange minimum (amount or notional). Such a buy would leave a position without an exit."""
+    if not settings.min_cost and not settings.min_amount:
+        return False
+    net = risk.floor_to_step(size / px, settings.amount_step)
+    if not settings.fee_in_quote:
+        net -= net * settings.fee_rate
+    net = risk.floor_to_step(net, settings.amount_step)
+    out = exit_price(px, settings, decision)
+    return risk.check_minimums(net, net * out, settings.min_amount, settings.min_cost) is not None
 
 
 def sellable(book: PairBook, settings: PairSettings) -> Decimal:

@@ -595,6 +595,19 @@ class CycleRunner:
                 f"{settings.min_amount or 0:f}, so it cannot be sold."
             )
         size = risk.position_size(book.equity, book.cash, settings.max_position_percent)
+        px = book.last_price
+        if (
+            px
+            and size >= (settings.min_cost or ZERO)
+            and core.exit_below_minimum(size, px, settings)
+        ):
+            out = core.exit_price(px, settings)
+            return (
+                f"{cfg.symbol}: a position would be {size:.2f} {quote} ({settings.max_position_percent:f}% of "
+                f"equity); after the fee, at its stop-loss price {out:f} it would be worth less than the "
+                f"exchange minimum order of {settings.min_cost or 0:f} {quote}, so it could not be sold. Raise "
+                f"the budget or the max position %."
+            )
         return (
             f"{cfg.symbol}: a position would be {size:.2f} {quote} ({settings.max_position_percent:f}% of equity), "
             f"below the exchange minimum order of {settings.min_cost or 0:f} {quote}. Raise the budget or the "
