@@ -303,7 +303,10 @@ def _register_secrets(*values: str | None) -> None:
 def find_user(ref: int | str) -> User | None:
     """A user by Telegram id (int or digits) or username (with or without @)."""
     if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        return User.get_or_none(User.telegram_id == int(ref))
+        telegram_id = int(ref)
+        if not 0 <= telegram_id < 2**63:  # the column is a signed 64-bit integer; no user has such an id
+            return None
+        return User.get_or_none(User.telegram_id == telegram_id)
     name = str(ref).lstrip("@")
     return User.get_or_none(pw.fn.LOWER(User.username) == name.lower())
 
@@ -815,11 +818,18 @@ class Services:
 
     def stats(self, user: User) -> StatsView:
         per_pair = []
+        ids = set()
         for config in self._pairs(user):
+            ids.add(config.id)
             trades = list(Trade.select().where((Trade.user == user.id) & (Trade.config == config.id)))
             per_pair.append(_trade_stats(f"{config.symbol} ({config.exchange})", trades))
-        total = _trade_stats("Total", list(Trade.select().where(Trade.user == user.id)))
-        return StatsView(per_pair, total)
+        every = list(Trade.select().where(Trade.user == user.id))
+        # Trades of removed pairs are kept (config set to NULL) and count in the total: show them as a row
+        # of their own, so that the rows add up to the total.
+        gone = [t for t in every if t.config_id is None or t.config_id not in ids]
+        if gone:
+            per_pair.append(_trade_stats("Removed pairs", gone))
+        return StatsView(per_pair, _trade_stats("Total", every))
 
     def positions(self, user: User, configs: list[UserConfig] | None = None) -> list[PositionView]:
         configs = list(self._pairs(user)) if configs is None else configs

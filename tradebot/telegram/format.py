@@ -5,6 +5,7 @@ Every value that may come from a user or an exchange goes through `e()` (telebot
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
@@ -12,6 +13,7 @@ from telebot.formatting import escape_html
 
 from ..services import (
     SETTINGS,
+    TEXT_SETTINGS,
     ConfigView,
     ConnectResult,
     PairView,
@@ -144,7 +146,7 @@ def help_text(is_admin: bool = False) -> str:
     lines += [
         "",
         "Symbols can be written BTC/USDT, btcusdt or BTC-USDT.",
-        "Settings for /set: " + ", ".join(SETTINGS),
+        "Settings for /set: " + ", ".join([*SETTINGS, *TEXT_SETTINGS]),
     ]
     return "\n".join(lines)
 
@@ -216,6 +218,10 @@ def users_list(users: list[UserView]) -> str:
 
 def stop_all_confirm(n_running: int) -> str:
     return f"🛑 <b>Emergency stop</b>\nStop all {n_running} running pairs of every user?"
+
+
+def stop_all_nothing() -> str:
+    return "ℹ️ No pair of any user is trading: nothing to stop."
 
 
 def stop_all_done(n: int) -> str:
@@ -464,6 +470,19 @@ def _d(payload: dict, key: str) -> Decimal | None:
     return d if d.is_finite() else None
 
 
+def _when(value) -> str:
+    """An ISO timestamp from an event payload as the user reads it elsewhere: '2026-01-01 12:00 UTC'."""
+    if not value:
+        return ""
+    try:
+        moment = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC)
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
 def event(kind: str, payload_json: str) -> str:
     """Text of one engine Notification (see docs/ARCHITECTURE.md, 'Engine events')."""
     try:
@@ -492,7 +511,7 @@ def event(kind: str, payload_json: str) -> str:
         )
     if kind == "breaker_tripped":
         scope = "all your pairs" if p.get("scope") == "user" else (sym or "a pair")
-        until = e(p.get("until") or "")
+        until = e(_when(p.get("until")))
         reset = f"\nSend /reset {sym} to resume earlier." if sym else ""
         return f"⚡ <b>Circuit breaker tripped</b> for {scope}\nReason: {e(p.get('reason') or '')}\nPaused until {until}{reset}"
     if kind == "breaker_reset":

@@ -363,15 +363,14 @@ class Dispatcher:
         if not views or len(views) > MAX_BUTTON_PAIRS:
             return None
         markup = types.InlineKeyboardMarkup()
+        # The same symbol on two exchanges would give two identical buttons: name the exchange then.
+        show_exchange = len({v.exchange for v in views}) > 1
         for v in views:
+            label = f"{v.symbol} ({v.exchange})" if show_exchange else v.symbol
             if v.is_trading:
-                markup.row(
-                    types.InlineKeyboardButton(f"⏸️ Stop {v.symbol}", callback_data=f"stop:{v.config_id}")
-                )
+                markup.row(types.InlineKeyboardButton(f"⏸️ Stop {label}", callback_data=f"stop:{v.config_id}"))
             else:
-                markup.row(
-                    types.InlineKeyboardButton(f"▶️ Start {v.symbol}", callback_data=f"start:{v.config_id}")
-                )
+                markup.row(types.InlineKeyboardButton(f"▶️ Start {label}", callback_data=f"start:{v.config_id}"))
         return markup
 
     def cmd_listpairs(self, m, args, user) -> None:
@@ -384,6 +383,8 @@ class Dispatcher:
         symbol, exchange = _symbol_and_exchange("status", args, required=False)
         if symbol is None and exchange is not None:
             views = [v for v in self.services.list_pairs(user) if v.exchange == exchange]
+            if not views:
+                raise svc.NotFound(f"You have no pairs on {exchange}. See /listpairs.")
         else:
             views = self.services.status(user, symbol, exchange)
         self.reply(m, fmt.status(views), self._pair_buttons(views))
@@ -517,6 +518,9 @@ class Dispatcher:
         if args:
             raise Usage("stopall", "This command takes no arguments.")
         running = self.services.admin_running_count(user)
+        if not running:
+            self.reply(m, fmt.stop_all_nothing())
+            return
         markup = types.InlineKeyboardMarkup()
         markup.row(
             types.InlineKeyboardButton("🛑 Yes, stop everything", callback_data="adm:stopall"),

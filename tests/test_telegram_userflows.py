@@ -1,0 +1,118 @@
+"""Chat flows a demanding user tried (review findings): each test is one reply that used to be wrong."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import re
+from decimal import Decimal
+
+from tradebot import services as svc
+from tradebot.models import Trade, User, UserConfig
+from tradebot.telegram import format as fmt
+
+D = Decimal
+
+
+def plain(text: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", text))
+
+
+def one(chat, user, text, **kw) -> str:
+    replies = chat.send(user, text, **kw)
+    assert len(replies) == 1, replies
+    return plain(replies[0])
+
+
+def setup_user(chat, user=1, exchange="binance", pairs=()):
+    chat.send(user, "/start")
+    chat.send(user, f"/connect {exchange} paper")
+    for symbol, budget in pairs:
+        assert "Trading Pair Added" in one(chat, user, f"/addpair {symbol} {budget}")
+
+
+def test_admin_command_with_an_id_too_big_for_the_database_is_no_internal_error(chat):
+    chat.send(900, "/start")
+    for command in ("approve", "block", "unblock"):
+        reply = one(chat, 900, f"/{command} 12345678901234567890")
+        assert "No user 12345678901234567890" in reply, reply
+    assert svc.find_user("99999999999999999999") is None
+    assert svc.find_user(2**63) is None
+
+
+def test_pair_buttons_name_the_exchange_when_one_symbol_is_on_two_exchanges(chat):
+    chat.send(1, "/start")
+    chat.send(1, "/connect binance paper")
+    chat.send(1, "/connect bybit paper")
+    one(chat, 1, "/addpair BTC/USDT 100 binance")
+    one(chat, 1, "/addpair BTC/USDT 100 bybit")
+    chat.send(1, "/listpairs")
+    labels = [text for text, _data in chat.buttons(1)]
+    assert labels == ["▶️ Start BTC/USDT (binance)", "▶️ Start BTC/USDT (bybit)"]
+    # one exchange only: the short labels of the brief stay
+    setup_user(chat, 2, pairs=[("BTC/USDT", 100)])
+    chat.send(2, "/listpairs")
+    assert [text for text, _ in chat.buttons(2)] == ["▶️ Start BTC/USDT"]
+
+
+def test_status_of_an_exchange_without_pairs_does_not_say_you_have_no_pairs_at_all(chat):
+    setup_user(chat, pairs=[("BTC/USDT", 100)])
+    reply = one(chat, 1, "/status bybit")
+    assert "no pairs on bybit" in reply
+    assert "no pairs yet" not in reply
+
+
+def test_breaker_notification_shows_a_readable_time():
+    until = dt.datetime(2026, 11, 25, 19, 27, 33, 546000, tzinfo=dt.UTC).isoformat()
+    text = plain(
+        fmt.event(
+            "breaker_tripped",
+            json.dumps({"scope": "pair", "symbol": "SOL/USDT", "reason": "1 loss", "until": until}),
+        )
+    )
+    assert "Paused until 2026-11-25 19:27 UTC" in text, text
+    naive = plain(fmt.event("breaker_tripped", json.dumps({"scope": "user", "until": "2026-01-01T12:00:00"})))
+    assert "Paused until 2026-01-01 12:00 UTC" in naive
+    odd = plain(fmt.event("breaker_tripped", json.dumps({"scope": "user", "until": "soon"})))
+    assert "Paused until soon" in odd
+
+
+def test_help_lists_every_setting_that_set_accepts(chat):
+    text = one(chat, 1, "/help")
+    line = next(x for x in text.splitlines() if x.startswith("Settings for /set"))
+    for name in (*svc.SETTINGS, *svc.TEXT_SETTINGS):
+        assert name in line
+
+
+def test_stopall_with_nothing_running_does_not_ask_to_stop_zero_pairs(chat):
+    chat.send(900, "/start")
+    reply = one(chat, 900, "/stopall")
+    assert "nothing to stop" in reply
+    assert chat.buttons(900) == []
+
+
+def test_mystats_rows_add_up_to_the_total_after_a_pair_was_removed(chat):
+    setup_user(chat, pairs=[("BTC/USDT", 1000), ("ETH/USDT", 500)])
+    user = User.get()
+    btc, eth = UserConfig.select().order_by(UserConfig.id)
+    for config, side, pnl in ((btc, "buy", None), (btc, "sell", "-5"), (eth, "buy", None), (eth, "sell", "7")):
+        Trade.create(
+            user=user.id,
+            config=config.id,
+            exchange="binance",
+            symbol=config.symbol,
+            side=side,
+            amount=D("1"),
+            price=D("100"),
+            cost=D("100"),
+            fee=D("0.1"),
+            pnl=None if pnl is None else D(pnl),
+        )
+    chat.send(1, "/removepair BTC/USDT")
+    chat.press(1, chat.buttons(1)[0][1])
+    assert not UserConfig.select().where(UserConfig.symbol == "BTC/USDT").exists()
+    blocks = one(chat, 1, "/mystats").split("\n\n")[1:]
+    assert [b.splitlines()[0] for b in blocks] == ["ETH/USDT (binance)", "Removed pairs", "Total"]
+    assert "Realized PnL: -$5.00" in blocks[1] and "2 fills" in blocks[1]
+    assert "Realized PnL: $2.00" in blocks[2] and "4 fills" in blocks[2]
