@@ -144,3 +144,29 @@ def test_a_stop_loss_exit_is_never_below_the_exchange_minimum(engine, clock, dec
     assert Position.select().where(Position.status == "open").count() == 0
     errs = [json.loads(n.payload) for n in Notification.select().where(Notification.kind == "pair_error")]
     assert len(errs) == 1 and "stop-loss" in errs[0]["message"] and errs[0]["needs_action"] is True
+
+
+def test_a_sell_booked_by_reconcile_closes_the_position_despite_dust(engine, clock, deciders, replay_hub):
+    import pytest
+
+    from tradebot.exchange.errors import ExchangeUnavailable
+
+    user = make_user(1)
+    cfg = make_pair(user, "BTC/USDT", "1000", decider="scripted")
+    t0 = last_closed_ts(clock)
+    deciders["scripted"] = ScriptedDecider({t0: "buy", t0 + 2 * MINUTE: "sell", t0 + 4 * MINUTE: "buy"})
+    for i in range(5):
+        if i == 2:  # the sell fills on the exchange but the answer is lost: reconcile books it
+            for b in replay_hub.brokers.values():
+                b.fault = "fill_then_drop"
+            with pytest.raises(ExchangeUnavailable):
+                engine.run_cycle(cfg.id)
+        else:
+            engine.run_cycle(cfg.id)
+        clock.advance(1)
+    sides = [(o.side, o.status) for o in Order.select().order_by(Order.id)]
+    assert sides == [("buy", "filled"), ("sell", "filled"), ("buy", "filled")]
+    first, second = Position.select().order_by(Position.id)
+    assert first.status == "closed" and second.status == "open"
+    st = UserState.get(UserState.config == cfg.id)
+    assert st.cash + st.holdings * st.last_price == st.equity

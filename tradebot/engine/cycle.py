@@ -352,6 +352,14 @@ def record_reset(user_id: int, config_id: int | None, symbol: str | None, scope:
 # ---------------------------------------------------------------- reconcile
 
 
+def _settings_for(order: Order, broker) -> core.PairSettings:
+    """The pair's settings WITH the market rules: without the step and the minimum a sell that leaves dust
+    below the step would not close the position (and the pair could never buy again). Raises when the
+    markets are unreachable: the intent then stays pending and is booked by a later reconcile."""
+    cfg = UserConfig.get_by_id(order.config_id)
+    return core.PairSettings.from_config(cfg, broker.rules(order.symbol))
+
+
 def reconcile_order(order: Order, broker, now_ms: int) -> str:
     """Settle one pending intent against the exchange. Returns the new status ('pending' if unknown)."""
     fill = broker.find_order(order.symbol, order.client_order_id)
@@ -364,7 +372,7 @@ def reconcile_order(order: Order, broker, now_ms: int) -> str:
     if fill.status in WORKING:
         return "pending"  # still working: book it once, when final (later fills would be lost)
     if fill.amount > ZERO and fill.status in ("filled", "canceled", "closed", "expired"):
-        book_order_fill(order, fill, now_ms)
+        book_order_fill(order, fill, now_ms, _settings_for(order, broker))
         return "filled"
     if fill.status in ("canceled", "rejected", "expired"):
         with write_tx():
