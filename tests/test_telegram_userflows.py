@@ -116,3 +116,54 @@ def test_mystats_rows_add_up_to_the_total_after_a_pair_was_removed(chat):
     assert [b.splitlines()[0] for b in blocks] == ["ETH/USDT (binance)", "Removed pairs", "Total"]
     assert "Realized PnL: -$5.00" in blocks[1] and "2 fills" in blocks[1]
     assert "Realized PnL: $2.00" in blocks[2] and "4 fills" in blocks[2]
+
+
+def _open_position(config, amount="0.01"):
+    from tradebot.models import Position
+
+    Position.create(
+        user=config.user_id,
+        config=config.id,
+        exchange=config.exchange,
+        symbol=config.symbol,
+        amount=D(amount),
+        entry_price=D("50000"),
+        cost_basis=D("500"),
+        status="open",
+    )
+
+
+def test_switching_account_with_an_open_position_is_refused(chat):
+    """A paper position must never be sold with the user's real keys (nor a testnet one on live)."""
+    setup_user(chat, pairs=[("BTC/USDT", 1000)])
+    btc = UserConfig.get()
+    _open_position(btc)
+    reply = one(chat, 1, "/connect binance key123456789 secret123456789 true")
+    assert "open positions bought in paper mode: BTC/USDT" in reply, reply
+    from tradebot.models import ExchangeCredential, UserState
+
+    assert ExchangeCredential.get().network == "paper"
+    assert UserState.get().mode == "paper"
+    # reconnecting the same account is fine; so is a switch once the position is closed
+    assert one(chat, 1, "/connect binance paper").startswith("✅ Exchange Connected")
+    from tradebot.models import Position
+
+    Position.update(status="closed").execute()
+    assert one(chat, 1, "/connect binance key123456789 secret123456789 true").startswith("✅ Exchange Connected")
+    # the same key again (e.g. a new secret) keeps the account; another key or network does not
+    _open_position(btc)
+    assert one(chat, 1, "/connect binance key123456789 newsecret98765 true").startswith("✅ Exchange Connected")
+    assert "open positions bought on testnet" in one(chat, 1, "/connect binance otherkey1234 secret123456789 true")
+    assert "open positions bought on testnet" in one(chat, 1, "/connect binance key123456789 secret123456789 false")
+    # another exchange is not affected
+    assert one(chat, 1, "/connect bybit paper").startswith("✅ Exchange Connected")
+
+
+def test_removepair_warns_when_the_pair_still_holds_a_position(chat):
+    setup_user(chat, pairs=[("BTC/USDT", 1000), ("ETH/USDT", 500)])
+    btc = UserConfig.get(UserConfig.symbol == "BTC/USDT")
+    _open_position(btc, "0.0181")
+    ask = one(chat, 1, "/removepair BTC/USDT")
+    assert ask.startswith("❓ Remove BTC/USDT (binance)?")
+    assert "open position (0.0181 BTC)" in ask and "no longer manages or sells it" in ask
+    assert one(chat, 1, "/removepair ETH/USDT") == "❓ Remove ETH/USDT (binance)? Its trade history is kept."

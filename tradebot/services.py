@@ -479,6 +479,26 @@ class Services:
         )
         if running:
             raise Conflict(f"Stop trading on {exchange} first (/stop_trading), then connect again.")
+        if existing is not None and not self._same_account(existing, network, api_key):
+            # An open position was bought on the old account / network: after the switch the engine would
+            # sell it on the new one, i.e. sell coins the bot never bought there (or paper coins for real).
+            held = [
+                p.symbol
+                for p in Position.select(Position.symbol)
+                .join(UserConfig, on=(Position.config == UserConfig.id))
+                .where(
+                    (UserConfig.user == user.id)
+                    & (UserConfig.exchange == exchange)
+                    & (Position.status == "open")
+                )
+            ]
+            if held:
+                where = "in paper mode" if existing.network == "paper" else f"on {existing.network}"
+                raise Conflict(
+                    f"Your {exchange} pairs hold open positions bought {where}: {', '.join(sorted(set(held)))}. "
+                    f"Switching accounts now would sell them on the new one. Let the bot close them first "
+                    f"(/start_trading, then /stop_trading when /position is empty), or remove those pairs."
+                )
         if network != "paper":
             self._check_credentials(exchange, network, api_key, secret)
             key_enc, secret_enc = self.vault.encrypt(api_key), self.vault.encrypt(secret)
@@ -506,6 +526,17 @@ class Services:
                 )
             ).execute()
         return ConnectResult(exchange, network, _mask(api_key), existing is not None)
+
+    def _same_account(self, existing: ExchangeCredential, network: str, api_key: str | None) -> bool:
+        """True when a reconnect keeps the account: same network and (unless paper) the same API key."""
+        if existing.network != network:
+            return False
+        if network == "paper":
+            return True
+        try:
+            return self.vault.decrypt(existing.api_key_enc) == api_key
+        except Exception:
+            return False
 
     def _check_credentials(self, exchange, network, api_key, secret) -> None:
         try:

@@ -308,8 +308,16 @@ def status(views: list[PairView], single: bool | None = None) -> str:
     return "\n".join(lines)
 
 
-def removal_confirm(symbol: str, exchange: str) -> str:
-    return f"❓ Remove {e(symbol)} ({e(exchange)})? Its trade history is kept."
+def removal_confirm(symbol: str, exchange: str, held: list[PositionView] | None = None) -> str:
+    text = f"❓ Remove {e(symbol)} ({e(exchange)})? Its trade history is kept."
+    if held:
+        amount = sum((p.amount for p in held), Decimal(0))
+        base = e(symbol.split("/")[0])
+        text += (
+            f"\n⚠️ It still holds an open position ({number(amount)} {base}): after removal the bot no longer "
+            "manages or sells it."
+        )
+    return text
 
 
 def removed(symbol: str) -> str:

@@ -406,7 +406,8 @@ class Dispatcher:
             types.InlineKeyboardButton("🗑️ Yes, remove", callback_data=f"rm:{config.id}"),
             types.InlineKeyboardButton("Cancel", callback_data="cancel"),
         )
-        self.reply(m, fmt.removal_confirm(config.symbol, config.exchange), markup)
+        held = self.services.positions(user, [config])
+        self.reply(m, fmt.removal_confirm(config.symbol, config.exchange, held), markup)
 
     def cmd_start_trading(self, m, args, user) -> None:
         configs = self._configs("start_trading", args, user)
