@@ -167,3 +167,31 @@ def test_removepair_warns_when_the_pair_still_holds_a_position(chat):
     assert ask.startswith("❓ Remove BTC/USDT (binance)?")
     assert "open position (0.0181 BTC)" in ask and "no longer manages or sells it" in ask
     assert one(chat, 1, "/removepair ETH/USDT") == "❓ Remove ETH/USDT (binance)? Its trade history is kept."
+
+
+def test_in_a_group_only_the_asker_can_confirm_or_cancel(chat):
+    group = -100777
+    setup_user(chat, 1, pairs=[("BTC/USDT", 100)])
+    setup_user(chat, 2, pairs=[("ETH/USDT", 100)])
+    chat.send(1, "/start_trading")
+    chat.send(2, "/start_trading")
+    assert one(chat, 1, "/stop_trading", chat_type="group", chat_id=group).startswith("❓ Stop trading all 1")
+    yes, cancel = (data for _text, data in chat.buttons(group))
+    # user 2 presses user 1's buttons: nothing happens to anybody's pairs, the question stays
+    for data in (yes, cancel):
+        edits, answers = chat.press(2, data, chat_id=group)
+        assert edits == [] and "not for you" in answers[0][1]
+    assert UserConfig.select().where(UserConfig.is_trading).count() == 2
+    # buttons of older messages without an owner only count in a private chat
+    for data in ("stopmany:all", "cancel"):
+        edits, answers = chat.press(2, data, chat_id=group)
+        assert edits == [] and "not for you" in answers[0][1]
+    assert UserConfig.select().where(UserConfig.is_trading).count() == 2
+    # the asker can
+    edits, _ = chat.press(1, yes, chat_id=group)
+    assert plain(edits[0][2]) == "⏸️ Trading Stopped: BTC/USDT"
+    running = [c.symbol for c in UserConfig.select().where(UserConfig.is_trading)]
+    assert running == ["ETH/USDT"]
+    # a legacy button in one's own private chat still works
+    edits, _ = chat.press(2, "stopmany:all")
+    assert plain(edits[0][2]) == "⏸️ Trading Stopped: ETH/USDT"

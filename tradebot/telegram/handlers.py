@@ -404,7 +404,7 @@ class Dispatcher:
         markup = types.InlineKeyboardMarkup()
         markup.row(
             types.InlineKeyboardButton("🗑️ Yes, remove", callback_data=f"rm:{config.id}"),
-            types.InlineKeyboardButton("Cancel", callback_data="cancel"),
+            types.InlineKeyboardButton("Cancel", callback_data=f"cancel:{m.from_user.id}"),
         )
         held = self.services.positions(user, [config])
         self.reply(m, fmt.removal_confirm(config.symbol, config.exchange, held), markup)
@@ -427,13 +427,14 @@ class Dispatcher:
             self.reply(m, fmt.nothing_running())
             return
         markup = types.InlineKeyboardMarkup()
-        ids = ",".join(str(c.id) for c in running) if configs is not None else "all"
-        data = f"stopmany:{ids}"
+        # "all" names who asked: in a group, another member's press must not stop *their* pairs.
+        every = f"stopmany:all:{m.from_user.id}"
+        data = f"stopmany:{','.join(str(c.id) for c in running)}" if configs is not None else every
         if len(data) > 64:
-            data = "stopmany:all"
+            data = every
         markup.row(
             types.InlineKeyboardButton("⏸️ Yes, stop all", callback_data=data),
-            types.InlineKeyboardButton("Cancel", callback_data="cancel"),
+            types.InlineKeyboardButton("Cancel", callback_data=f"cancel:{m.from_user.id}"),
         )
         self.reply(m, fmt.stop_all_mine_confirm([c.symbol for c in running]), markup)
 
@@ -525,7 +526,7 @@ class Dispatcher:
         markup = types.InlineKeyboardMarkup()
         markup.row(
             types.InlineKeyboardButton("🛑 Yes, stop everything", callback_data="adm:stopall"),
-            types.InlineKeyboardButton("Cancel", callback_data="cancel"),
+            types.InlineKeyboardButton("Cancel", callback_data=f"cancel:{m.from_user.id}"),
         )
         self.reply(m, fmt.stop_all_confirm(running), markup)
 
@@ -548,7 +549,7 @@ class Dispatcher:
             return
         action, _, arg = data.partition(":")
         try:
-            text, markup, toast = self._callback_action(user, action, arg, chat_id)
+            text, markup, toast = self._callback_action(user, action, arg, chat_id, call.from_user.id)
         except svc.ServiceError as exc:
             self.sender.answer_callback(call.id, str(exc)[:190])
             return
@@ -560,9 +561,21 @@ class Dispatcher:
                 log.info("edit failed (%s); sending the result instead", exc)
                 self.sender.send(chat_id, text, reply_markup=markup)
 
-    def _callback_action(self, user, action: str, arg: str, chat_id: int):
+    def _callback_action(self, user, action: str, arg: str, chat_id: int, presser: int | None = None):
         """(new text for the message or None, markup, toast)."""
         s = self.services
+        presser = user.telegram_id if presser is None else presser
+
+        def mine(owner: str) -> None:
+            """A button that acts on "everything of the asker" or cancels their question: only the asker may
+            press it (in a group anyone sees it). Buttons without an owner (older messages) count in a
+            private chat only."""
+            if owner and owner.isdigit() and int(owner) == presser:
+                return
+            if not owner and chat_id == presser:
+                return
+            raise svc.AccessDenied("That button is not for you.")
+
         if action in ("start", "stop"):
             config = s.pair_by_id(user, _int(arg))
             if action == "start":
@@ -578,13 +591,15 @@ class Dispatcher:
             symbol = s.remove_pair(user, config, confirmed=True)
             return fmt.removed(symbol), None, "Removed"
         if action == "stopmany":
-            if arg == "all":
+            if arg == "all" or arg.startswith("all:"):
+                mine(arg[4:])
                 configs = None
             else:
                 configs = [s.pair_by_id(user, _int(x)) for x in arg.split(",") if x]
             result = s.stop_trading(user, configs)
             return fmt.stopped(result), None, "Stopped"
         if action == "cancel":
+            mine(arg)
             return fmt.cancelled(), None, "Cancelled"
         if action == "adm":
             sub, _, ref = arg.partition(":")
