@@ -170,3 +170,66 @@ def test_a_sell_booked_by_reconcile_closes_the_position_despite_dust(engine, clo
     assert first.status == "closed" and second.status == "open"
     st = UserState.get(UserState.config == cfg.id)
     assert st.cash + st.holdings * st.last_price == st.equity
+
+
+def test_a_paper_position_is_never_sold_on_a_live_account_after_reconnecting(engine, clock, deciders, replay_hub):
+    import pytest
+
+    from tests.fixtures_engine import StubVault
+    from tradebot.engine.errors import NetworkChanged
+    from tradebot.models import ExchangeCredential
+
+    user = make_user(1)
+    cfg = make_pair(user, "BTC/USDT", "1000", decider="scripted")
+    t0 = last_closed_ts(clock)
+    deciders["scripted"] = ScriptedDecider({t0: "buy", t0 + 2 * MINUTE: "sell", t0 + 3 * MINUTE: "sell"})
+    engine.run_cycle(cfg.id)  # paper buy
+    clock.advance(1)
+    v = StubVault()
+    ExchangeCredential.update(network="live", api_key_enc=v.encrypt("k"), secret_enc=v.encrypt("s")).execute()
+    for _ in range(2):
+        with pytest.raises(NetworkChanged):
+            engine.run_cycle(cfg.id)
+        clock.advance(1)
+    live = replay_hub.brokers.get(("binance", "live", "k"))
+    assert live is None or not live.ledger  # nothing sold on the live account
+    st = UserState.get(UserState.config == cfg.id)
+    assert st.status == "error" and "paper" in st.last_error
+    ExchangeCredential.update(network="paper", api_key_enc=None, secret_enc=None).execute()
+    engine.run_cycle(cfg.id)  # back on paper: the paper position is closed there
+    assert [(o.side, o.network, o.status) for o in Order.select().order_by(Order.id)] == [
+        ("buy", "paper", "filled"),
+        ("sell", "paper", "filled"),
+    ]
+
+
+def test_an_unsettled_live_order_is_not_marked_failed_by_a_lookup_on_another_network(
+    engine, clock, deciders, replay_hub
+):
+    import pytest
+
+    from tests.fixtures_engine import StubVault
+    from tradebot.engine.errors import NetworkChanged
+    from tradebot.exchange.errors import ExchangeUnavailable
+    from tradebot.models import ExchangeCredential
+
+    user = make_user(1)
+    cfg = make_pair(user, "BTC/USDT", "1000", network="live", decider="scripted")
+    deciders["scripted"] = ScriptedDecider({last_closed_ts(clock): "buy"})
+    live = replay_hub.broker("binance", "live", f"key{user.id}")
+    live.fault = "fill_then_drop"  # filled on the live account, the answer is lost
+    with pytest.raises(ExchangeUnavailable):
+        engine.run_cycle(cfg.id)
+    ExchangeCredential.update(network="paper", api_key_enc=None, secret_enc=None).execute()
+    clock.advance(1)
+    assert engine.runner.reconcile_pending(now_ms=clock.ms)["pending"] == 1
+    with pytest.raises(NetworkChanged):
+        engine.run_cycle(cfg.id)
+    assert Order.get().status == "pending"  # not 'failed': the live fill is still to be booked
+    v = StubVault()
+    ExchangeCredential.update(
+        network="live", api_key_enc=v.encrypt(f"key{user.id}"), secret_enc=v.encrypt(f"secret{user.id}")
+    ).execute()
+    clock.advance(1)
+    engine.run_cycle(cfg.id)
+    assert Order.get().status == "filled" and Trade.get().amount == next(iter(live.ledger.values())).net_base

@@ -35,7 +35,7 @@ from ..models import (
 from ..strategy.base import DecisionContext, PositionView
 from . import core
 from .accounting import DAY_MS, PairBook, mark_to_market
-from .errors import ExchangeError, is_ambiguous
+from .errors import ExchangeError, NetworkChanged, is_ambiguous
 
 log = logging.getLogger(__name__)
 
@@ -472,7 +472,13 @@ class CycleRunner:
         counts = {"filled": 0, "failed": 0, "pending": 0, "error": 0}
         for order in q.order_by(Order.id):
             try:
-                broker = self.broker_for(order.user_id, order.exchange)
+                cred = self.credential(order.user_id, order.exchange)
+                if order.network and order.network != (cred.network if cred is not None else "paper"):
+                    # sent on another network than the one connected now: a lookup here cannot see it
+                    # (and must not mark it failed); it waits until that network is connected again
+                    counts["pending"] += 1
+                    continue
+                broker = self.broker_for(order.user_id, order.exchange, cred)
                 counts[reconcile_order(order, broker, now_ms)] += 1
             except Exception:  # noqa: BLE001 - one bad intent must not block the others
                 log.exception("reconcile of order %s failed", order.client_order_id)
@@ -504,6 +510,7 @@ class CycleRunner:
             # does not know it, so a new order now could buy twice or sell what is already being sold.
             unsettled = pending_q.exists()
         pos = open_position(cfg.id)
+        self._check_network(cfg, network, pos)
         book = load_book(cfg, state, pos)
 
         # 2. shared market data and indicators
@@ -592,6 +599,32 @@ class CycleRunner:
             if self._execute(cfg, network, broker, req, decision, decision_row, settings, now_ms):
                 outcome["orders"] += 1
         return outcome
+
+    @staticmethod
+    def _check_network(cfg, network: str, pos: Position | None) -> None:
+        """Never trade a position or an order of one network on another (paper coins sold on a live account,
+        live coins forgotten in paper mode): the user reconnects the old network to settle it first."""
+        other = (
+            Order.select(Order.network)
+            .where((Order.config == cfg.id) & (Order.status == "pending") & (Order.network != network))
+            .scalar()
+        )
+        what = "an unsettled order"
+        if other is None and pos is not None:
+            other = (
+                Order.select(Order.network)
+                .join(Trade, on=(Trade.order == Order.id))
+                .where((Trade.position == pos.id) & (Trade.side == "buy"))
+                .order_by(Trade.id.desc())
+                .scalar()
+            )
+            what = f"an open position of {pos.amount:f} {cfg.symbol.split('/')[0]}"
+        if other is not None and other != network:
+            raise NetworkChanged(
+                f"{cfg.symbol} on {cfg.exchange.capitalize()} has {what} from {other} trading, but the "
+                f"exchange is now connected in {network} mode. Connect {other} again to close it, or remove "
+                f"the pair."
+            )
 
     @staticmethod
     def _below_minimum_message(cfg, book, settings, broker) -> str:

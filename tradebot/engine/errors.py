@@ -14,6 +14,13 @@ except ImportError:  # pragma: no cover - before the exchange layer exists
         pass
 
 
+class NetworkChanged(ExchangeError):
+    """The pair holds a position (or an unsettled order) from another network than the one its exchange is
+    connected to now: trading it would sell coins never bought on this account."""
+
+    needs_user_action = True
+
+
 def is_ambiguous(exc: BaseException) -> bool:
     """True when an order may or may not have reached the exchange (timeouts, network errors, unknown
     failures): the intent stays pending and is looked up by client id, never re-sent."""
