@@ -233,3 +233,31 @@ def test_an_unsettled_live_order_is_not_marked_failed_by_a_lookup_on_another_net
     clock.advance(1)
     engine.run_cycle(cfg.id)
     assert Order.get().status == "filled" and Trade.get().amount == next(iter(live.ledger.values())).net_base
+
+
+def test_a_position_closed_by_several_sells_counts_as_one_win_or_loss_by_its_total():
+    from types import SimpleNamespace
+
+    from tradebot.engine import accounting as acc
+    from tradebot.engine import core
+
+    def f(side, base, price):
+        price = D(price)
+        return SimpleNamespace(side=side, price=price, net_base=D(base), net_quote=D(base) * price, fee_quote=D(0))
+
+    s = core.PairSettings()
+    t = 1_700_000_000_000
+    # a big loss on the first half, a small gain on the rest: a LOSING trade
+    b = acc.new_book(D(1000), day=t // acc.DAY_MS)
+    core.book_fill(b, f("buy", "1", "100"), s, t)
+    core.book_fill(b, f("sell", "0.5", "80"), s, t)
+    out = core.book_fill(b, f("sell", "0.5", "101"), s, t)
+    assert out.closed and out.pnl > 0 and b.position_pnl == D("-9.5")
+    assert b.consecutive_losses == 1 and b.losses_today == 1 and b.wins_today == 0
+    # a big gain then a small loss: a WINNING trade, the streak is over
+    core.book_fill(b, f("buy", "1", "100"), s, t)
+    assert b.position_pnl == 0
+    core.book_fill(b, f("sell", "0.5", "120"), s, t)
+    out = core.book_fill(b, f("sell", "0.5", "99"), s, t)
+    assert out.closed and out.pnl < 0 and b.position_pnl == D("9.5")
+    assert b.consecutive_losses == 0 and b.wins_today == 1

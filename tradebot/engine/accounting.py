@@ -55,6 +55,7 @@ class PairBook:
     wins_today: int = 0
     losses_today: int = 0
     fees_today: Decimal = ZERO
+    position_pnl: Decimal = ZERO  # realized PnL of the current (or last closed) position, all its sells
 
     @property
     def unrealized_pnl(self) -> Decimal:
@@ -86,6 +87,8 @@ def apply_buy(book: PairBook, fill) -> PairBook:
     got = fill.net_base
     if got <= ZERO:
         return book
+    if not book.in_position:
+        book.position_pnl = ZERO  # a new position
     if book.entry_price is None or held <= ZERO:
         book.entry_price = fill.price
     else:
@@ -116,6 +119,7 @@ def apply_sell(book: PairBook, fill, dust: Decimal = ZERO) -> tuple[PairBook, De
     book.cost_basis -= released
     book.cash += fill.net_quote
     book.realized_pnl += pnl
+    book.position_pnl += pnl
     book.fees_paid += fill.fee_quote
     book.fees_today += fill.fee_quote
     book.trades_today += 1

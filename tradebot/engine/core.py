@@ -273,7 +273,8 @@ def book_fill(book: PairBook, fill, settings: PairSettings, now_ms: int, decisio
     _, pnl = apply_sell(book, fill, settings.dust)
     closed = not book.in_position
     if closed:
-        if pnl < ZERO:
+        # a position closed by several sells is ONE trade: win or loss by its total, not by its last sell
+        if book.position_pnl < ZERO:
             book.consecutive_losses += 1
             book.losses_today += 1
         else:

@@ -91,6 +91,7 @@ def load_book(cfg: UserConfig, state: UserState, position: Position | None) -> P
     if position is not None:
         b.in_position = True
         b.cost_basis = position.cost_basis
+        b.position_pnl = position.realized_pnl or ZERO
         b.entry_price = position.entry_price
         b.stop_loss = position.stop_loss_price
         b.take_profit = position.take_profit_price
