@@ -195,3 +195,13 @@ def test_in_a_group_only_the_asker_can_confirm_or_cancel(chat):
     # a legacy button in one's own private chat still works
     edits, _ = chat.press(2, "stopmany:all")
     assert plain(edits[0][2]) == "⏸️ Trading Stopped: ETH/USDT"
+
+
+def test_network_words_of_a_connect_are_not_registered_as_secrets(chat):
+    from tradebot import logging_setup
+
+    chat.send(1, "/start")
+    chat.send(1, "/connect binance keyabcdef123 secretxyz789 testnet")
+    chat.send(1, "/connect binance keyabcdef123 secretxyz789 mainnet")
+    assert logging_setup.scrub("secretxyz789") != "secretxyz789"
+    assert logging_setup.scrub("binance testnet and mainnet") == "binance testnet and mainnet"
