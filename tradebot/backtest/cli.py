@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import replace
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 
 import click
 
@@ -27,6 +29,13 @@ _LIMIT_INT = ("max_consecutive_losses", "cooldown_minutes")
 _RUN = ("exit_fill", "interval_seconds")
 _RULES = ("amount_step", "min_amount", "min_cost")  # market orders: no price tick needed
 SET_KEYS = _RISK_DEC + ("min_confidence",) + _LIMIT_DEC + _LIMIT_INT + _RULES + _RUN
+
+
+def _pair_setting_bounds() -> dict[str, tuple[Decimal, Decimal]]:
+    """The ranges `/set` accepts (services.SETTINGS), by PairSettings field name."""
+    from ..services import SETTINGS
+
+    return {column: (lo, hi) for column, _kind, lo, hi, _desc in SETTINGS.values()}
 
 
 def parse_sets(pairs: tuple[str, ...], base: PairSettings, rules: MarketRules
@@ -61,11 +70,29 @@ def parse_sets(pairs: tuple[str, ...], base: PairSettings, rules: MarketRules
                     (s_kw if key in _RISK_DEC else l_kw)[key] = d
         except (ValueError, InvalidOperation):
             raise click.BadParameter(f"{item!r}: bad value for {key}", param_hint="--set") from None
+        bounds = _pair_setting_bounds().get(key)
+        if bounds is not None and not bounds[0] <= Decimal(value) <= bounds[1]:
+            raise click.BadParameter(f"{item!r}: {key} must be between {bounds[0]} and {bounds[1]} (as in /set)",
+                                     param_hint="--set")
     limits = replace(base.limits, **l_kw) if l_kw else base.limits
     rules = replace(rules, **r_kw) if r_kw else rules
     settings = replace(base, limits=limits, amount_step=rules.amount_step, min_amount=rules.min_amount,
                        min_cost=rules.min_cost, fee_rate=rules.taker_fee, **s_kw)
     return settings, rules, run
+
+
+def _uses_llm(decider: str, ens_cfg) -> bool:
+    kind = decider.strip().lower()
+    if kind == "ensemble":
+        members = getattr(ens_cfg, "members", None) or ["technical", "llm"]
+        return any(str(m).strip().lower().split(":")[0] == "llm" for m in members)
+    return kind.split(":")[0] == "llm"
+
+
+class ConfigProblem(click.ClickException):
+    """A bad config file or TRADEBOT_* value: one line and exit code 2, as everywhere else (README)."""
+
+    exit_code = 2
 
 
 def _defaults_from_config(ctx: click.Context):
@@ -78,7 +105,7 @@ def _defaults_from_config(ctx: click.Context):
     try:
         cfg = load_config(obj.get("config_path"))
     except ConfigError as e:
-        raise click.ClickException(str(e)) from None
+        raise ConfigProblem(str(e)) from None
     r = cfg.risk
     limits = BreakerLimits(r.max_consecutive_losses, Decimal(r.daily_loss_limit_percent),
                            Decimal(r.max_drawdown_percent), r.cooldown_minutes)
@@ -122,33 +149,64 @@ def _decimal(ctx, param, value):
     return d
 
 
+MAX_BALANCE = Decimal(10) ** 15  # Decimal arithmetic (28 digits) stays exact with 8+ decimals below this
+
+
+def _balance(ctx, param, value):
+    d = _decimal(ctx, param, value)
+    if d is not None and not 0 < d <= MAX_BALANCE:
+        raise click.BadParameter(f"{value!r} must be more than 0 and at most {MAX_BALANCE:,}")
+    return d
+
+
+def _fee(ctx, param, value):
+    d = _decimal(ctx, param, value)
+    if d is not None and d >= 1:
+        raise click.BadParameter(f"{value!r} is a fee rate (0.001 = 0.1 %), it must be below 1")
+    return d
+
+
+def _output_path(ctx, param, value):
+    """--trades / --plot: refuse a file that cannot be written before the (possibly long) run."""
+    if value is None:
+        return None
+    parent = Path(value).expanduser().resolve().parent
+    if not parent.is_dir():
+        raise click.BadParameter(f"{value!r}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise click.BadParameter(f"{value!r}: directory {parent} is not writable")
+    return value
+
+
 @click.command("backtest")
 @click.option("--exchange", type=click.Choice(["binance", "bybit"]), default="binance", show_default=True)
 @click.option("--symbol", required=True, help="e.g. BTC/USDT")
 @click.option("--timeframe", default=None, help="candle timeframe to trade (default: the file's); 1m data is resampled")
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False),
               help="Binance kline CSV or OHLCV CSV with header, plain or .gz")
-@click.option("--balance", default="1000", callback=_decimal, show_default=True, help="starting budget (quote)")
+@click.option("--balance", default="1000", callback=_balance, show_default=True, help="starting budget (quote)")
 @click.option("--decider", default="technical", show_default=True, help="technical | llm | ensemble")
 @click.option("--from", "date_from", default=None, help="first UTC date/time to trade (inclusive)")
 @click.option("--to", "date_to", default=None, help="last UTC date (inclusive) or date/time (exclusive)")
-@click.option("--fee", default="0.001", callback=_decimal, show_default=True, help="taker fee rate")
+@click.option("--fee", default="0.001", callback=_fee, show_default=True, help="taker fee rate")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="pair setting (stop_loss_percent, take_profit_percent, max_position_percent, min_confidence, "
                    "max_consecutive_losses, daily_loss_limit_percent, max_drawdown_percent, cooldown_minutes), "
                    "market rule (amount_step, min_amount, min_cost), exit_fill=auto|trigger|next_open, "
                    "interval_seconds (the live cycle; default 60)")
-@click.option("--trades", "trades_path", default=None, type=click.Path(dir_okay=False), help="write every trade to CSV")
+@click.option("--trades", "trades_path", default=None, type=click.Path(dir_okay=False), callback=_output_path,
+              help="write every trade to CSV")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
-@click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False), help="draw a PNG (needs matplotlib)")
+@click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False), callback=_output_path,
+              help="draw a PNG (needs matplotlib)")
 @click.pass_context
 def backtest_command(ctx, exchange, symbol, timeframe, data_path, balance, decider, date_from, date_to, fee, sets,
                      trades_path, as_json, plot_path):
     """Replay candles through the live trading core and report what the bot would have done."""
     symbol = symbol.strip().upper()
-    if "/" not in symbol:
+    base_ccy, _, quote_ccy = symbol.partition("/")
+    if not base_ccy.strip() or not quote_ccy.strip() or "/" in quote_ccy:
         raise click.BadParameter(f"{symbol!r}: use BASE/QUOTE, e.g. BTC/USDT", param_hint="--symbol")
-    base_ccy, quote_ccy = symbol.split("/", 1)
     base_settings, llm_cfg, ens_cfg = _defaults_from_config(ctx)
     # Offline defaults: 8-decimal amounts, no minimums; real exchange rules via --set.
     rules = MarketRules(symbol, base_ccy, quote_ccy, DEFAULT_STEP, None, None, None, fee)
@@ -159,6 +217,10 @@ def backtest_command(ctx, exchange, symbol, timeframe, data_path, balance, decid
         end_ms = parse_date(date_to, end=True) if date_to else None
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
+    if llm_cfg is not None and not llm_cfg.api_key and _uses_llm(decider, ens_cfg):
+        # as `/set decider` in chat: without a key every candle would be one failed API call
+        raise click.BadParameter(f"{decider!r} needs an LLM API key: set [llm] api_key in the config file "
+                                 "or TRADEBOT_LLM_API_KEY", param_hint="--decider")
     try:
         dec = build_decider(decider, llm_cfg, ens_cfg)
     except ValueError as e:
@@ -190,7 +252,10 @@ def backtest_command(ctx, exchange, symbol, timeframe, data_path, balance, decid
         click.echo(format_text(report))
         click.echo(f"(read {len(series):,} candles in {t_load:.2f} s, replayed in {t_run:.2f} s)", err=True)
     if trades_path:
-        n = write_trades_csv(result, trades_path)
+        try:
+            n = write_trades_csv(result, trades_path)
+        except OSError as e:
+            raise click.ClickException(f"{trades_path}: cannot write the trades ({e.strerror or e})") from None
         click.echo(f"wrote {n} trades to {trades_path}", err=True)
     if plot_path:
         from .plot import PlotUnavailable, plot_result
@@ -199,4 +264,6 @@ def backtest_command(ctx, exchange, symbol, timeframe, data_path, balance, decid
             plot_result(result, plot_path)
         except PlotUnavailable as e:
             raise click.ClickException(str(e)) from None
+        except OSError as e:
+            raise click.ClickException(f"{plot_path}: cannot write the plot ({e.strerror or e})") from None
         click.echo(f"wrote plot to {plot_path}", err=True)

@@ -16,6 +16,7 @@ import csv
 import datetime as dt
 import gzip
 import io
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from pathlib import Path
 from ..strategy.base import Candle
 
 EPOCH = dt.datetime(1970, 1, 1)
+MIN_TIME_MS, MAX_TIME_MS = 0, (dt.datetime(3000, 1, 1) - EPOCH) // dt.timedelta(milliseconds=1)
 MS = dt.timedelta(milliseconds=1)
 MINUTE_MS = 60_000
 _UNITS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000}
@@ -128,7 +130,16 @@ def load_candles(path: str | Path) -> Series:
     v: list[float] = []
     lines: list[int] = []
     prev = None
-    for n, row in enumerate(csv.reader(text), start=1):
+    reader = csv.reader(text, strict=True)
+    n = 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:  # e.g. an unterminated quote or a huge field: name the row's first line
+            raise DataError(f"{path}:{n + 1}: malformed row ({e})") from None
+        n = reader.line_num
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
         if n == 1 and not _looks_like_data(row):
@@ -141,9 +152,11 @@ def load_candles(path: str | Path) -> Series:
             op, hi, low, cl, vol = float(row[1]), float(row[2]), float(row[3]), float(row[4]), float(row[5])
         except ValueError as e:
             raise DataError(f"{path}:{n}: malformed row ({e}): {','.join(row)[:80]!r}") from None
-        if not (0 < low <= min(op, cl) and max(op, cl) <= hi) or vol < 0:
-            raise DataError(f"{path}:{n}: inconsistent candle (need 0 < low <= open, close <= high and "
-                            f"volume >= 0): {','.join(row[:6])!r}")
+        if not MIN_TIME_MS <= t < MAX_TIME_MS:
+            raise DataError(f"{path}:{n}: time {row[0].strip()!r} is out of range (1970 to 2999 UTC)")
+        if not (0 < low <= min(op, cl) and max(op, cl) <= hi < math.inf) or not 0 <= vol < math.inf:
+            raise DataError(f"{path}:{n}: inconsistent candle (need 0 < low <= open, close <= high, finite "
+                            f"prices and volume >= 0): {','.join(row[:6])!r}")
         if prev is not None and t <= prev:
             raise DataError(f"{path}:{n}: time {row[0]} is not after the previous row's (rows must be in "
                             f"ascending time order without duplicates)")

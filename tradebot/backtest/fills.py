@@ -18,7 +18,12 @@ def market_fill(rules: MarketRules, side: str, price: Decimal, quote_amount: Dec
                 base_amount: Decimal | None, client_order_id: str, timestamp: int | None) -> Fill | str:
     """The Fill, or the exchange's refusal message (e.g. below the minimum notional) as a string."""
     try:
-        return simulate_market_fill(rules, side, price, client_order_id, quote_amount=quote_amount,
+        fill = simulate_market_fill(rules, side, price, client_order_id, quote_amount=quote_amount,
                                     base_amount=base_amount, timestamp=timestamp)
     except ExchangeError as e:
         return getattr(e, "user_message", None) or str(e)
+    if fill.amount <= 0 or fill.net_base <= 0:
+        # the amount floors to zero at the step (tiny budget, no --set min_cost): an exchange refuses
+        # a zero quantity, and booking it would open a position without an entry price
+        return f"order amount rounds down to 0 at the amount step {rules.amount_step}"
+    return fill

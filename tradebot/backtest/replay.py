@@ -229,6 +229,8 @@ def run_backtest(series: Series, decider, cfg: BacktestConfig, start: int = 0,
 
     if n > start:
         mark_to_market(book, Decimal(repr(cl[-1])))
+    if open_trade is not None:  # still held at the end: candles held up to the last close
+        open_trade.bars = (ts[-1] + tf - open_trade.entry_ts) // tf
     unfilled = None
     if pending is not None:
         unfilled = f"{pending[0].side} ({pending[0].reason}) decided at the last candle, not filled"
