@@ -205,3 +205,12 @@ def test_network_words_of_a_connect_are_not_registered_as_secrets(chat):
     chat.send(1, "/connect binance keyabcdef123 secretxyz789 mainnet")
     assert logging_setup.scrub("secretxyz789") != "secretxyz789"
     assert logging_setup.scrub("binance testnet and mainnet") == "binance testnet and mainnet"
+
+
+def test_unknown_commands_in_a_group_are_left_to_other_bots(chat):
+    group = -100900
+    setup_user(chat, pairs=[("BTC/USDT", 100)])
+    assert chat.send(1, "/weather London", chat_type="group", chat_id=group) == []
+    assert "Unknown command" in one(chat, 1, "/weather@tradebot_test_bot", chat_type="group", chat_id=group)
+    assert "Unknown command" in one(chat, 1, "/weather")
+    assert one(chat, 1, "/status", chat_type="group", chat_id=group).startswith("📊 Your Trading Pairs (1)")

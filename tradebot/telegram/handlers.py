@@ -205,6 +205,8 @@ class Dispatcher:
             return
         if mention and self.bot_username and mention.lower() != self.bot_username:
             return  # addressed to another bot in a group
+        if not private and not mention and command not in self.commands and command not in self.admin_commands:
+            return  # "/weather" in a group is for another bot: no "Unknown command" noise there
 
         deleted = False
         if command == "connect":
