@@ -214,3 +214,22 @@ def test_unknown_commands_in_a_group_are_left_to_other_bots(chat):
     assert "Unknown command" in one(chat, 1, "/weather@tradebot_test_bot", chat_type="group", chat_id=group)
     assert "Unknown command" in one(chat, 1, "/weather")
     assert one(chat, 1, "/status", chat_type="group", chat_id=group).startswith("📊 Your Trading Pairs (1)")
+
+
+def test_paused_pair_shows_the_breaker_reason_without_the_engine_code_word():
+    view = svc.PairView(
+        config_id=1,
+        symbol="SOL/USDT",
+        exchange="binance",
+        network="paper",
+        budget=D("1000"),
+        is_trading=True,
+        status="paused",
+        equity=D("998.79"),
+        pnl=D("-1.21"),
+        pnl_percent=D("-0.121"),
+        breaker_until=dt.datetime(2026, 11, 25, 19, 27),
+        breaker_reason="consecutive_losses: 3 losing trades in a row",
+    )
+    text = plain(fmt.status([view]))
+    assert "Breaker until 2026-11-25 19:27 UTC (3 losing trades in a row) — /reset SOL/USDT" in text, text

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from telebot.formatting import escape_html
@@ -299,7 +300,9 @@ def status(views: list[PairView], single: bool | None = None) -> str:
         else:
             lines.append(f"   Equity: {money(v.equity)} | PnL: {pnl(v.pnl, v.pnl_percent)}")
         if v.status == "paused" and v.breaker_until is not None:
-            reason = f" ({e(v.breaker_reason)})" if v.breaker_reason else ""
+            # the engine stores "<kind>: <detail>"; the kind is a code word, not for the user
+            shown = re.sub(r"^[a-z_]+: ", "", v.breaker_reason or "")
+            reason = f" ({e(shown)})" if shown else ""
             lines.append(
                 f"   Breaker until {v.breaker_until:%Y-%m-%d %H:%M} UTC{reason} — /reset {e(v.symbol)}"
             )
