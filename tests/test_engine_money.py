@@ -69,6 +69,8 @@ def test_an_order_still_working_blocks_new_orders_until_it_is_final(engine, cloc
     assert len(final) == 1
     assert Order.select().count() == 1 and Order.get().status == "pending"
     assert Trade.select().count() == 0
+    st = UserState.get(UserState.config == cfg.id)
+    assert "not settled" in st.last_error  # told, once, why the pair does not trade
     finish()
     engine.run_cycle(cfg.id)
     clock.advance(1)
@@ -77,6 +79,7 @@ def test_an_order_still_working_blocks_new_orders_until_it_is_final(engine, cloc
     st = UserState.get(UserState.config == cfg.id)
     fill = next(iter(final.values()))
     assert st.cash == D(1000) - fill.net_quote and st.holdings == fill.net_base
+    assert st.last_error is None
 
 
 def test_a_partly_filled_working_order_is_booked_once_in_full_when_final(

@@ -593,6 +593,11 @@ class CycleRunner:
         for req in res.orders:
             if unsettled:
                 outcome["skipped"] = "order_pending"
+                outcome["problem"] = outcome["problem"] or (
+                    f"{cfg.symbol}: an earlier order is not settled on the exchange yet; no new {req.side} "
+                    f"order until it is.",
+                    False,
+                )
                 continue
             if req.side == "buy" and self._user_paused(cfg, now, now_ms):
                 outcome["skipped"] = "user_breaker"
