@@ -233,3 +233,19 @@ def test_paused_pair_shows_the_breaker_reason_without_the_engine_code_word():
     )
     text = plain(fmt.status([view]))
     assert "Breaker until 2026-11-25 19:27 UTC (3 losing trades in a row) — /reset SOL/USDT" in text, text
+
+
+def test_exchange_outage_during_connect_or_addpair_asks_to_try_again(chat, monkeypatch):
+    from tradebot.exchange.errors import ExchangeUnavailable
+
+    def down(*_a, **_k):
+        raise ExchangeUnavailable("Binance is not reachable right now; will retry.")
+
+    chat.send(1, "/start")
+    monkeypatch.setattr(chat.hub, "check_credentials", down)
+    reply = one(chat, 1, "/connect binance key123456789 secret123456789 true")
+    assert reply == "⚠️ Binance is not reachable right now. Try again in a minute.", reply
+    chat.send(1, "/connect binance paper")
+    monkeypatch.setattr(chat.hub, "resolve_symbol", down)
+    reply = one(chat, 1, "/addpair BTC/USDT 100")
+    assert reply == "⚠️ Binance is not reachable right now. Try again in a minute.", reply

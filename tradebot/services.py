@@ -288,6 +288,22 @@ def _mask(value: str | None) -> str | None:
         return f"{value[:4]}…{value[-4:]}" if len(value) > 10 else "…"
 
 
+def _asked_now_message(exc: BaseException) -> str | None:
+    """The exchange layer's text for an error in a request the user is waiting for. An outage says "will
+    retry" (true for the engine's cycles): here nothing retries, the user has to send the command again."""
+    message = getattr(exc, "user_message", None)
+    if message is None:
+        return None
+    try:
+        from .exchange.errors import ExchangeUnavailable
+    except ImportError:  # pragma: no cover
+        return message
+    if isinstance(exc, ExchangeUnavailable):
+        message = re.sub(r"[;.]\s*will retry\.?$", ".", message.strip())
+        message += " Try again in a minute."
+    return message
+
+
 def _register_secrets(*values: str | None) -> None:
     try:
         from .logging_setup import register_secret
@@ -542,7 +558,7 @@ class Services:
         try:
             self.hub.check_credentials(exchange, network, api_key, secret)
         except Exception as exc:  # typed exchange errors carry .user_message
-            message = getattr(exc, "user_message", None)
+            message = _asked_now_message(exc)
             if message is None:
                 log.warning("credential check failed on %s/%s: %s", exchange, network, type(exc).__name__)
                 message = "Could not verify the keys with the exchange. Try again later."
@@ -661,7 +677,7 @@ class Services:
         try:
             return self.hub.resolve_symbol(exchange, network, text)
         except Exception as exc:
-            message = getattr(exc, "user_message", None)
+            message = _asked_now_message(exc)
             if message is None:
                 log.warning("resolve_symbol failed on %s/%s: %s", exchange, network, type(exc).__name__)
                 message = "Could not check the symbol with the exchange. Try again later."
