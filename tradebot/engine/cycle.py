@@ -511,7 +511,7 @@ class CycleRunner:
             # does not know it, so a new order now could buy twice or sell what is already being sold.
             unsettled = pending_q.exists()
         pos = open_position(cfg.id)
-        self._check_network(cfg, network, pos)
+        self._check_network(cfg, network, pos, unsettled)
         book = load_book(cfg, state, pos)
 
         # 2. shared market data and indicators
@@ -607,14 +607,16 @@ class CycleRunner:
         return outcome
 
     @staticmethod
-    def _check_network(cfg, network: str, pos: Position | None) -> None:
+    def _check_network(cfg, network: str, pos: Position | None, unsettled: bool = True) -> None:
         """Never trade a position or an order of one network on another (paper coins sold on a live account,
         live coins forgotten in paper mode): the user reconnects the old network to settle it first."""
-        other = (
-            Order.select(Order.network)
-            .where((Order.config == cfg.id) & (Order.status == "pending") & (Order.network != network))
-            .scalar()
-        )
+        other = None
+        if unsettled:
+            other = (
+                Order.select(Order.network)
+                .where((Order.config == cfg.id) & (Order.status == "pending") & (Order.network != network))
+                .scalar()
+            )
         what = "an unsettled order"
         if other is None and pos is not None:
             other = (
