@@ -33,7 +33,7 @@ def find_user(ref: str) -> User:
     user = None
     if ref.startswith("@"):
         user = User.get_or_none(User.username == ref[1:])
-    elif ref.lstrip("-").isdigit():
+    elif ref.lstrip("-").isdigit() and -(2**63) <= int(ref) < 2**63:  # 64-bit columns; beyond: no such user
         user = User.get_or_none(User.id == int(ref)) or User.get_or_none(User.telegram_id == int(ref))
     if user is None:
         raise AdminError(f"no user {ref!r} (use a user id, a Telegram id or @username)")

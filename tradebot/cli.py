@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import sqlite3
 import sys
 from importlib import resources
 from pathlib import Path
@@ -17,6 +18,9 @@ from .app import StartupError
 from .config import ConfigError, default_config_path, load_config
 from .instance_lock import InstanceLocked
 from .vault import VaultError, generate_key_file
+
+# Telegram user ids are positive and the column is a signed 64-bit integer.
+TELEGRAM_ID = click.IntRange(1, 2**63 - 1)
 
 
 def fail(message: str, code: int = 2):
@@ -109,6 +113,15 @@ def _set_toml(text: str, section: str | None, key: str, value: str) -> str:
     raise RuntimeError(f"config.example.toml lacks {section}.{key}")
 
 
+def _admin_ids(raw: str) -> tuple[int, ...]:
+    """The interactive answer: Telegram user ids separated by commas or spaces (re-asked if not numbers)."""
+    parts = [x for x in re.split(r"[,\s]+", raw.strip()) if x]
+    bad = [x for x in parts if not (x.isdigit() and 0 < int(x) < 2**63)]
+    if bad:
+        raise click.BadParameter(f"{bad[0]!r} is not a Telegram user id (a number; ask @userinfobot)")
+    return tuple(int(x) for x in parts)
+
+
 def _toml_str(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -116,7 +129,7 @@ def _toml_str(value: str) -> str:
 @main.command()
 @click.option("--non-interactive", is_flag=True, help="Do not prompt; take everything from flags.")
 @click.option("--telegram-token", help="Bot token from @BotFather.")
-@click.option("--admin-id", "admin_ids", multiple=True, type=int, help="Telegram id of an admin (repeatable).")
+@click.option("--admin-id", "admin_ids", multiple=True, type=TELEGRAM_ID, help="Telegram id of an admin (repeatable).")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Data directory (database, key, logs).")
 @click.option("--force", is_flag=True, help="Overwrite an existing config file (never the key file).")
 @click.pass_context
@@ -140,10 +153,17 @@ def init(ctx, non_interactive, telegram_token, admin_ids, data_dir, force):
                 show_default=False,
             )
         if not admin_ids:
-            raw = click.prompt("Your Telegram user id (admin; empty to skip)", default="", show_default=False)
-            admin_ids = tuple(int(x) for x in re.split(r"[,\s]+", raw) if x.strip().isdigit())
+            admin_ids = click.prompt("Your Telegram user id (admin; empty to skip)", default="", show_default=False,
+                                     value_proc=_admin_ids)
     if config_path.exists() and not force:
         fail(f"config file {config_path} already exists (use --force to overwrite it; the key file is never overwritten)")
+    # The data directory first: if it cannot be made, fail before the config file is written (or replaced).
+    try:
+        data_path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        fail(f"data directory {data_path}: cannot create it ({exc.strerror or exc})")
+    if not os.access(data_path, os.W_OK | os.X_OK):
+        fail(f"data directory {data_path}: not writable")
 
     text = _example_config()
     text = _set_toml(text, None, "data_dir", _toml_str(str(data_path)))
@@ -229,7 +249,7 @@ def admin_user(ctx, ref):
 
 
 @admin.command("approve")
-@click.argument("telegram_id", type=int)
+@click.argument("telegram_id", type=TELEGRAM_ID)
 @click.pass_context
 @clean_errors
 def admin_approve(ctx, telegram_id):
@@ -242,7 +262,7 @@ def admin_approve(ctx, telegram_id):
 
 
 @admin.command("block")
-@click.argument("telegram_id", type=int)
+@click.argument("telegram_id", type=TELEGRAM_ID)
 @click.pass_context
 @clean_errors
 def admin_block(ctx, telegram_id):
@@ -325,9 +345,17 @@ def db_backup(ctx, file):
         click.echo("PostgreSQL: back up with")
         click.echo("  " + dbmod.pg_dump_command(cfg.database_url, file))
         return
-    if not Path(dbmod.parse_url(cfg.database_url).path).exists():
+    source = Path(dbmod.parse_url(cfg.database_url).path)
+    if not source.exists():
         fail(f"no database at {cfg.database_url}", code=1)
-    dest = dbmod.backup_sqlite(cfg.database_url, file)
+    if Path(file).expanduser().resolve() == source.resolve():
+        fail(f"{file} is the database itself; choose another file")
+    try:
+        dest = dbmod.backup_sqlite(cfg.database_url, Path(file).expanduser())
+    except OSError as exc:
+        fail(f"cannot write {file}: {exc.strerror or exc}", code=1)
+    except sqlite3.Error as exc:
+        fail(f"cannot back up to {file}: {exc}", code=1)
     click.echo(f"backup written to {dest}")
 
 

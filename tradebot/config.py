@@ -156,11 +156,12 @@ def _url(v):
     return None if v == "" or v.startswith(("http://", "https://")) else "must start with http:// or https://"
 
 
+# The timeframes a pair can use (`/set <symbol> timeframe`, services.TEXT_SETTINGS): both exchanges serve them.
+TIMEFRAMES = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d")
+
+
 def _timeframe(v):
-    units = {"m", "h", "d"}
-    if len(v) >= 2 and v[:-1].isdigit() and int(v[:-1]) > 0 and v[-1] in units:
-        return None
-    return "must look like 1m, 5m, 1h or 1d"
+    return None if v in TIMEFRAMES else f"must be one of {', '.join(TIMEFRAMES)}"
 
 
 def _db_url(v):
@@ -389,6 +390,8 @@ def load_config(path: str | Path | None = None, env=None, *, must_exist: bool = 
             raise ConfigError(f"config file {cfg_path}: is a directory") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {cfg_path}: invalid TOML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {cfg_path}: not UTF-8 text (byte {exc.start})") from None
         except OSError as exc:
             raise ConfigError(f"config file {cfg_path}: cannot read: {exc.strerror}") from None
     else:

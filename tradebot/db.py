@@ -207,9 +207,19 @@ class ReadOnlyViolation(ValueError):
     pass
 
 
+# One left-to-right pass, so that whichever starts first wins: a '--' or '/*' inside a string is text, and a
+# quote inside a comment is comment. (Two passes let "SELECT '/*'; DELETE ...; SELECT '*/'" look harmless.)
+_SQL_NOISE = re.compile(r"""'(?:[^']|'')*'?|"(?:[^"]|"")*"?|--[^\n]*|/\*.*?(?:\*/|\Z)""", re.S)
+
+
 def _strip_sql(query: str) -> str:
-    no_comments = re.sub(r"--[^\n]*|/\*.*?\*/", " ", query, flags=re.S)
-    return re.sub(r"'(?:[^']|'')*'", "''", no_comments).strip().rstrip(";").strip()
+    """The query with string literals emptied, quoted identifiers emptied and comments removed."""
+
+    def blank(m: re.Match) -> str:
+        first = m.group()[0]
+        return "''" if first == "'" else '""' if first == '"' else " "
+
+    return _SQL_NOISE.sub(blank, query).strip().rstrip(";").strip()
 
 
 def check_read_only(query: str) -> None:

@@ -1,0 +1,136 @@
+"""Operator mistakes the admin CLI must answer with one line, never a traceback (review findings)."""
+
+import os
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from tradebot import db as dbmod
+
+TRADEBOT = [sys.executable, "-m", "tradebot"]
+
+
+def tb(*args, env_extra=None, stdin=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEBOT_")}
+    env.update(env_extra or {})
+    return subprocess.run([*TRADEBOT, *args], capture_output=True, text=True, env=env, timeout=60, input=stdin)
+
+
+@pytest.fixture
+def initialized(tmp_path):
+    data = tmp_path / "D"
+    cfg = tmp_path / "config.toml"
+    res = tb("--config", str(cfg), "init", "--non-interactive", "--telegram-token", "123:abc", "--admin-id", "1",
+             "--data-dir", str(data))
+    assert res.returncode == 0, res.stderr
+    return cfg, data
+
+
+def one_line(res, code=2):
+    assert res.returncode == code, (res.returncode, res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr
+    return res.stderr.strip()
+
+
+# ------------------------------------------------------------------ read-only SQL
+
+
+@pytest.mark.parametrize("query", [
+    "SELECT '/*' ; DELETE FROM users; SELECT '*/'",
+    "SELECT '--'; DELETE FROM users",
+    "SELECT 1; --'\n DELETE FROM users",
+])
+def test_comment_markers_inside_strings_do_not_hide_a_second_statement(query):
+    with pytest.raises(dbmod.ReadOnlyViolation):
+        dbmod.check_read_only(query)
+
+
+@pytest.mark.parametrize("query", [
+    "SELECT * FROM users WHERE username = 'x'' ; delete from users; --'",  # one string literal
+    'SELECT "delete" FROM (SELECT 1 AS "delete")',  # a quoted identifier, not the keyword
+    "SELECT 'it''s -- fine', 'a;b' -- trailing ; comment",
+    "SELECT 1 /* ; drop */",
+])
+def test_read_only_queries_with_quotes_and_comments_pass(query):
+    dbmod.check_read_only(query)
+
+
+def test_sneaky_write_is_refused_end_to_end(initialized):
+    cfg, data = initialized
+    res = tb("--config", str(cfg), "admin", "sql", "SELECT '/*' ; DELETE FROM users; SELECT '*/'")
+    assert "refused" in one_line(res)
+    res = tb("--config", str(cfg), "admin", "sql", "SELECT 'x;y' AS v, \"delete\" FROM (SELECT 1 AS \"delete\")")
+    assert res.returncode == 0 and "x;y" in res.stdout
+
+
+# ------------------------------------------------------------------ admin ids, backups
+
+
+@pytest.mark.parametrize("cmd", ["approve", "block"])
+def test_out_of_range_telegram_id_is_a_usage_error(initialized, cmd):
+    cfg, _ = initialized
+    res = tb("--config", str(cfg), "admin", cmd, "99999999999999999999999")
+    assert res.returncode == 2 and "Traceback" not in res.stderr and "range" in res.stderr
+
+
+def test_admin_user_with_a_huge_id_is_not_found(initialized):
+    cfg, _ = initialized
+    assert "no user" in one_line(tb("--config", str(cfg), "admin", "user", "99999999999999999999999"), code=1)
+
+
+def test_backup_errors_are_one_line(initialized, tmp_path):
+    cfg, data = initialized
+    not_a_db = tmp_path / "notes.txt"
+    not_a_db.write_text("hello\n")
+    assert "cannot back up" in one_line(tb("--config", str(cfg), "db", "backup", str(not_a_db)), code=1)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert "cannot write" in one_line(tb("--config", str(cfg), "db", "backup", str(blocker / "b.db")), code=1)
+    assert "the database itself" in one_line(tb("--config", str(cfg), "db", "backup", str(data / "tradebot.db")))
+    res = tb("--config", str(cfg), "db", "backup", str(tmp_path / "ok.db"))
+    assert res.returncode == 0
+    assert sqlite3.connect(tmp_path / "ok.db").execute("SELECT count(*) FROM users").fetchone()[0] >= 0
+
+
+# ------------------------------------------------------------------ config and init
+
+
+def test_config_file_that_is_not_utf8(tmp_path):
+    cfg = tmp_path / "config.toml"
+    cfg.write_bytes(b"\xff\xfe[risk]\n")
+    assert "not UTF-8" in one_line(tb("--config", str(cfg), "admin", "users"))
+
+
+@pytest.mark.parametrize("value", ["7m", "1w", "90s"])
+def test_default_timeframe_must_be_one_a_pair_can_use(tmp_path, value):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[trading]\ndefault_timeframe = "{value}"\n')
+    assert "trading.default_timeframe" in one_line(tb("--config", str(cfg), "admin", "users"))
+
+
+def test_init_with_an_uncreatable_data_dir_leaves_the_config_alone(initialized, tmp_path):
+    cfg, _ = initialized
+    before = cfg.read_bytes()
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    res = tb("--config", str(cfg), "init", "--non-interactive", "--force", "--data-dir", str(blocker / "sub"))
+    assert "data directory" in one_line(res)
+    assert cfg.read_bytes() == before
+
+
+def test_init_interactive_asks_again_for_a_bad_admin_id(tmp_path):
+    cfg = tmp_path / "config.toml"
+    answers = f"{tmp_path / 'D'}\n123456:ABC\n@alice\n111, 222\n"
+    res = tb("--config", str(cfg), "init", stdin=answers)
+    assert res.returncode == 0, res.stderr
+    assert "is not a Telegram user id" in res.stdout + res.stderr
+    assert "admin_ids = [111, 222]" in cfg.read_text()
+
+
+def test_init_admin_id_flag_must_be_positive(tmp_path):
+    res = tb("--config", str(tmp_path / "c.toml"), "init", "--non-interactive", "--admin-id", "-5",
+             "--data-dir", str(tmp_path / "D"))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert not (tmp_path / "c.toml").exists()
