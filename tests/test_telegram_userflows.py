@@ -249,3 +249,43 @@ def test_exchange_outage_during_connect_or_addpair_asks_to_try_again(chat, monke
     monkeypatch.setattr(chat.hub, "resolve_symbol", down)
     reply = one(chat, 1, "/addpair BTC/USDT 100")
     assert reply == "⚠️ Binance is not reachable right now. Try again in a minute.", reply
+
+
+def test_addpair_warns_when_the_account_cannot_fund_the_budgets(chat, monkeypatch):
+    class Broker:
+        def __init__(self, free):
+            self.free = free
+
+        def balance(self):
+            return {"USDT": D(self.free)}
+
+    seen = []
+
+    def broker(exchange, network, api_key=None, secret=None):
+        seen.append((exchange, network, api_key, secret))
+        return Broker("50")
+
+    chat.hub.broker = broker
+    chat.send(1, "/start")
+    chat.send(1, "/connect binance key123456789 secret123456789 true")
+    reply = one(chat, 1, "/addpair BTC/USDT 1000")
+    assert reply.startswith("✅ Trading Pair Added\nSymbol: BTC/USDT\nExchange: binance\nBalance: $1000.00\n")
+    assert "only 50 USDT free" in reply and "up to 1000 USDT" in reply
+    assert seen == [("binance", "testnet", "key123456789", "secret123456789")]
+    reply = one(chat, 1, "/addpair ETH/USDT 500")
+    assert "up to 1500 USDT" in reply
+    # enough money: the brief's exact reply; paper mode and exchange trouble: no warning, the pair is added
+    chat.hub.broker = lambda *a, **k: Broker("100000")
+    assert one(chat, 1, "/addpair SOL/USDT 300") == (
+        "✅ Trading Pair Added\nSymbol: SOL/USDT\nExchange: binance\nBalance: $300.00"
+    )
+    setup_user(chat, 2)
+    assert "free" not in one(chat, 2, "/addpair BTC/USDT 100")
+
+    def down(*_a, **_k):
+        raise ConnectionError("exchange down")
+
+    chat.hub.broker = down
+    chat.send(3, "/start")
+    chat.send(3, "/connect binance key123456789 secret123456789 true")
+    assert one(chat, 3, "/addpair BTC/USDT 100").endswith("Balance: $100.00")

@@ -673,6 +673,29 @@ class Services:
             )
         return self._view(UserConfig.get_by_id(config.id))
 
+    def funding_shortfall(self, user: User, view: PairView) -> tuple[str, Decimal, Decimal] | None:
+        """(asset, free, needed) when the connected account holds less free quote currency than the user's
+        pairs on that exchange may still spend (their cash), else None. Paper mode: never. Raises on
+        exchange trouble (callers treat this check as best effort)."""
+        cred = self._credential(user, view.exchange)
+        if cred is None or cred.network == "paper" or not cred.api_key_enc:
+            return None
+        quote = view.symbol.split("/")[-1]
+        needed = ZERO
+        for config in self._pairs(user).where(UserConfig.exchange == view.exchange):
+            if config.symbol.split("/")[-1] != quote:
+                continue
+            state = UserState.get_or_none(UserState.config == config.id)
+            needed += state.cash if state is not None and state.cash is not None else config.budget
+        broker = self.hub.broker(
+            view.exchange,
+            cred.network,
+            self.vault.decrypt(cred.api_key_enc),
+            self.vault.decrypt(cred.secret_enc),
+        )
+        free = Decimal(broker.balance().get(quote, ZERO))
+        return (quote, free, needed) if free < needed else None
+
     def _resolve_symbol(self, exchange: str, network: str, text: str) -> str:
         try:
             return self.hub.resolve_symbol(exchange, network, text)

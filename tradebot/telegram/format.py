@@ -250,11 +250,19 @@ def connect_in_group(deleted: bool) -> str:
     return "🔒 Never send API keys in a group. Message me directly (private chat) to /connect." + tail
 
 
-def pair_added(view: PairView) -> str:
-    return (
+def pair_added(view: PairView, shortfall: tuple[str, Decimal, Decimal] | None = None) -> str:
+    text = (
         f"✅ Trading Pair Added\nSymbol: {e(view.symbol)}\nExchange: {e(view.exchange)}\n"
         f"Balance: {money(view.budget)}"
     )
+    if shortfall:
+        asset, free, needed = shortfall
+        text += (
+            f"\n⚠️ Your {e(view.exchange)} account has only {number(free)} {e(asset)} free, but your "
+            f"{e(view.exchange)} pairs may spend up to {number(needed)} {e(asset)}: orders above the free "
+            "balance will fail. Deposit more or lower the balance (/removepair, then /addpair)."
+        )
+    return text
 
 
 def status_icon(view: PairView) -> str:

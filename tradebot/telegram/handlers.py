@@ -361,7 +361,12 @@ class Dispatcher:
             raise Usage("addpair", str(exc)) from None
         exchange = self._exchange_arg("addpair", args[2]) if len(args) == 3 else None
         view = self.services.add_pair(user, args[0], budget, exchange)
-        self.reply(m, fmt.pair_added(view))
+        try:
+            short = self.services.funding_shortfall(user, view)
+        except Exception as exc:  # best effort: the pair is added either way
+            log.info("funding check after /addpair failed: %s", type(exc).__name__)
+            short = None
+        self.reply(m, fmt.pair_added(view, short))
 
     def _pair_buttons(self, views: list[svc.PairView]):
         if not views or len(views) > MAX_BUTTON_PAIRS:
