@@ -289,3 +289,11 @@ def test_addpair_warns_when_the_account_cannot_fund_the_budgets(chat, monkeypatc
     chat.send(3, "/start")
     chat.send(3, "/connect binance key123456789 secret123456789 true")
     assert one(chat, 3, "/addpair BTC/USDT 100").endswith("Balance: $100.00")
+
+
+def test_an_unblocked_user_is_not_told_they_were_approved():
+    assert plain(fmt.event("user_approved", json.dumps({"previous": "pending"}))).startswith(
+        "✅ You've been approved!"
+    )
+    text = plain(fmt.event("user_approved", json.dumps({"previous": "blocked"})))
+    assert text.startswith("✅ An admin unblocked you.") and "/start_trading" in text

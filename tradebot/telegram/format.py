@@ -539,6 +539,8 @@ def event(kind: str, payload_json: str) -> str:
         action = "\n👉 Action needed." if p.get("needs_action") else ""
         return f"⚠️ <b>Problem with {where or 'a pair'}</b>\n{e(p.get('message') or '')}{action}"
     if kind == "user_approved":
+        if p.get("previous") == "blocked":  # /unblock, not a first approval
+            return "✅ An admin unblocked you. Your pairs are stopped: /status, then /start_trading."
         return approved_notice()
     if kind == "daily_summary":
         lines = [f"📅 <b>Daily summary {e(p.get('day') or '')}</b>"]
