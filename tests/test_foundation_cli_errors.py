@@ -134,3 +134,52 @@ def test_init_admin_id_flag_must_be_positive(tmp_path):
              "--data-dir", str(tmp_path / "D"))
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert not (tmp_path / "c.toml").exists()
+
+
+# ------------------------------------------------------------------ key file
+
+
+def test_key_file_that_cannot_be_created_is_a_vault_error(tmp_path):
+    from tradebot.vault import VaultError, generate_key_file
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(VaultError, match="cannot create it"):
+        generate_key_file(blocker / "sub" / "secret.key")
+
+
+def test_init_with_an_uncreatable_key_file_is_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    res = tb("--config", str(tmp_path / "c.toml"), "init", "--non-interactive", "--data-dir", str(tmp_path / "D"),
+             env_extra={"TRADEBOT_SECURITY_KEY_FILE": str(blocker / "k")})
+    assert "encryption key file" in one_line(res)
+
+
+def test_two_rotations_in_one_second_keep_both_key_backups(tmp_path, monkeypatch):
+    import datetime as dt
+
+    from tradebot import vault as vmod
+
+    class Frozen(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+
+    monkeypatch.setattr(vmod.dt, "datetime", Frozen)
+    key_file = tmp_path / "secret.key"
+    vmod.generate_key_file(key_file)
+    first = key_file.read_bytes()
+    v = vmod.Vault.load(key_file, env={})
+    b1 = v.rotate({}, lambda tokens: None)
+    second = key_file.read_bytes()
+    b2 = vmod.Vault.load(key_file, env={}).rotate({}, lambda tokens: None)
+    assert b1 != b2 and b1.read_bytes() == first and b2.read_bytes() == second
+
+
+def test_key_file_path_that_is_a_directory_is_not_kept_as_a_key(tmp_path):
+    from tradebot.vault import VaultError, generate_key_file
+
+    (tmp_path / "k").mkdir()
+    with pytest.raises(VaultError, match="is a directory"):
+        generate_key_file(tmp_path / "k")

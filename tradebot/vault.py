@@ -21,11 +21,18 @@ class VaultError(Exception):
 
 def generate_key_file(path: Path) -> bool:
     """Create `path` with a fresh key, mode 0600. Never overwrites: returns False if it exists."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # includes a parent that is a file (FileExistsError)
+        raise VaultError(f"encryption key file {path}: cannot create it ({exc.strerror or exc})") from None
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
+        if path.is_dir():
+            raise VaultError(f"encryption key file {path}: is a directory") from None
         return False
+    except OSError as exc:
+        raise VaultError(f"encryption key file {path}: cannot create it ({exc.strerror or exc})") from None
     with os.fdopen(fd, "wb") as fh:
         fh.write(Fernet.generate_key() + b"\n")
     os.chmod(path, 0o600)
@@ -112,9 +119,7 @@ class Vault:
             if not self.can_decrypt(token):
                 raise VaultError(f"secret #{ident} does not decrypt with the current key; rotation aborted")
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        backup = self.key_file.with_name(f"{self.key_file.name}.{stamp}.bak")
-        backup.write_bytes(self.key_file.read_bytes())
-        os.chmod(backup, 0o600)
+        backup = self._write_backup(stamp)
         new_key = Fernet.generate_key()
         _write_keys_atomic(self.key_file, [new_key, *self._keys])
         rotating = MultiFernet([Fernet(new_key), *[Fernet(k) for k in self._keys]])
@@ -123,6 +128,24 @@ class Vault:
         self._keys = [new_key]
         self._fernet = MultiFernet([Fernet(new_key)])
         return backup
+
+
+    def _write_backup(self, stamp: str) -> Path:
+        """A copy of the key file that is never overwritten (two rotations in one second keep both)."""
+        for n in range(100):
+            backup = self.key_file.with_name(f"{self.key_file.name}.{stamp}{f'.{n}' if n else ''}.bak")
+            try:
+                fd = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise VaultError(f"cannot write the key backup {backup} ({exc.strerror or exc}); nothing was changed"
+                                 ) from None
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(self.key_file.read_bytes())
+            os.chmod(backup, 0o600)
+            return backup
+        raise VaultError("too many key backups in one second; nothing was changed")
 
 
 def mask(value: str) -> str:
