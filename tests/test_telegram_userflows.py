@@ -297,3 +297,10 @@ def test_an_unblocked_user_is_not_told_they_were_approved():
     )
     text = plain(fmt.event("user_approved", json.dumps({"previous": "blocked"})))
     assert text.startswith("✅ An admin unblocked you.") and "/start_trading" in text
+
+
+def test_commands_for_an_exchange_without_pairs_say_so(chat):
+    setup_user(chat, pairs=[("BTC/USDT", 100)])
+    for text in ("/config bybit", "/position bybit", "/start_trading bybit", "/stop_trading bybit"):
+        assert one(chat, 1, text) == "⚠️ You have no pairs on bybit. See /listpairs.", text
+    assert "BTC/USDT" in one(chat, 1, "/config binance")

@@ -404,7 +404,10 @@ class Dispatcher:
         if symbol is None and exchange is None:
             return None
         if symbol is None:
-            return [c for c in self.services._pairs(user) if c.exchange == exchange]
+            configs = [c for c in self.services._pairs(user) if c.exchange == exchange]
+            if not configs:
+                raise svc.NotFound(f"You have no pairs on {exchange}. See /listpairs.")
+            return configs
         return [self.services.find_pair(user, symbol, exchange, command)]
 
     def cmd_removepair(self, m, args, user) -> None:
