@@ -128,3 +128,13 @@ def test_open_position_row_counts_the_candles_held(tmp_path):
     last = list(csv.DictReader(trades.open()))[-1]
     assert last["reason"] == "open" and last["entry_time"] == "2026-02-28T20:15:00Z"
     assert last["bars"] == "15"  # 20:15 -> the last close at 2026-03-01T00:00:00Z
+
+
+def test_header_after_blank_lines_is_still_the_header(tmp_path):
+    f = tmp_path / "blank_first.csv"
+    f.write_text("\n\n" + HEADER + rows(5))
+    s = load_candles(f)
+    assert len(s) == 5 and s.lines[0] == 4
+    f.write_text("\n" + HEADER + HEADER + rows(5))  # a second header is a bad row, named
+    with pytest.raises(DataError, match=r"blank_first\.csv:3: malformed row"):
+        load_candles(f)

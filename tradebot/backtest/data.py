@@ -132,6 +132,7 @@ def load_candles(path: str | Path) -> Series:
     prev = None
     reader = csv.reader(text, strict=True)
     n = 0
+    header_seen = False
     while True:
         try:
             row = next(reader)
@@ -142,8 +143,9 @@ def load_candles(path: str | Path) -> Series:
         n = reader.line_num
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
-        if n == 1 and not _looks_like_data(row):
-            continue  # header row
+        if not ts and not header_seen and not _looks_like_data(row):
+            header_seen = True
+            continue  # header row (the first non-blank row)
         if len(row) < 6:
             raise DataError(f"{path}:{n}: expected at least 6 columns (time, open, high, low, close, volume), "
                             f"got {len(row)}: {','.join(row)[:80]!r}")
