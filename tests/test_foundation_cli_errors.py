@@ -183,3 +183,17 @@ def test_key_file_path_that_is_a_directory_is_not_kept_as_a_key(tmp_path):
     (tmp_path / "k").mkdir()
     with pytest.raises(VaultError, match="is a directory"):
         generate_key_file(tmp_path / "k")
+
+
+@pytest.mark.parametrize("url,ok", [("http://", False), ("https://exa mple.com", False), ("http://:80", False),
+                                    ("https://api.binance.com:99999", False), ("http://127.0.0.1:9", True),
+                                    ("http://[::1]:8080/v1", True), ("https://api.example.com/v1", True)])
+def test_urls_need_a_host(url, ok):
+    from tradebot.config import ConfigError, load_config
+
+    env = {"TRADEBOT_EXCHANGES_BINANCE_API_URL": url, "TRADEBOT_LLM_BASE_URL": url}
+    if ok:
+        assert load_config(None, env=env).exchanges["binance"].api_url == url
+    else:
+        with pytest.raises(ConfigError, match="not a valid URL"):
+            load_config(None, env=env)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .db import DatabaseURLError, parse_url
 
@@ -153,7 +154,18 @@ def _choice(*options):
 
 
 def _url(v):
-    return None if v == "" or v.startswith(("http://", "https://")) else "must start with http:// or https://"
+    if v == "":
+        return None
+    if not v.startswith(("http://", "https://")):
+        return "must start with http:// or https://"
+    try:
+        parts = urlsplit(v)
+        parts.port  # noqa: B018 - raises ValueError on a port outside 0..65535
+    except ValueError:
+        return "is not a valid URL"
+    if not parts.hostname or any(ch.isspace() for ch in v):
+        return "is not a valid URL (needs a host name, no spaces)"
+    return None
 
 
 # The timeframes a pair can use (`/set <symbol> timeframe`, services.TEXT_SETTINGS): both exchanges serve them.
