@@ -188,12 +188,24 @@ def test_key_file_path_that_is_a_directory_is_not_kept_as_a_key(tmp_path):
 @pytest.mark.parametrize("url,ok", [("http://", False), ("https://exa mple.com", False), ("http://:80", False),
                                     ("https://api.binance.com:99999", False), ("http://127.0.0.1:9", True),
                                     ("http://[::1]:8080/v1", True), ("https://api.example.com/v1", True)])
-def test_urls_need_a_host(url, ok):
+def test_urls_need_a_host(tmp_path, url, ok):
     from tradebot.config import ConfigError, load_config
 
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("")
     env = {"TRADEBOT_EXCHANGES_BINANCE_API_URL": url, "TRADEBOT_LLM_BASE_URL": url}
     if ok:
-        assert load_config(None, env=env).exchanges["binance"].api_url == url
+        assert load_config(cfg, env=env).exchanges["binance"].api_url == url
     else:
         with pytest.raises(ConfigError, match="not a valid URL"):
-            load_config(None, env=env)
+            load_config(cfg, env=env)
+
+
+def test_ensemble_min_agree_cannot_exceed_its_members(tmp_path):
+    from tradebot.config import ConfigError, load_config
+
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("")
+    with pytest.raises(ConfigError, match="ensemble.min_agree: must not exceed"):
+        load_config(cfg, env={"TRADEBOT_ENSEMBLE_MIN_AGREE": "3"})  # default members: technical, llm
+    assert load_config(cfg, env={"TRADEBOT_ENSEMBLE_MIN_AGREE": "2"}).ensemble.min_agree == 2

@@ -442,6 +442,12 @@ def load_config(path: str | Path | None = None, env=None, *, must_exist: bool = 
             f"exchanges.{name}", ExchangeConfig, _EXCHANGE_KEYS, raw_ex.get(name, {}), env_values
         )
 
+    ensemble = sections["ensemble"]
+    if ensemble.min_agree > len(ensemble.members):
+        raise ConfigError(
+            f"ensemble.min_agree: must not exceed the number of ensemble.members "
+            f"({ensemble.min_agree} > {len(ensemble.members)}): the ensemble could never agree"
+        )
     trading = sections["trading"]
     if trading.min_budget > trading.max_budget:
         raise ConfigError(
