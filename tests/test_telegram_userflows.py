@@ -304,3 +304,16 @@ def test_commands_for_an_exchange_without_pairs_say_so(chat):
     for text in ("/config bybit", "/position bybit", "/start_trading bybit", "/stop_trading bybit"):
         assert one(chat, 1, text) == "⚠️ You have no pairs on bybit. See /listpairs.", text
     assert "BTC/USDT" in one(chat, 1, "/config binance")
+
+
+def test_a_pair_button_pressed_by_another_group_member_says_it_is_not_theirs(chat):
+    group = -100555
+    setup_user(chat, 1, pairs=[("BTC/USDT", 100)])
+    setup_user(chat, 2)
+    chat.send(1, "/listpairs", chat_type="group", chat_id=group)
+    (_text, data), = chat.buttons(group)
+    edits, answers = chat.press(2, data, chat_id=group)
+    assert edits == [] and answers[0][1] == "That button is not for you, or its pair no longer exists."
+    assert not UserConfig.get().is_trading
+    edits, _ = chat.press(1, data, chat_id=group)
+    assert "🟢 Running" in plain(edits[0][2])

@@ -588,8 +588,17 @@ class Dispatcher:
                 return
             raise svc.AccessDenied("That button is not for you.")
 
+        def pair(text: str):
+            try:
+                return s.pair_by_id(user, _int(text))
+            except svc.NotFound:
+                if chat_id == presser:
+                    raise
+                # a group: most likely another member's button (whose pairs stay invisible to the presser)
+                raise svc.NotFound("That button is not for you, or its pair no longer exists.") from None
+
         if action in ("start", "stop"):
-            config = s.pair_by_id(user, _int(arg))
+            config = pair(arg)
             if action == "start":
                 result = s.start_trading(user, [config])
                 toast = fmt.started(result)
@@ -599,7 +608,7 @@ class Dispatcher:
             views = s.list_pairs(user)
             return fmt.status(views, single=False), self._pair_buttons(views), _plain(toast)
         if action == "rm":
-            config = s.pair_by_id(user, _int(arg))
+            config = pair(arg)
             symbol = s.remove_pair(user, config, confirmed=True)
             return fmt.removed(symbol), None, "Removed"
         if action == "stopmany":
@@ -607,7 +616,7 @@ class Dispatcher:
                 mine(arg[4:])
                 configs = None
             else:
-                configs = [s.pair_by_id(user, _int(x)) for x in arg.split(",") if x]
+                configs = [pair(x) for x in arg.split(",") if x]
             result = s.stop_trading(user, configs)
             return fmt.stopped(result), None, "Stopped"
         if action == "cancel":
