@@ -209,3 +209,16 @@ def test_ensemble_min_agree_cannot_exceed_its_members(tmp_path):
     with pytest.raises(ConfigError, match="ensemble.min_agree: must not exceed"):
         load_config(cfg, env={"TRADEBOT_ENSEMBLE_MIN_AGREE": "3"})  # default members: technical, llm
     assert load_config(cfg, env={"TRADEBOT_ENSEMBLE_MIN_AGREE": "2"}).ensemble.min_agree == 2
+
+
+@pytest.mark.parametrize("key", ["TRADEBOT_TELEGRAM_ADMIN_IDS", "TRADEBOT_TELEGRAM_ALLOWLIST"])
+def test_telegram_ids_in_the_config_must_be_positive(tmp_path, key):
+    from tradebot.config import ConfigError, load_config
+
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("")
+    with pytest.raises(ConfigError, match="Telegram user ids are positive"):
+        load_config(cfg, env={key: "1,-5"})
+    with pytest.raises(ConfigError, match="Telegram user ids are positive"):
+        load_config(cfg, env={key: str(2**64)})
+    assert load_config(cfg, env={key: "1, 22"})

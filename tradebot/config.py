@@ -153,6 +153,11 @@ def _choice(*options):
     return lambda v: None if v in options else f"must be one of {', '.join(options)}"
 
 
+def _telegram_ids(v):
+    bad = [i for i in v if not 0 < i < 2**63]
+    return f"Telegram user ids are positive numbers ({bad[0]} is not one)" if bad else None
+
+
 def _url(v):
     if v == "":
         return None
@@ -192,9 +197,9 @@ _SECTIONS: dict[str, tuple[type, dict[str, tuple[type, Any]]]] = {
         {
             "token": (str, None),
             "api_url": (str, _url),
-            "admin_ids": (list[int], None),
+            "admin_ids": (list[int], _telegram_ids),
             "access": (str, _choice("open", "approval", "allowlist")),
-            "allowlist": (list[int], None),
+            "allowlist": (list[int], _telegram_ids),
             "workers": (int, _range(1, 64)),
             "rate_limit_per_minute": (int, _range(1, 10000)),
             "poll_timeout": (int, _range(1, 60)),
