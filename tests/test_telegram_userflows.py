@@ -317,3 +317,11 @@ def test_a_pair_button_pressed_by_another_group_member_says_it_is_not_theirs(cha
     assert not UserConfig.get().is_trading
     edits, _ = chat.press(1, data, chat_id=group)
     assert "🟢 Running" in plain(edits[0][2])
+
+
+def test_huge_or_overprecise_budgets_get_a_clear_reason(chat):
+    setup_user(chat)
+    assert "Balance is far too large." in one(chat, 1, "/addpair BTC/USDT 99999999999999999999")
+    assert "Balance: use at most 8 decimals." in one(chat, 1, "/addpair BTC/USDT 20.123456789")
+    assert "must be a number" in one(chat, 1, "/addpair BTC/USDT 12abc")
+    assert "Trading Pair Added" in one(chat, 1, "/addpair BTC/USDT 1000000")

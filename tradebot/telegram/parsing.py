@@ -70,6 +70,11 @@ def _parse_decimal(text: str, what: str) -> Decimal:
         raise ParseError(f"{what}: write the number plainly, like 1000 (no exponent).")
     match = _AMOUNT_RE.match(raw)
     if not match:
+        digits = re.fullmatch(r"\$?(\d+)(?:\.(\d+))?", raw)
+        if digits and len(digits.group(1).lstrip("0")) > 12:
+            raise ParseError(f"{what} is far too large.")
+        if digits and digits.group(2) and len(digits.group(2)) > 8:
+            raise ParseError(f"{what}: use at most 8 decimals.")
         raise ParseError(f"{what} must be a number, like 1000 or 250.50 (up to 8 decimals).")
     try:
         value = Decimal(raw.lstrip("$"))
