@@ -138,3 +138,25 @@ def test_header_after_blank_lines_is_still_the_header(tmp_path):
     f.write_text("\n" + HEADER + HEADER + rows(5))  # a second header is a bad row, named
     with pytest.raises(DataError, match=r"blank_first\.csv:3: malformed row"):
         load_candles(f)
+
+
+def test_a_warning_per_candle_is_collapsed(monkeypatch, caplog):
+    import logging
+
+    from tradebot.backtest import cli as bcli
+    from tradebot.strategy.base import Decision
+
+    class Failing:
+        name = "llm:fake"
+
+        def decide(self, ctx):
+            logging.getLogger("tradebot.strategy.llm").warning("llm:fake: LLM unavailable: connection refused")
+            return Decision("hold", 0, "LLM unavailable", self.name)
+
+    monkeypatch.setattr(bcli, "build_decider", lambda *a, **k: Failing())
+    with caplog.at_level(logging.WARNING, logger="tradebot.strategy.llm"):
+        r = CliRunner().invoke(backtest_command, ["--symbol", "BTC/USDT", "--data", BTC_1H, "--decider", "llm"],
+                               catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert sum("LLM unavailable" in m for m in caplog.messages) == 3
+    assert "was repeated 741 more times" in r.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -112,6 +113,24 @@ def _defaults_from_config(ctx: click.Context):
     base = PairSettings(Decimal(r.max_position_percent), Decimal(r.stop_loss_percent),
                         Decimal(r.take_profit_percent), limits=limits)
     return base, cfg.llm, cfg.ensemble
+
+
+class _RepeatedWarnings(logging.Filter):
+    """A backtest asks the decider once per candle: the same warning (e.g. 'LLM unavailable: connection
+    refused') would print thousands of times. Let the first `keep` of each through, count the rest."""
+
+    def __init__(self, keep: int = 3):
+        super().__init__()
+        self.keep, self.seen = keep, {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        self.seen[msg] = self.seen.get(msg, 0) + 1
+        return self.seen[msg] <= self.keep
+
+    def summary(self) -> list[str]:
+        return [f"(the warning {msg!r} was repeated {n - self.keep:,} more times)"
+                for msg, n in self.seen.items() if n > self.keep]
 
 
 class _Progress:
@@ -238,11 +257,19 @@ def backtest_command(ctx, exchange, symbol, timeframe, data_path, balance, decid
 
     cfg = BacktestConfig(symbol, timeframe_name(series.interval_ms), rules, settings, balance, exchange, **run_opts)
     progress = _Progress(len(series) - start)
+    repeated = _RepeatedWarnings()
+    decider_logs = [logging.getLogger(name) for name in ("tradebot.strategy.llm", "tradebot.strategy.ensemble")]
+    for lg in decider_logs:
+        lg.addFilter(repeated)
     t1 = time.perf_counter()
     try:
         result = run_backtest(series, dec, cfg, start, progress)
     finally:
         progress.close()
+        for lg in decider_logs:
+            lg.removeFilter(repeated)
+        for line in repeated.summary():
+            click.echo(line, err=True)
     t_run = time.perf_counter() - t1
 
     report = build_report(result)
