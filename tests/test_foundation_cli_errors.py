@@ -222,3 +222,11 @@ def test_telegram_ids_in_the_config_must_be_positive(tmp_path, key):
     with pytest.raises(ConfigError, match="Telegram user ids are positive"):
         load_config(cfg, env={key: str(2**64)})
     assert load_config(cfg, env={key: "1, 22"})
+
+
+def test_admin_block_refuses_a_config_admin(initialized):
+    cfg, data = initialized  # admin_ids = [1]
+    assert "is an admin" in one_line(tb("--config", str(cfg), "admin", "block", "1"), code=1)
+    res = tb("--config", str(cfg), "admin", "sql", "SELECT count(*) FROM users WHERE status = 'blocked'")
+    assert res.returncode == 0 and "\n0" in res.stdout
+    assert tb("--config", str(cfg), "admin", "block", "2").returncode == 0

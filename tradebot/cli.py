@@ -269,7 +269,11 @@ def admin_block(ctx, telegram_id):
     """Block a user and stop all their pairs."""
     from . import admin as uc
 
-    _open_db(_config(ctx))
+    cfg = _config(ctx)
+    if telegram_id in (cfg.telegram.admin_ids or []):
+        # as /block in chat: an admin from the config would be re-activated on their next message anyway
+        fail(f"{telegram_id} is an admin (telegram.admin_ids); remove it from the config first", code=1)
+    _open_db(cfg)
     try:
         _user, stopped = uc.block(telegram_id)
     except uc.AdminError as exc:
