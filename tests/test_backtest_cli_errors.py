@@ -160,3 +160,36 @@ def test_a_warning_per_candle_is_collapsed(monkeypatch, caplog):
     assert r.exit_code == 0, r.output
     assert sum("LLM unavailable" in m for m in caplog.messages) == 3
     assert "was repeated 741 more times" in r.output
+
+
+def test_corrupted_gzip_and_zip_are_one_line(tmp_path):
+    import zipfile
+
+    data = (HEADER + rows(3000)).encode()
+    gz = bytearray(gzip.compress(data))
+    zpath = tmp_path / "k.zip"
+    with zipfile.ZipFile(zpath, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("k.csv", data)
+    zb = bytearray(zpath.read_bytes())
+    for i in range(100, 400):  # flip bytes inside the compressed stream
+        gz[i] ^= 0x55
+        zb[i] ^= 0x55
+    (tmp_path / "bad.csv.gz").write_bytes(bytes(gz))
+    (tmp_path / "bad.zip").write_bytes(bytes(zb))
+    for name, what in (("bad.csv.gz", "not a readable gzip file"), ("bad.zip", "not a readable zip file")):
+        r = run("--symbol", "BTC/USDT", "--data", str(tmp_path / name))
+        assert r.exit_code == 1 and what in r.output and "Traceback" not in r.output
+
+
+def test_zip_as_data_binance_vision_serves_it(tmp_path):
+    import zipfile
+
+    zpath = tmp_path / "BTCUSDT-1m-2023-01-01.zip"
+    with zipfile.ZipFile(zpath, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("BTCUSDT-1m-2023-01-01.csv", rows(120))
+    assert len(load_candles(zpath)) == 120
+    with zipfile.ZipFile(zpath, "w") as zf:
+        zf.writestr("a.csv", rows(3))
+        zf.writestr("b.csv", rows(3))
+    with pytest.raises(DataError, match="exactly one CSV"):
+        load_candles(zpath)

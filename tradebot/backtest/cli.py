@@ -202,7 +202,7 @@ def _output_path(ctx, param, value):
 @click.option("--symbol", required=True, help="e.g. BTC/USDT")
 @click.option("--timeframe", default=None, help="candle timeframe to trade (default: the file's); 1m data is resampled")
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False),
-              help="Binance kline CSV or OHLCV CSV with header, plain or .gz")
+              help="Binance kline CSV or OHLCV CSV with header, plain, .gz or .zip")
 @click.option("--balance", default="1000", callback=_balance, show_default=True, help="starting budget (quote)")
 @click.option("--decider", default="technical", show_default=True, help="technical | llm | ensemble")
 @click.option("--from", "date_from", default=None, help="first UTC date/time to trade (inclusive)")

@@ -1,6 +1,6 @@
 """Candle files for the backtester: loading, validation, resampling, date windows.
 
-Accepted layouts (plain or .gz, with or without a header row; columns by position):
+Accepted layouts (plain, .gz or a .zip holding one CSV, with or without a header row; columns by position):
 - Binance kline CSV, 12 columns: open_time, open, high, low, close, volume, close_time, ... ;
 - simple OHLCV CSV, 6 columns: timestamp, open, high, low, close, volume.
 The time column may be ms, s or µs since the epoch, or a UTC datetime string
@@ -18,6 +18,8 @@ import gzip
 import io
 import math
 import re
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,10 +106,19 @@ def parse_date(text: str, end: bool = False) -> int:
 
 def _open_text(path: Path):
     raw = path.read_bytes()
+    if raw[:4] == b"PK\x03\x04":  # a .zip as data.binance.vision serves it: one CSV inside
+        try:
+            with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+                members = [m for m in zf.infolist() if not m.is_dir()]
+                if len(members) != 1:
+                    raise DataError(f"{path}: a zip file must hold exactly one CSV file (it holds {len(members)})")
+                raw = zf.read(members[0])
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, NotImplementedError) as e:
+            raise DataError(f"{path}: not a readable zip file ({e})") from None
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e:
+        except (OSError, EOFError, zlib.error) as e:  # truncated, or corrupted inside (zlib.error)
             raise DataError(f"{path}: not a readable gzip file ({e})") from None
     try:
         return io.StringIO(raw.decode("utf-8-sig"))
