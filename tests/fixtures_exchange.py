@@ -19,7 +19,8 @@ from tradebot.exchange.settings import ExchangeSettings
 
 def fast_settings(live_url: str, testnet_url: str | None = None, **overrides) -> dict[str, ExchangeSettings]:
     kw = dict(api_url=live_url, testnet_api_url=testnet_url or live_url, timeout_ms=2000, retry_attempts=3,
-              retry_base_delay=0.01, retry_max_delay=0.05, rate_limit_per_second=10_000)
+              retry_base_delay=0.01, retry_max_delay=0.05, rate_limit_per_second=10_000,
+              recv_window_ms=2000)
     kw.update(overrides)
     return {ex: ExchangeSettings(**kw) for ex in ("binance", "bybit")}
 

@@ -1,11 +1,18 @@
 """Live broker and hub through real ccxt HTTP against the fake exchange, on both exchanges."""
 
+import time
 from decimal import Decimal as D
 
 import pytest
 
 from tests.fixtures_exchange import fast_settings
-from tradebot.exchange.errors import AuthenticationFailed, BelowMinimum, InsufficientFunds, PermissionDenied
+from tradebot.exchange.errors import (
+    AuthenticationFailed,
+    BelowMinimum,
+    ExchangeError,
+    InsufficientFunds,
+    PermissionDenied,
+)
 from tradebot.exchange.hub import ExchangeHub
 from tradebot.exchange.live import new_client_order_id
 
@@ -88,6 +95,32 @@ def test_dropped_before_booking_is_resent_once(ex, fake_exchange, exchange_hub, 
     assert fill.client_order_id == cid
     assert len(fake_exchange.orders(key)) == 1
     assert len(order_posts(fake_exchange, ex)) == 2
+
+
+@pytest.mark.parametrize("ex", EXCHANGES)
+def test_order_delayed_in_transit_is_found_not_resent(ex, fake_exchange, account):
+    """The client times out while the order is still on its way; it is booked within its recvWindow.
+    The broker must wait the window out before deciding it was never booked: no second send."""
+    hub = ExchangeHub(fast_settings(fake_exchange.url, recv_window_ms=4000), now_ms=lambda: fake_exchange.now_ms)
+    key, secret = account(ex)
+    broker = hub.broker(ex, "live", key, secret)
+    fake_exchange.fault(ORDER_PATH[ex], "delay", delay=3.0, method="POST")  # client timeout is 2 s
+    cid = new_client_order_id()
+    fill = broker.market_buy("BTC/USDT", D("50"), cid)
+    assert fill.client_order_id == cid and fill.amount > 0
+    assert len(order_posts(fake_exchange, ex)) == 1  # found by the lookup, never sent again
+    assert len(fake_exchange.orders(key)) == 1
+
+
+def test_fake_refuses_a_request_processed_after_its_recv_window(fake_exchange, account):
+    hub = ExchangeHub(fast_settings(fake_exchange.url, recv_window_ms=500, retry_attempts=1),
+                      now_ms=lambda: fake_exchange.now_ms)
+    key, secret = account("binance")
+    fake_exchange.fault(ORDER_PATH["binance"], "delay", delay=2.5, method="POST")
+    with pytest.raises(ExchangeError):
+        hub.broker("binance", "live", key, secret).market_buy("BTC/USDT", D("50"), new_client_order_id())
+    time.sleep(1.2)  # let the delayed request reach the book (and be refused)
+    assert fake_exchange.orders(key) == []
 
 
 @pytest.mark.parametrize("ex", EXCHANGES)

@@ -46,6 +46,11 @@ def check_auth(book: Book, req) -> tuple[Account | None, tuple | None, bool | No
     expected = hmac.new(acct.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
     if not sep or not hmac.compare_digest(sig, expected):
         return None, err(400, -1022, "Signature for this request is not valid."), False
+    # Like the real exchange: a request processed after its recvWindow is refused, so an order
+    # delayed in transit can no longer be booked once the window has passed.
+    ts, window = int(req.params.get("timestamp", 0)), int(req.params.get("recvWindow", 5000))
+    if time.time() * 1000 - ts > window:
+        return None, err(400, -1021, "Timestamp for this request is outside of the recvWindow."), True
     return acct, None, True
 
 

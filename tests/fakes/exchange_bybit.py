@@ -50,6 +50,9 @@ def check_auth(book: Book, req):
     expected = hmac.new(acct.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(h.get("X-BAPI-SIGN", ""), expected):
         return None, fail(10004, "error sign! origin_string[" + payload + "]"), False
+    ts, window = int(h.get("X-BAPI-TIMESTAMP") or 0), int(h.get("X-BAPI-RECV-WINDOW") or 5000)
+    if time.time() * 1000 - ts > window:  # processed too late: refused, as the real exchange does
+        return None, fail(10002, "invalid request, please check your server timestamp or recv_window param"), True
     return acct, None, True
 
 

@@ -94,7 +94,8 @@ def make_client(exchange: str, network: str, settings: ExchangeSettings, limiter
         raise ValueError(f"unsupported exchange {exchange!r}")
     if network not in NETWORKS:
         raise ValueError(f"unsupported network {network!r}")
-    config = {"enableRateLimit": False, "timeout": settings.timeout_ms, "options": dict(OPTIONS[exchange])}
+    options = {**OPTIONS[exchange], "recvWindow": settings.recv_window_ms}
+    config = {"enableRateLimit": False, "timeout": settings.timeout_ms, "options": options}
     if api_key:
         config.update(apiKey=api_key, secret=secret)
     client = client_class(exchange)(config)

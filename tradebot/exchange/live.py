@@ -143,7 +143,9 @@ class LiveBroker:
 
     def _place(self, symbol: str, rules: MarketRules, cid: str, send) -> Fill:
         policy = self.hub.policy(self.exchange)
+        window = self.hub.settings[self.exchange].recv_window_ms / 1000 + 1.0  # + clock skew margin
         for attempt in range(policy.attempts):
+            sent_at = time.monotonic()
             try:
                 order = send(self._client())
             except Exception as exc:
@@ -154,7 +156,9 @@ class LiveBroker:
                 if not is_retriable(exc):
                     raise translate(exc, self.exchange) from exc
                 log.warning("%s order %s ambiguous (%s); looking it up", self.exchange, cid, type(exc).__name__)
-                time.sleep(policy.delay(attempt))
+                # A request still in transit could be booked until its recvWindow ends: only a lookup
+                # after that can say "never booked" and make a resend safe.
+                time.sleep(max(policy.delay(attempt), sent_at + window - time.monotonic()))
                 found = self._lookup(symbol, cid)
                 if found is not None:
                     return self._to_fill(found, symbol, cid)

@@ -10,6 +10,9 @@ class ExchangeSettings:
     api_url: str | None = None  # live REST base override (a mirror, or a fake in tests), e.g. http://127.0.0.1:8899
     testnet_api_url: str | None = None  # same for testnet
     timeout_ms: int = 10_000
+    # A signed request the exchange processes later than this after signing is refused; after an
+    # ambiguous order failure the broker waits it out, so its lookup by client id is final.
+    recv_window_ms: int = 5_000
     markets_refresh_seconds: int = 3600
     paper_data_network: str = "live"  # where paper trading reads prices: live | testnet
     retry_attempts: int = 4  # total tries of a retriable read
