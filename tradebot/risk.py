@@ -154,7 +154,7 @@ def evaluate_breaker(
             CONSECUTIVE_LOSSES,
             Decimal(consecutive_losses),
             Decimal(n),
-            f"{consecutive_losses} losing trades in a row",
+            f"{consecutive_losses} losing trade{'s' if consecutive_losses != 1 else ''} in a row",
         )
     if equity is None:
         return None
