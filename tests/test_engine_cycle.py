@@ -43,3 +43,25 @@ def test_scripted_round_trip_books_trades_positions_and_events(engine, clock, de
     assert kinds == ["trade_opened", "trade_closed"]
     dec = AIDecision.get(AIDecision.action == "buy")
     assert dec.executed and dec.outcome in ("profitable", "loss") and dec.pnl == sell.pnl
+
+
+def test_reconcile_leaves_a_young_absent_intent_pending_until_its_recv_window_passed(database):
+    """An order sent right before a crash may still be in transit: 'absent' is final only later."""
+    from tests.fixtures_engine import make_pair, make_user
+    from tradebot.engine.cycle import dt_to_ms, reconcile_order
+    from tradebot.models import Order
+
+    class Absent:
+        settle_after_ms = 6000
+
+        def find_order(self, symbol, cid):
+            return None
+
+    cfg = make_pair(make_user(1), "BTC/USDT", "1000", network="live")
+    order = Order.create(user=cfg.user_id, config=cfg.id, client_order_id="tbyoung1", exchange="binance",
+                         network="live", symbol="BTC/USDT", side="buy")
+    sent = dt_to_ms(order.created_at)
+    assert reconcile_order(order, Absent(), sent + 2000) == "pending"
+    assert Order.get_by_id(order.id).status == "pending"
+    assert reconcile_order(order, Absent(), sent + 6001) == "failed"
+    assert Order.get_by_id(order.id).status == "failed"

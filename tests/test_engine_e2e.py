@@ -228,10 +228,12 @@ def test_sigkill_with_orders_in_flight_never_duplicates_or_loses_a_fill(
     finally:
         stop.set()
         ticker.join()
+    time.sleep(1.0)  # a request the last child sent before dying may still be reaching the fake
     sent_before = len(fake.orders())
     # restart once more and settle: start-up reconcile books or fails every pending intent
     hub = ExchangeHub(fast_settings(fake.url), now_ms=lambda: fake.now_ms)
     mgr = BotManager(hub, _deciders, vault=StubVault(), clock=lambda: fake.now_ms / 1000)
+    fake.advance(1)  # the restart comes later than any in-flight order could still be booked
     mgr.runner.reconcile_pending(now_ms=fake.now_ms)
     assert Order.select().where(Order.status == "pending").count() == 0
     assert len(fake.orders()) == sent_before  # reconcile never sends

@@ -365,6 +365,10 @@ def reconcile_order(order: Order, broker, now_ms: int) -> str:
     """Settle one pending intent against the exchange. Returns the new status ('pending' if unknown)."""
     fill = broker.find_order(order.symbol, order.client_order_id)
     if fill is None:
+        # An order sent just before a crash may still be in transit: "absent" is final only once the
+        # exchange would refuse it as too old (its recvWindow), so a young intent stays pending.
+        if now_ms - dt_to_ms(order.created_at) < getattr(broker, "settle_after_ms", 0):
+            return "pending"
         with write_tx():
             Order.update(
                 status="failed", error="not found on the exchange", updated_at=ms_to_dt(now_ms)

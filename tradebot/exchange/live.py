@@ -73,6 +73,11 @@ class LiveBroker:
     def __repr__(self) -> str:  # never show the key
         return f"LiveBroker({self.exchange}, {self.network})"
 
+    @property
+    def settle_after_ms(self) -> int:
+        """How long after sending an order the exchange could still book it (recvWindow + skew)."""
+        return self.hub.settings[self.exchange].recv_window_ms + 1000
+
     def _client(self):
         return self.hub.private_client(self.exchange, self.network, self._key, self._secret)
 
@@ -143,7 +148,7 @@ class LiveBroker:
 
     def _place(self, symbol: str, rules: MarketRules, cid: str, send) -> Fill:
         policy = self.hub.policy(self.exchange)
-        window = self.hub.settings[self.exchange].recv_window_ms / 1000 + 1.0  # + clock skew margin
+        window = self.settle_after_ms / 1000
         for attempt in range(policy.attempts):
             sent_at = time.monotonic()
             try:
