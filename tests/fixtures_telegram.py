@@ -8,7 +8,9 @@ the real Dispatcher (services + handlers) with telebot Update objects, without H
 from __future__ import annotations
 
 import dataclasses
+import html
 import itertools
+import re
 import time
 from decimal import Decimal
 
@@ -207,3 +209,21 @@ def fake_telegram():
 
 
 D = Decimal
+
+
+def plain(text: str) -> str:
+    """A reply as the user reads it: tags dropped, entities decoded."""
+    return html.unescape(re.sub(r"<[^>]+>", "", text))
+
+
+def one(chat, user, text, **kw) -> str:
+    replies = chat.send(user, text, **kw)
+    assert len(replies) == 1, replies
+    return plain(replies[0])
+
+
+def setup_user(chat, user=1, exchange="binance", pairs=()):
+    chat.send(user, "/start")
+    chat.send(user, f"/connect {exchange} paper")
+    for symbol, budget in pairs:
+        assert "Trading Pair Added" in one(chat, user, f"/addpair {symbol} {budget}")

@@ -10,26 +10,9 @@ import time
 
 import pytest
 
+from tests.fixtures_cli import tb
 from tradebot import db as dbmod
 from tradebot.instance_lock import InstanceLocked, InstanceLockHandle
-
-TRADEBOT = [sys.executable, "-m", "tradebot"]
-
-
-def tb(*args, env_extra=None, cwd=None):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEBOT_")}
-    env.update(env_extra or {})
-    return subprocess.run([*TRADEBOT, *args], capture_output=True, text=True, env=env, timeout=60, cwd=cwd)
-
-
-@pytest.fixture
-def initialized(tmp_path):
-    data = tmp_path / "D"
-    cfg = tmp_path / "config.toml"
-    res = tb("--config", str(cfg), "init", "--non-interactive", "--telegram-token", "123:abc", "--admin-id", "1",
-             "--data-dir", str(data))
-    assert res.returncode == 0, res.stderr
-    return cfg, data
 
 
 def test_version_and_help():

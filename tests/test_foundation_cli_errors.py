@@ -1,31 +1,11 @@
 """Operator mistakes the admin CLI must answer with one line, never a traceback (review findings)."""
 
-import os
 import sqlite3
-import subprocess
-import sys
 
 import pytest
 
+from tests.fixtures_cli import tb
 from tradebot import db as dbmod
-
-TRADEBOT = [sys.executable, "-m", "tradebot"]
-
-
-def tb(*args, env_extra=None, stdin=None):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEBOT_")}
-    env.update(env_extra or {})
-    return subprocess.run([*TRADEBOT, *args], capture_output=True, text=True, env=env, timeout=60, input=stdin)
-
-
-@pytest.fixture
-def initialized(tmp_path):
-    data = tmp_path / "D"
-    cfg = tmp_path / "config.toml"
-    res = tb("--config", str(cfg), "init", "--non-interactive", "--telegram-token", "123:abc", "--admin-id", "1",
-             "--data-dir", str(data))
-    assert res.returncode == 0, res.stderr
-    return cfg, data
 
 
 def one_line(res, code=2):

@@ -7,8 +7,6 @@ Telegram users so they cannot see each other's state.
 
 from __future__ import annotations
 
-import html
-import re
 import threading
 import time
 from decimal import Decimal
@@ -17,6 +15,7 @@ import pytest
 
 from tests.fakes.exchange import FakeExchange
 from tests.fakes.telegram import FakeTelegram
+from tests.fixtures_telegram import plain
 from tradebot import events
 from tradebot.models import ExchangeCredential, Notification, User, UserConfig, UserState
 
@@ -25,9 +24,6 @@ pytestmark = pytest.mark.slow
 KEY, SECRET = "abc123key", "xyz789secret"  # the brief's example keys, accepted by the fake exchange
 
 
-def plain(text: str) -> str:
-    """What the user sees: HTML tags removed, entities decoded."""
-    return html.unescape(re.sub(r"<[^>]+>", "", text))
 
 
 class Session:

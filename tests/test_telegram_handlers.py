@@ -4,35 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import html
 import logging
 import re
 from decimal import Decimal
 
 import pytest
 
-from tests.fixtures_telegram import ChatHarness, make_cfg
+from tests.fixtures_telegram import ChatHarness, make_cfg, one, plain, setup_user
 from tradebot import logging_setup
 from tradebot.models import ExchangeCredential, Position, Trade, User, UserConfig, UserState, utcnow
 
 D = Decimal
 
 
-def plain(text: str) -> str:
-    return html.unescape(re.sub(r"<[^>]+>", "", text))
 
 
-def one(chat, user, text, **kw) -> str:
-    replies = chat.send(user, text, **kw)
-    assert len(replies) == 1, replies
-    return plain(replies[0])
 
 
-def setup_user(chat, user=1, exchange="binance", pairs=()):
-    chat.send(user, "/start")
-    chat.send(user, f"/connect {exchange} paper")
-    for symbol, budget in pairs:
-        assert "Trading Pair Added" in one(chat, user, f"/addpair {symbol} {budget}")
 
 
 # ---------------------------------------------------------------- robustness

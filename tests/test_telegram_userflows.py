@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import html
 import json
-import re
 from decimal import Decimal
 
+from tests.fixtures_telegram import one, plain, setup_user
 from tradebot import services as svc
 from tradebot.models import Trade, User, UserConfig
 from tradebot.telegram import format as fmt
@@ -15,21 +14,10 @@ from tradebot.telegram import format as fmt
 D = Decimal
 
 
-def plain(text: str) -> str:
-    return html.unescape(re.sub(r"<[^>]+>", "", text))
 
 
-def one(chat, user, text, **kw) -> str:
-    replies = chat.send(user, text, **kw)
-    assert len(replies) == 1, replies
-    return plain(replies[0])
 
 
-def setup_user(chat, user=1, exchange="binance", pairs=()):
-    chat.send(user, "/start")
-    chat.send(user, f"/connect {exchange} paper")
-    for symbol, budget in pairs:
-        assert "Trading Pair Added" in one(chat, user, f"/addpair {symbol} {budget}")
 
 
 def test_admin_command_with_an_id_too_big_for_the_database_is_no_internal_error(chat):
