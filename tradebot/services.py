@@ -554,15 +554,22 @@ class Services:
         except Exception:
             return False
 
-    def _check_credentials(self, exchange, network, api_key, secret) -> None:
+    def _ask_exchange(self, call, exchange: str, network: str, what: str, fallback: str):
+        """Run a hub call for a chat command; any failure becomes an ExchangeRefused the user can read."""
         try:
-            self.hub.check_credentials(exchange, network, api_key, secret)
+            return call()
         except Exception as exc:  # typed exchange errors carry .user_message
             message = _asked_now_message(exc)
             if message is None:
-                log.warning("credential check failed on %s/%s: %s", exchange, network, type(exc).__name__)
-                message = "Could not verify the keys with the exchange. Try again later."
+                log.warning("%s failed on %s/%s: %s", what, exchange, network, type(exc).__name__)
+                message = fallback
             raise ExchangeRefused(message) from None
+
+    def _check_credentials(self, exchange, network, api_key, secret) -> None:
+        self._ask_exchange(
+            lambda: self.hub.check_credentials(exchange, network, api_key, secret), exchange, network,
+            "credential check", "Could not verify the keys with the exchange. Try again later.",
+        )
 
     def credentials(self, user: User) -> list[ExchangeCredential]:
         return list(
@@ -697,14 +704,10 @@ class Services:
         return (quote, free, needed) if free < needed else None
 
     def _resolve_symbol(self, exchange: str, network: str, text: str) -> str:
-        try:
-            return self.hub.resolve_symbol(exchange, network, text)
-        except Exception as exc:
-            message = _asked_now_message(exc)
-            if message is None:
-                log.warning("resolve_symbol failed on %s/%s: %s", exchange, network, type(exc).__name__)
-                message = "Could not check the symbol with the exchange. Try again later."
-            raise ExchangeRefused(message) from None
+        return self._ask_exchange(
+            lambda: self.hub.resolve_symbol(exchange, network, text), exchange, network,
+            "resolve_symbol", "Could not check the symbol with the exchange. Try again later.",
+        )
 
     def list_pairs(self, user: User) -> list[PairView]:
         return [self._view(c) for c in self._pairs(user)]
