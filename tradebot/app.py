@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from dataclasses import dataclass, field
@@ -55,6 +56,27 @@ def build_manager(cfg: Config, hub, vault):
                       record_holds=cfg.trading.record_hold_decisions)
 
 
+FORCED_EXIT_CODE = 130
+
+
+def install_stop_signals(stop: threading.Event) -> None:
+    """SIGINT/SIGTERM ask for a graceful stop; a second one forces the exit at once (in-flight cycles are
+    abandoned; every order was recorded before it was sent, so the next start reconciles them)."""
+
+    def on_signal(signum, frame):
+        if stop.is_set():
+            # No logging here: the interrupted main thread may hold the logging lock.
+            os.write(2, b"tradebot: second interrupt: forcing exit now, without waiting for in-flight work\n")
+            os._exit(FORCED_EXIT_CODE)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(sig, on_signal)
+        except ValueError:  # not the main thread (tests)
+            pass
+
+
 def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
     """`tradebot run`. Returns the exit code."""
     token = require_telegram_token(cfg)
@@ -69,11 +91,7 @@ def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
     lock = InstanceLockHandle(cfg.database_url)
     lock.acquire()
     stop = stop_event or threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            signal.signal(sig, lambda *_: stop.set())
-        except ValueError:  # not the main thread (tests)
-            pass
+    install_stop_signals(stop)
     app = App(cfg=cfg, vault=vault)
     bot = None
     try:
@@ -91,7 +109,8 @@ def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
             ) from None
         log.info("tradebot running (pid lock held); Ctrl-C to stop")
         stop.wait()
-        log.info("shutting down")
+        log.info("shutting down: finishing in-flight cycles (up to %ss; Ctrl-C again to force)",
+                 cfg.trading.shutdown_timeout_seconds)
     finally:
         if bot is not None:
             bot.stop()

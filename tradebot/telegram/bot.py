@@ -34,43 +34,59 @@ def configure_api_url(api_url: str) -> None:
 
 
 class SerialExecutor:
-    """A thread pool that runs the tasks of one key (user) one at a time, in submission order."""
+    """A thread pool that runs the tasks of one key (user) one at a time, in submission order.
+
+    Users take turns: a worker runs ONE task of a user and then puts that user at the back of the line, so a
+    user (or a hundred) with a long backlog cannot hold up everybody else's replies."""
 
     def __init__(self, workers: int):
         self.pool = ThreadPoolExecutor(max(1, int(workers)), thread_name_prefix="tg-worker")
         self._queues: dict[int, collections.deque] = {}
         self._lock = threading.Lock()
+        self._closed = False
 
     def submit(self, key: int, fn, *args) -> bool:
         with self._lock:
+            if self._closed:
+                return False  # shutting down: the update was not acknowledged, Telegram sends it again
             queue = self._queues.get(key)
             if queue is None:
                 self._queues[key] = collections.deque([(fn, args)])
-                self.pool.submit(self._drain, key)
+                self.pool.submit(self._turn, key)
                 return True
             if len(queue) >= MAX_QUEUED_PER_USER:
                 return False  # a flood: the rate limiter has answered already
             queue.append((fn, args))
             return True
 
-    def _drain(self, key: int) -> None:
+    def _turn(self, key: int) -> None:
         while True:
             with self._lock:
                 queue = self._queues[key]
-                if not queue:
-                    del self._queues[key]
-                    return
                 fn, args = queue.popleft()
             try:
                 fn(*args)
             except Exception:
                 log.exception("chat task failed")
+            with self._lock:
+                if not queue:
+                    del self._queues[key]
+                    return
+                if not self._closed:
+                    try:
+                        self.pool.submit(self._turn, key)  # to the back of the line
+                        return
+                    except RuntimeError:  # the pool is shutting down
+                        pass
+            # closing: finish this user's acknowledged messages here
 
     def idle(self) -> bool:
         with self._lock:
             return not self._queues
 
     def shutdown(self, wait: bool = True) -> None:
+        with self._lock:
+            self._closed = True
         self.pool.shutdown(wait=wait, cancel_futures=not wait)
 
 
@@ -87,6 +103,58 @@ def bot_commands(is_admin: bool = False) -> list[types.BotCommand]:
     return [types.BotCommand(name, desc[:256]) for name, _args, desc, _ex in items]
 
 
+class Poller:
+    """Long polling that can stop at once.
+
+    Telegram confirms the updates of one getUpdates call only when the NEXT call sends a higher offset. So a
+    stop never waits for the request in flight (up to `poll_timeout` seconds): the thread is a daemon, the
+    updates that request may still bring are dropped unprocessed, and since no further getUpdates is sent
+    they stay unconfirmed and are delivered again at the next start. Nothing is confirmed unhandled."""
+
+    RETRY_SECONDS = 3.0
+
+    def __init__(self, bot: telebot.TeleBot, poll_timeout: int, allowed_updates: list[str]):
+        self.bot = bot
+        self.poll_timeout = poll_timeout
+        self.allowed_updates = allowed_updates
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="tg-polling", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                updates = self.bot.get_updates(
+                    offset=self.bot.last_update_id + 1,
+                    timeout=self.poll_timeout + 10,
+                    long_polling_timeout=self.poll_timeout,
+                    allowed_updates=self.allowed_updates,
+                )
+            except Exception as exc:  # network trouble, 409, 5xx...: log, wait, go on
+                if self.stopping.is_set():
+                    return
+                log.error("telegram polling error: %s: %s", type(exc).__name__, exc)
+                self.stopping.wait(self.RETRY_SECONDS)
+                continue
+            if self.stopping.is_set():
+                return  # not processed, and never confirmed: Telegram keeps them for the next start
+            try:
+                self.bot.process_new_updates(updates)  # handlers only queue work: fast
+            except Exception:
+                log.exception("telegram update processing failed")
+
+    def stop(self, grace: float = 0.5) -> None:
+        """Returns within `grace` seconds; a getUpdates still in flight is abandoned (see the class doc)."""
+        self.stopping.set()
+        self.thread.join(grace)
+
+    @property
+    def alive(self) -> bool:
+        return self.thread.is_alive() and not self.stopping.is_set()
+
+
 @dataclass
 class BotHandle:
     bot: telebot.TeleBot
@@ -95,25 +163,27 @@ class BotHandle:
     services: Services
     executor: SerialExecutor
     notifier: Notifier
-    poll_thread: threading.Thread
+    poller: Poller
     _stopped: threading.Event = field(default_factory=threading.Event)
 
     def stop(self, timeout: float = 30) -> None:
+        """Stops polling at once, then lets queued chat work (already confirmed to Telegram) finish."""
         if self._stopped.is_set():
             return
         self._stopped.set()
         deadline = time.monotonic() + timeout
-        # A stop_polling() that lands before polling() starts is lost: repeat until the thread ends.
-        while self.poll_thread.is_alive() and time.monotonic() < deadline:
-            self.bot.stop_polling()
-            self.poll_thread.join(0.2)
-        self.notifier.stop(max(0.1, deadline - time.monotonic()))
-        self.sender.close()
+        self.poller.stop()
+        self.notifier.stop(max(0.1, min(2.0, deadline - time.monotonic())))
         self.executor.shutdown(wait=True)
+        self.sender.close()
+
+    @property
+    def poll_thread(self) -> threading.Thread:
+        return self.poller.thread
 
     @property
     def running(self) -> bool:
-        return self.poll_thread.is_alive()
+        return self.poller.alive
 
 
 def start_bot(app, *, notifier_interval: float = 1.0) -> BotHandle:
@@ -153,17 +223,9 @@ def start_bot(app, *, notifier_interval: float = 1.0) -> BotHandle:
     except Exception:
         log.exception("setMyCommands failed; continuing without the command menu")
 
-    def poll():
-        bot.infinity_polling(
-            timeout=tcfg.poll_timeout + 10,
-            long_polling_timeout=tcfg.poll_timeout,
-            allowed_updates=["message", "callback_query"],
-            logger_level=logging.ERROR,
-        )
-
-    poll_thread = threading.Thread(target=poll, name="tg-polling", daemon=True)
+    poller = Poller(bot, tcfg.poll_timeout, ["message", "callback_query"])
     notifier = Notifier(sender, interval=notifier_interval)
-    poll_thread.start()
+    poller.start()
     notifier.start()
     log.info("telegram bot @%s polling %s", getattr(me, "username", "?"), tcfg.api_url)
-    return BotHandle(bot, dispatcher, sender, services, executor, notifier, poll_thread)
+    return BotHandle(bot, dispatcher, sender, services, executor, notifier, poller)

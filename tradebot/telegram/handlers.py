@@ -21,7 +21,6 @@ from .parsing import (
     EXCHANGES,
     MAX_ARG_CHARS,
     MAX_ARGS,
-    NETWORK_WORDS,
     ParseError,
     check_args,
     check_symbol_text,
@@ -181,16 +180,19 @@ class Dispatcher:
         try:
             command, mention, args = split_command(text)
         except ParseError as exc:
-            if text.lstrip().lower().startswith("/connect"):
-                # A malformed or overlong /connect may still hold a secret: get rid of it, in any chat.
-                self.sender.delete(chat_id, m.message_id)
+            is_connect = text.lstrip().lower().startswith("/connect")
             if not private:
+                if is_connect:  # a malformed or overlong /connect may hold a secret: hide it from the group
+                    self.sender.delete(chat_id, m.message_id)
                 return  # ordinary group chatter is not for us
+            # The rate limit comes before any work, so that a flood costs one counter update per message.
             allowed, warn, wait = self.limiter.check(m.from_user.id)
             if not allowed:
                 if warn:
                     self.sender.send(chat_id, fmt.rate_limited(wait))
                 return
+            if is_connect:
+                self.sender.delete(chat_id, m.message_id)
             if str(exc) == "not a command":
                 try:
                     self.services.authorize(m.from_user.id)
@@ -208,17 +210,20 @@ class Dispatcher:
         if not private and not mention and command not in self.commands and command not in self.admin_commands:
             return  # "/weather" in a group is for another bot: no "Unknown command" noise there
 
-        deleted = False
-        if command == "connect":
-            deleted = self._protect_connect_secrets(m, args)
         limit = 256 if command == "connect" else MAX_ARG_CHARS
         too_long = any(len(a) > limit for a in args) or len(args) > MAX_ARGS
 
+        # Rate limit first, before any work (a flood must not cost more than a counter update per message).
         allowed, warn, wait = self.limiter.check(m.from_user.id)
         if not allowed:
             if warn:
                 self.sender.send(chat_id, fmt.rate_limited(wait))
             return
+        deleted = False
+        if command == "connect":
+            # Deleting is all that happens here: the log scrubber learns the secrets only once the sender is
+            # authorized (services.connect), so strangers cannot make it grow or mask ordinary words.
+            deleted = self._delete_connect_secrets(m, args)
 
         if command == "connect" and not private and self._connect_has_secret(args):
             self.sender.send(chat_id, fmt.connect_in_group(deleted))
@@ -269,13 +274,10 @@ class Dispatcher:
     def _connect_has_secret(args: list[str]) -> bool:
         return len(args) >= 2 and args[1].lower() != "paper"
 
-    def _protect_connect_secrets(self, m: types.Message, args: list[str]) -> bool:
-        """Register every possible secret with the log scrubber and delete the message. True if deleted."""
+    def _delete_connect_secrets(self, m: types.Message, args: list[str]) -> bool:
+        """Delete a /connect message that may hold secrets. True if deleted."""
         if not self._connect_has_secret(args):
             return False
-        for arg in args[1:]:
-            if arg.lower() not in NETWORK_WORDS:  # "testnet" is no secret: masking it would garble the log
-                svc._register_secrets(arg)
         return self.sender.delete(m.chat.id, m.message_id)
 
     def reply(self, m: types.Message, text: str, markup=None) -> None:
