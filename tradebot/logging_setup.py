@@ -21,7 +21,7 @@ from pathlib import Path
 _TOKEN_CHARS = r"A-Za-z0-9_\-"
 _CANDIDATE_RE = re.compile(rf"[{_TOKEN_CHARS}]+")
 # Bot tokens look like 123456789:AA...; scrub them even before they are registered.
-_BOT_TOKEN_RE = re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{20,}\b")
+_BOT_TOKEN_RE = re.compile(r"(?<!\d)\d{5,}:[A-Za-z0-9_-]{20,}")  # also inside URLs: /bot123:AA...
 MASK = "***"
 MIN_SECRET_LEN = 10  # shorter strings are no credentials and would scrub ordinary text
 MAX_SECRET_LEN = 512

@@ -462,6 +462,12 @@ class Services:
             raise AccessDenied("⛔ This bot is private.")
         return user
 
+    def is_member(self, telegram_id: int) -> bool:
+        """An admin or an active user: a cheap check that never writes (used to route chat work)."""
+        if self.is_admin_id(telegram_id):
+            return True
+        return User.select().where((User.telegram_id == int(telegram_id)) & (User.status == "active")).exists()
+
     def _allowed(self, telegram_id: int) -> bool:
         return int(telegram_id) in set(self.cfg.telegram.allowlist or []) or self.is_admin_id(telegram_id)
 

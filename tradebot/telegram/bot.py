@@ -85,9 +85,55 @@ class SerialExecutor:
             return not self._queues
 
     def shutdown(self, wait: bool = True) -> None:
+        """wait=True works off every queued task; wait=False drops them (only the running ones finish)."""
         with self._lock:
             self._closed = True
+            if not wait:
+                for queue in self._queues.values():
+                    queue.clear()  # a running task finds its queue empty and ends
         self.pool.shutdown(wait=wait, cancel_futures=not wait)
+
+
+class Lanes:
+    """Members' messages and strangers' messages are worked off by separate pools: however many strangers
+    flood the bot (they only get short refusals), members and admins never queue behind them."""
+
+    CACHE_SECONDS = 5.0
+    CACHE_MAX = 50_000
+
+    def __init__(self, members: SerialExecutor, strangers: SerialExecutor, is_member, clock=time.monotonic):
+        self.members = members
+        self.strangers = strangers
+        self.is_member = is_member
+        self.clock = clock
+        self._known: dict[int, tuple[bool, float]] = {}
+
+    def _member(self, user_id: int) -> bool:
+        now = self.clock()
+        hit = self._known.get(user_id)
+        if hit is not None and now - hit[1] < self.CACHE_SECONDS:
+            return hit[0]
+        try:
+            member = bool(self.is_member(user_id))
+        except Exception:  # the database is busy or down: let the dispatcher answer properly
+            member = True
+        if len(self._known) >= self.CACHE_MAX:
+            self._known.clear()
+        self._known[user_id] = (member, now)
+        return member
+
+    def submit(self, user_id: int, fn, *args) -> bool:
+        lane = self.members if self._member(user_id) else self.strangers
+        return lane.submit(user_id, fn, *args)
+
+    def idle(self) -> bool:
+        return self.members.idle() and self.strangers.idle()
+
+    def shutdown(self, wait: bool = True) -> None:
+        # Members' messages were confirmed to Telegram: answer them. Strangers only ever get refusals, and a
+        # flood of those must not delay the exit.
+        self.strangers.shutdown(wait=False)
+        self.members.shutdown(wait)
 
 
 class _KeepPolling(telebot.ExceptionHandler):
@@ -161,7 +207,7 @@ class BotHandle:
     dispatcher: Dispatcher
     sender: Sender
     services: Services
-    executor: SerialExecutor
+    executor: Lanes
     notifier: Notifier
     poller: Poller
     _stopped: threading.Event = field(default_factory=threading.Event)
@@ -200,15 +246,15 @@ def start_bot(app, *, notifier_interval: float = 1.0) -> BotHandle:
     me = sender.call("getMe", bot.get_me)
     services = Services(app)
     dispatcher = Dispatcher(services, sender, app.cfg, bot_username=getattr(me, "username", None))
-    executor = SerialExecutor(tcfg.workers)
+    lanes = Lanes(SerialExecutor(tcfg.workers), SerialExecutor(1), services.is_member)
 
     def on_message(message):
         if message.from_user is not None:
-            executor.submit(message.from_user.id, dispatcher.handle_message, message)
+            lanes.submit(message.from_user.id, dispatcher.handle_message, message)
 
     def on_callback(call):
         if call.from_user is not None:
-            executor.submit(call.from_user.id, dispatcher.handle_callback, call)
+            lanes.submit(call.from_user.id, dispatcher.handle_callback, call)
 
     bot.register_message_handler(on_message, func=lambda m: True, content_types=["text"])
     bot.register_callback_query_handler(on_callback, func=lambda c: True)
@@ -228,4 +274,4 @@ def start_bot(app, *, notifier_interval: float = 1.0) -> BotHandle:
     poller.start()
     notifier.start()
     log.info("telegram bot @%s polling %s", getattr(me, "username", "?"), tcfg.api_url)
-    return BotHandle(bot, dispatcher, sender, services, executor, notifier, poller)
+    return BotHandle(bot, dispatcher, sender, services, lanes, notifier, poller)

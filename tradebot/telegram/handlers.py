@@ -220,9 +220,9 @@ class Dispatcher:
                 self.sender.send(chat_id, fmt.rate_limited(wait))
             return
         deleted = False
-        if command == "connect":
-            # Deleting is all that happens here: the log scrubber learns the secrets only once the sender is
-            # authorized (services.connect), so strangers cannot make it grow or mask ordinary words.
+        if command == "connect" and not private:
+            # Hide secrets from the group at once, whoever sent them. The log scrubber learns secrets only
+            # once the sender is authorized (services.connect): strangers cannot make it grow or mask words.
             deleted = self._delete_connect_secrets(m, args)
 
         if command == "connect" and not private and self._connect_has_secret(args):
@@ -247,6 +247,8 @@ class Dispatcher:
         except svc.ServiceError as exc:  # blocked, or not on the allowlist: one short refusal
             self.sender.send(chat_id, fmt.error(str(exc)))
             return
+        if command == "connect" and private:
+            deleted = self._delete_connect_secrets(m, args)
         if handler is None and admin_handler is None:
             self.sender.send(chat_id, fmt.unknown_command())
             return
