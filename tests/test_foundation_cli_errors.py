@@ -102,7 +102,7 @@ def test_init_with_an_uncreatable_data_dir_leaves_the_config_alone(initialized, 
 
 def test_init_interactive_asks_again_for_a_bad_admin_id(tmp_path):
     cfg = tmp_path / "config.toml"
-    answers = f"{tmp_path / 'D'}\n123456:ABC\n@alice\n111, 222\n"
+    answers = f"123456:ABC\n@alice\n111, 222\n{tmp_path / 'D'}\n"  # the README's order: token, admin, data
     res = tb("--config", str(cfg), "init", stdin=answers)
     assert res.returncode == 0, res.stderr
     assert "is not a Telegram user id" in res.stdout + res.stderr

@@ -116,3 +116,59 @@ def save_credential_tokens(tokens: dict[str, str]) -> None:
             ExchangeCredential.update({getattr(ExchangeCredential, column): token}).where(
                 ExchangeCredential.id == int(ident)
             ).execute()
+
+
+def stored_secrets() -> list[str]:
+    """Every encrypted value in the database (the canary set for a key check)."""
+    return list(credential_tokens().values())
+
+
+def unblock(ref: str) -> tuple[User, str]:
+    """As the chat's /unblock: the user becomes active and is told through the outbox. `ref` is a Telegram id
+    or @username. Returns (user, previous status)."""
+    from . import services
+
+    ref = ref.strip()
+    key: int | str = ref.lstrip("@")
+    if ref.isascii() and ref.isdigit():
+        key = int(ref)
+    elif not (ref.startswith("@") and key):
+        raise AdminError(f"{ref!r}: give a Telegram id or @username")
+    user = services.find_user(key)
+    if user is None:
+        raise AdminError(f"no user {ref!r} (use a Telegram id or @username)")
+    previous = user.status
+    return services.unblock_user(user.telegram_id), previous
+
+
+def forget_credentials() -> list[tuple[User, list[str], list[str]]]:
+    """Wipes every stored exchange secret (paper connections have none and stay), stops the pairs that
+    traded with them and tells each user through the outbox. For a lost encryption key: the secrets can no
+    longer be decrypted, and users must /connect again. Returns (user, exchanges, stopped symbols) per user."""
+    from . import events
+    from .models import utcnow
+
+    out = []
+    with db.atomic():
+        creds = list(
+            ExchangeCredential.select().where(
+                ExchangeCredential.api_key_enc.is_null(False) | ExchangeCredential.secret_enc.is_null(False)
+            )
+        )
+        by_user: dict[int, list[ExchangeCredential]] = {}
+        for cred in creds:
+            by_user.setdefault(cred.user_id, []).append(cred)
+        for user_id, items in sorted(by_user.items()):
+            exchanges = sorted(c.exchange for c in items)
+            pairs = UserConfig.select().where(
+                (UserConfig.user == user_id) & UserConfig.exchange.in_(exchanges) & (UserConfig.is_trading == True)  # noqa: E712
+            )
+            stopped = [p.symbol for p in pairs]
+            ids = [p.id for p in pairs]
+            if ids:
+                UserConfig.update(is_trading=False, updated_at=utcnow()).where(UserConfig.id.in_(ids)).execute()
+                UserState.update(status="stopped").where(UserState.config.in_(ids)).execute()
+            ExchangeCredential.delete().where(ExchangeCredential.id.in_([c.id for c in items])).execute()
+            events.emit(user_id, "credentials_forgotten", {"exchanges": exchanges, "stopped": stopped})
+            out.append((User.get_by_id(user_id), exchanges, stopped))
+    return out

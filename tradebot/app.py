@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import db as dbmod
-from . import logging_setup
+from . import logging_setup, private
 from .config import Config, require_telegram_token
 from .instance_lock import InstanceLockHandle
-from .vault import Vault
+from .vault import Vault, VaultError
 
 log = logging.getLogger("tradebot")
 
@@ -56,6 +56,21 @@ def build_manager(cfg: Config, hub, vault):
                       record_holds=cfg.trading.record_hold_decisions)
 
 
+def check_key(vault: Vault) -> None:
+    """The canary: a key that decrypts none of the stored secrets (a lost key file replaced by a new one)
+    refuses to start instead of failing every cycle; a partial mismatch is logged."""
+    from .admin import stored_secrets
+
+    try:
+        bad = vault.check_canary(stored_secrets())
+    except VaultError:
+        dbmod.close_database()
+        raise
+    if bad:
+        log.warning("%d stored exchange secret(s) do not decrypt with the %s; those users must /connect again",
+                    bad, vault.describe())
+
+
 FORCED_EXIT_CODE = 130
 
 
@@ -83,11 +98,14 @@ def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
     logging_setup.register_secret(token)
     logging_setup.register_secret(cfg.llm.api_key)
     logging_setup.setup_logging(cfg.logging.level, cfg.log_file, cfg.logging.max_bytes, cfg.logging.backups)
+    private.restrict_umask()  # also when run_forever is called without the CLI
     vault = Vault.load(cfg.key_file)
     dbmod.open_database(cfg.database_url)
     applied = dbmod.migrate()
     if applied:
         log.info("applied schema migrations %s", applied)
+    private.restrict_sqlite_files(cfg.database_url)
+    check_key(vault)
     lock = InstanceLockHandle(cfg.database_url)
     lock.acquire()
     stop = stop_event or threading.Event()

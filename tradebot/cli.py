@@ -12,10 +12,10 @@ from pathlib import Path
 
 import click
 
-from . import __version__
+from . import __version__, private
 from . import db as dbmod
 from .app import StartupError
-from .config import ConfigError, default_config_path, load_config
+from .config import ConfigError, default_config_path, load_config, token_problem
 from .instance_lock import InstanceLocked
 from .vault import VaultError, generate_key_file
 
@@ -59,6 +59,7 @@ def _open_db(cfg):
     except Exception as exc:  # driver errors: unreachable server, bad credentials, unwritable file
         fail(f"database.url: cannot open {_redact_url(cfg.database_url)}: {str(exc).strip().splitlines()[0]}")
     dbmod.migrate()
+    private.restrict_sqlite_files(cfg.database_url)
 
 
 def _redact_url(url: str) -> str:
@@ -86,6 +87,7 @@ def main(ctx, config_path):
     """tradebot: a self-hosted multi-user crypto trading bot driven from Telegram."""
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
+    private.restrict_umask()  # database, logs, key and backups: 0600 even in a 0755 data directory
 
 
 # ---------------------------------------------------------------- init
@@ -137,26 +139,32 @@ def _toml_str(value: str) -> str:
 def init(ctx, non_interactive, telegram_token, admin_ids, data_dir, force):
     """Write a config file, create the data directory, the encryption key and the database."""
     config_path = Path(ctx.obj.get("config_path") or default_config_path()).expanduser()
-    if data_dir is None:
-        data_dir = (
-            os.environ.get("TRADEBOT_DATA_DIR")
-            or (str(config_path.parent) if ctx.obj.get("config_path") else None)
-            or str(Path("~/.local/share/tradebot").expanduser())
-        )
-        if not non_interactive:
-            data_dir = click.prompt("Data directory", default=data_dir)
-    data_path = Path(data_dir).expanduser().resolve()
+    # Refuse before asking anything: answers typed into a command that then refuses are wasted.
+    if config_path.exists() and not force:
+        fail(f"config file {config_path} already exists (use --force to overwrite it; the key file is never overwritten)")
+    if telegram_token is not None and telegram_token.strip():
+        problem = token_problem(telegram_token)
+        if problem:
+            fail(f"--telegram-token: {problem}")
+    default_data = (
+        os.environ.get("TRADEBOT_DATA_DIR")
+        or (str(config_path.parent) if ctx.obj.get("config_path") else None)
+        or str(Path("~/.local/share/tradebot").expanduser())
+    )
     if not non_interactive:
+        # The README's order: token, admin id, data directory.
         if telegram_token is None:
             telegram_token = click.prompt(
-                "Telegram bot token (from @BotFather; empty to set later)", default="", hide_input=True,
-                show_default=False,
+                "Telegram bot token (from @BotFather; empty to set later)", default="", show_default=False,
+                # getpass warns (and echoes anyway) when stdin is not a terminal, e.g. piped answers
+                hide_input=sys.stdin.isatty(), value_proc=_token_answer,
             )
         if not admin_ids:
             admin_ids = click.prompt("Your Telegram user id (admin; empty to skip)", default="", show_default=False,
                                      value_proc=_admin_ids)
-    if config_path.exists() and not force:
-        fail(f"config file {config_path} already exists (use --force to overwrite it; the key file is never overwritten)")
+        if data_dir is None:
+            data_dir = click.prompt("Data directory", default=default_data)
+    data_path = Path(data_dir or default_data).expanduser().resolve()
     # The data directory first: if it cannot be made, fail before the config file is written (or replaced).
     try:
         data_path.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -167,20 +175,29 @@ def init(ctx, non_interactive, telegram_token, admin_ids, data_dir, force):
 
     text = _example_config()
     text = _set_toml(text, None, "data_dir", _toml_str(str(data_path)))
-    text = _set_toml(text, "telegram", "token", _toml_str(telegram_token or ""))
+    text = _set_toml(text, "telegram", "token", _toml_str((telegram_token or "").strip()))
     text = _set_toml(text, "telegram", "admin_ids", "[" + ", ".join(str(i) for i in admin_ids) + "]")
     config_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds the bot token
+    # Written beside the target and checked first: a refusal below leaves any existing config as it was.
+    staged = config_path.with_name(config_path.name + ".new")
+    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # holds the bot token
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
+    try:
+        cfg = load_config(staged)
+        cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        (cfg.data_dir / "logs").mkdir(exist_ok=True)
+        _open_db(cfg)
+        _check_key_for_init(cfg)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        dbmod.close_database()
+        raise
+    os.replace(staged, config_path)
     os.chmod(config_path, 0o600)
-
-    cfg = load_config(config_path)
-    cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    (cfg.data_dir / "logs").mkdir(exist_ok=True)
     created_key = generate_key_file(cfg.key_file)
-    _open_db(cfg)
     dbmod.close_database()
+    private.restrict_sqlite_files(cfg.database_url)
     click.echo(f"config:   {config_path}")
     click.echo(f"data:     {cfg.data_dir}")
     click.echo(f"key file: {cfg.key_file} ({'created, mode 0600' if created_key else 'kept existing'})")
@@ -189,6 +206,34 @@ def init(ctx, non_interactive, telegram_token, admin_ids, data_dir, force):
         click.echo("next: put your bot token (from @BotFather) in the config, then run `tradebot run`")
     else:
         click.echo("next: tradebot run")
+
+
+def _token_answer(raw: str) -> str:
+    """The interactive token answer: empty (set it later) or a well-formed token (re-asked otherwise)."""
+    raw = raw.strip()
+    problem = token_problem(raw) if raw else None
+    if problem:
+        raise click.BadParameter(problem)
+    return raw
+
+
+def _check_key_for_init(cfg) -> None:
+    """Never create (or keep) a key that cannot decrypt the secrets the database already holds."""
+    from . import admin as uc
+    from .vault import Vault, cannot_decrypt_message
+
+    stored = uc.stored_secrets()
+    if not stored:
+        return
+    if not os.environ.get("TRADEBOT_SECRET_KEY") and not cfg.key_file.exists():
+        fail(
+            f"encryption key file {cfg.key_file} is missing but the database holds {len(stored)} encrypted "
+            "exchange secret(s): a new key could not decrypt them. Restore the key file (or set "
+            "TRADEBOT_SECRET_KEY), or wipe them with `tradebot admin forget-credentials`, then run init again"
+        )
+    vault = Vault.load(cfg.key_file)
+    if all(not vault.can_decrypt(token) for token in stored):
+        fail(cannot_decrypt_message(vault.describe(), len(stored)))
 
 
 # ---------------------------------------------------------------- run
@@ -281,6 +326,49 @@ def admin_block(ctx, telegram_id):
     click.echo(f"blocked {telegram_id}; stopped {stopped} pair(s)")
 
 
+@admin.command("unblock")
+@click.argument("ref", metavar="TELEGRAM_ID|@NAME")
+@click.pass_context
+@clean_errors
+def admin_unblock(ctx, ref):
+    """Let a blocked user back in (as /unblock in the chat; they are told there)."""
+    from . import admin as uc
+
+    _open_db(_config(ctx))
+    try:
+        user, previous = uc.unblock(ref)
+    except uc.AdminError as exc:
+        fail(str(exc), code=1)
+    who = f"{user.telegram_id}" + (f" (@{user.username})" if user.username else "")
+    if previous == "active":
+        click.echo(f"{who} is not blocked (already active)")
+        return
+    click.echo(f"unblocked {who}; their pairs stay stopped; they are told in the chat")
+
+
+@admin.command("forget-credentials")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+@clean_errors
+def admin_forget_credentials(ctx, yes):
+    """Wipe every stored exchange API key (after losing the encryption key): their pairs stop, the users
+    are told to /connect again. Paper connections are kept."""
+    from . import admin as uc
+
+    _open_db(_config(ctx))
+    count = len(uc.stored_secrets())
+    if not count:
+        click.echo("no stored exchange secrets; nothing to do")
+        return
+    if not yes:
+        click.confirm(f"wipe {count} stored exchange secret(s), stop their pairs and tell the users?",
+                      abort=True, err=True)
+    done = uc.forget_credentials()
+    stopped = sum(len(s) for _u, _e, s in done)
+    click.echo(f"wiped the exchange keys of {len(done)} user(s); stopped {stopped} pair(s); "
+               "the users are told to /connect again")
+
+
 @admin.command("sql")
 @click.argument("query")
 @click.pass_context
@@ -360,6 +448,7 @@ def db_backup(ctx, file):
         fail(f"cannot write {file}: {exc.strerror or exc}", code=1)
     except sqlite3.Error as exc:
         fail(f"cannot back up to {file}: {exc}", code=1)
+    private.make_private(dest)  # an existing file that was overwritten keeps its old mode otherwise
     click.echo(f"backup written to {dest}")
 
 

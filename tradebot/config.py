@@ -461,6 +461,14 @@ def load_config(path: str | Path | None = None, env=None, *, must_exist: bool = 
     return Config(data_dir=data_dir, exchanges=exchanges, path=cfg_path, **sections)
 
 
+def token_problem(token: str) -> str | None:
+    """Why `token` cannot be a bot token (None if it can). One rule for `run` and `init`."""
+    head, _, tail = token.strip().partition(":")
+    if not (head.isascii() and head.isdigit()) or not tail:
+        return "does not look like a bot token (expected 123456:ABC...)"
+    return None
+
+
 def require_telegram_token(cfg: Config) -> str:
     token = cfg.telegram.token.strip()
     where = cfg.path or default_config_path()
@@ -469,7 +477,7 @@ def require_telegram_token(cfg: Config) -> str:
             "telegram.token: not set. Create a bot with @BotFather in Telegram (/newbot), then put the token "
             f"in {where} under [telegram] token = \"...\" or set TRADEBOT_TELEGRAM_TOKEN"
         )
-    head, _, tail = token.partition(":")
-    if not head.isdigit() or not tail:
-        raise ConfigError("telegram.token: does not look like a bot token (expected 123456:ABC...)")
+    problem = token_problem(token)
+    if problem:
+        raise ConfigError(f"telegram.token: {problem}")
     return token

@@ -78,8 +78,8 @@ class Vault:
             text = Path(key_file).read_text()
         except FileNotFoundError:
             raise VaultError(
-                f"encryption key file {key_file} is missing: run `tradebot init` or set TRADEBOT_SECRET_KEY "
-                "(stored secrets are untouched)"
+                f"encryption key file {key_file} is missing: restore it from your backup or set "
+                "TRADEBOT_SECRET_KEY (a new installation: run `tradebot init`); stored secrets are untouched"
             ) from None
         except OSError as exc:
             raise VaultError(f"encryption key file {key_file}: cannot read ({exc.strerror})") from None
@@ -106,6 +106,20 @@ class Vault:
             return True
         except InvalidToken:
             return False
+
+    def check_canary(self, tokens: list[str]) -> int:
+        """Refuses a key that cannot decrypt what the database holds (a lost key file replaced by a new one
+        would make every cycle fail). Returns how many stored secrets it cannot decrypt (0 = all fine);
+        raises when it decrypts none of them."""
+        if not tokens:
+            return 0
+        bad = sum(1 for token in tokens if not self.can_decrypt(token))
+        if bad == len(tokens):
+            raise VaultError(cannot_decrypt_message(self.describe(), len(tokens)))
+        return bad
+
+    def describe(self) -> str:
+        return "TRADEBOT_SECRET_KEY" if self.source == "env" else f"key file {self.key_file}"
 
     def rotate(self, tokens_by_id: dict, save) -> Path:
         """Re-encrypt every token under a new key.
@@ -146,6 +160,14 @@ class Vault:
             os.chmod(backup, 0o600)
             return backup
         raise VaultError("too many key backups in one second; nothing was changed")
+
+
+def cannot_decrypt_message(key: str, count: int) -> str:
+    return (
+        f"the {key} cannot decrypt the {count} exchange secret(s) stored in the database: restore the key "
+        "file that encrypted them (or set TRADEBOT_SECRET_KEY to that key), or wipe them with "
+        "`tradebot admin forget-credentials` (users must /connect again)"
+    )
 
 
 def mask(value: str) -> str:

@@ -542,6 +542,14 @@ def event(kind: str, payload_json: str) -> str:
         if p.get("previous") == "blocked":  # /unblock, not a first approval
             return "✅ An admin unblocked you. Your pairs are stopped: /status, then /start_trading."
         return approved_notice()
+    if kind == "credentials_forgotten":
+        names = ", ".join(e(str(x)) for x in (p.get("exchanges") or []) if isinstance(x, str)) or "your exchange"
+        stopped = [e(str(x)) for x in (p.get("stopped") or []) if isinstance(x, str)]
+        halted = f"\nStopped: {', '.join(stopped)}." if stopped else ""
+        return (
+            f"🔑 <b>Your API keys for {names} were removed</b> by the administrator (the bot's encryption key "
+            f"was lost).{halted}\nSend /connect again, then /start_trading."
+        )
     if kind == "daily_summary":
         lines = [f"📅 <b>Daily summary {e(p.get('day') or '')}</b>"]
         pairs = p.get("pairs") if isinstance(p.get("pairs"), list) else []
@@ -562,4 +570,5 @@ ALWAYS_DELIVERED = {
     "breaker_tripped",
     "pair_error",
     "user_approved",
+    "credentials_forgotten",
 }  # delivered even with /notify off (need action)
