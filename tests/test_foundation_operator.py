@@ -4,10 +4,9 @@ and private file modes. Through the real command (subprocess) and click's CliRun
 from __future__ import annotations
 
 import os
-import stat
 import sqlite3
+import stat
 
-import pytest
 from click.testing import CliRunner
 
 from tests.fixtures_cli import tb

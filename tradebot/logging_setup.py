@@ -124,6 +124,8 @@ def setup_logging(level: str = "INFO", log_file: Path | None = None, max_bytes: 
         root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
     # At DEBUG these log full requests, i.e. users' messages and signed URLs.
-    for noisy in ("telebot", "urllib3", "ccxt", "apscheduler"):
+    for noisy in ("telebot", "urllib3", "ccxt"):
         logger = logging.getLogger(noisy)
         logger.setLevel(max(logging.INFO, root.level))
+    # "Running job ... executed successfully" for every cycle of every pair drowns the operator's lines.
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))

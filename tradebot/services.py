@@ -24,6 +24,22 @@ from .db import write_tx
 from .models import ExchangeCredential, Position, Trade, User, UserConfig, UserState, utcnow
 
 log = logging.getLogger("tradebot.services")
+actions = logging.getLogger("tradebot.actions")
+
+
+def _action(user: User, what: str, **fields) -> None:
+    """One INFO line per user action, for the operator: who, what, on which pair. Never a secret."""
+    who = f"{user.telegram_id}" + (f" (@{user.username})" if getattr(user, "username", None) else "")
+    detail = " ".join(f"{k}={_field(v)}" for k, v in fields.items() if v is not None and v != [])
+    actions.info("user %s %s%s", who, what, f": {detail}" if detail else "")
+
+
+def _field(value) -> str:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
 
 EXCHANGES = ("binance", "bybit")
 
@@ -440,6 +456,7 @@ class Services:
                 status=status,
                 is_admin=admin,
             )
+        _action(user, "registered", status=status)
         return RegisterResult(user, True, status)
 
     def authorize(self, telegram_id: int) -> User:
@@ -547,6 +564,7 @@ class Services:
                     )
                 )
             ).execute()
+        _action(user, "connected", exchange=exchange, network=network, replaced=existing is not None)
         return ConnectResult(exchange, network, _mask(api_key), existing is not None)
 
     def _same_account(self, existing: ExchangeCredential, network: str, api_key: str | None) -> bool:
@@ -684,6 +702,7 @@ class Services:
                 equity=budget,
                 peak_equity=budget,
             )
+        _action(user, "added pair", pair=symbol, exchange=cred.exchange, budget=budget)
         return self._view(UserConfig.get_by_id(config.id))
 
     def funding_shortfall(self, user: User, view: PairView) -> tuple[str, Decimal, Decimal] | None:
@@ -769,6 +788,7 @@ class Services:
             with write_tx():
                 UserState.delete().where(UserState.config == config.id).execute()
                 UserConfig.delete().where(UserConfig.id == config.id).execute()
+            _action(user, "removed pair", pair=config.symbol, exchange=config.exchange)
         return config.symbol
 
     # ------------------------------------------------------------ trading on/off
@@ -801,6 +821,8 @@ class Services:
             else:
                 state = UserState.get_or_none(UserState.config == config.id)
                 failed.append((config.symbol, (state and state.last_error) or "could not start"))
+        _action(user, "start trading", started=started, already=already,
+                failed=[f"{sym} ({why})" for sym, why in failed])
         return StartResult(started, already, failed)
 
     def running_pairs(self, user: User) -> list[UserConfig]:
@@ -818,6 +840,7 @@ class Services:
                 UserConfig.id == config.id
             ).execute()
             (stopped if was else already).append(config.symbol)
+        _action(user, "stop trading", stopped=stopped, already=already)
         return StopResult(stopped, already)
 
     def reset_breaker(self, user: User, config: UserConfig) -> str:
@@ -825,6 +848,7 @@ class Services:
         config = self.pair_by_id(user, config.id)
         if not self.manager.reset_breaker(config.id):
             raise Conflict(f"The circuit breaker of {config.symbol} is not tripped.")
+        _action(user, "reset breaker", pair=config.symbol, exchange=config.exchange)
         return config.symbol
 
     # ------------------------------------------------------------ settings
@@ -852,6 +876,7 @@ class Services:
         UserConfig.update({getattr(UserConfig, column): new, UserConfig.updated_at: utcnow()}).where(
             UserConfig.id == config.id
         ).execute()
+        _action(user, "set", pair=config.symbol, exchange=config.exchange, setting=key, old=old, new=new)
         return SettingChange(config.symbol, config.exchange, key, old, new)
 
     def _set_text_setting(self, user: User, config: UserConfig, key: str, value: str) -> SettingChange:
@@ -866,10 +891,12 @@ class Services:
         UserConfig.update({getattr(UserConfig, column): value, UserConfig.updated_at: utcnow()}).where(
             UserConfig.id == config.id
         ).execute()
+        _action(user, "set", pair=config.symbol, exchange=config.exchange, setting=key, old=old, new=value)
         return SettingChange(config.symbol, config.exchange, key, old, value)
 
     def set_notify(self, user: User, on: bool) -> bool:
         User.update(notify=bool(on), updated_at=utcnow()).where(User.id == user.id).execute()
+        _action(user, "notify", on=bool(on))
         return bool(on)
 
     # ------------------------------------------------------------ reading
@@ -953,28 +980,34 @@ class Services:
 
     def admin_approve(self, admin: User, ref: int | str) -> User:
         self.require_admin(admin)
-        return approve_user(ref)
+        return self._admin_did(admin, "approved", approve_user(ref))
 
     def admin_reject(self, admin: User, ref: int | str) -> User:
         self.require_admin(admin)
-        return reject_user(ref, self.manager)
+        return self._admin_did(admin, "rejected", reject_user(ref, self.manager))
+
+    @staticmethod
+    def _admin_did(admin: User, what: str, target: User) -> User:
+        _action(admin, f"admin {what} a user", target=target.telegram_id, status=target.status)
+        return target
 
     def admin_block(self, admin: User, ref: int | str) -> User:
         self.require_admin(admin)
         target = _need_user(ref)
         if target.id == admin.id or self.is_admin_id(target.telegram_id):
             raise Conflict("Admins cannot be blocked.")
-        return block_user(ref, self.manager)
+        return self._admin_did(admin, "blocked", block_user(ref, self.manager))
 
     def admin_unblock(self, admin: User, ref: int | str) -> User:
         self.require_admin(admin)
-        return unblock_user(ref)
+        return self._admin_did(admin, "unblocked", unblock_user(ref))
 
     def admin_stop_all(self, admin: User) -> int:
         """Emergency switch: every pair of every user stops."""
         self.require_admin(admin)
         stopped = self.manager.stop_all()
         UserConfig.update(is_trading=False, updated_at=utcnow()).where(UserConfig.is_trading).execute()
+        _action(admin, "admin stopped all trading", pairs=int(stopped or 0))
         return int(stopped or 0)
 
     def admin_running_count(self, admin: User) -> int:

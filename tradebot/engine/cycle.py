@@ -36,6 +36,7 @@ from ..strategy.base import DecisionContext, PositionView
 from . import core
 from .accounting import DAY_MS, PairBook, mark_to_market
 from .errors import ExchangeError, NetworkChanged, is_ambiguous
+from .order_log import order_failed, order_filled, order_sent
 
 log = logging.getLogger(__name__)
 
@@ -718,12 +719,14 @@ class CycleRunner:
                 updated_at=now,
             )
         # The intent is committed: from here on a crash is settled by reconcile, never by re-sending.
+        order_sent(cfg, req, coid, network)
         try:
             if req.side == "buy":
                 fill = broker.market_buy(cfg.symbol, req.quote_amount, coid)
             else:
                 fill = broker.market_sell(cfg.symbol, req.base_amount, coid)
         except Exception as exc:
+            order_failed(cfg, req, coid, exc)
             if is_ambiguous(exc):
                 # maybe sent: leave pending, the next cycle looks it up by client id
                 Order.update(error=str(exc)[:500], updated_at=now).where(Order.id == order.id).execute()
@@ -742,11 +745,13 @@ class CycleRunner:
             return False
         if fill.amount > ZERO:
             book_order_fill(order, fill, now_ms, settings, decision if req.side == "buy" else None)
+            order_filled(cfg, fill)
             return True
         with write_tx():
             Order.update(
                 status="canceled" if fill.status == "canceled" else "failed", updated_at=now
             ).where((Order.id == order.id) & (Order.status == "pending")).execute()
+        order_failed(cfg, req, coid, f"nothing filled ({fill.status})")
         return False
 
     def _user_paused(self, cfg, now, now_ms) -> bool:
