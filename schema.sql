@@ -51,24 +51,36 @@ CREATE TABLE IF NOT EXISTS "schema_migrations" ("version" INTEGER NOT NULL PRIMA
 
 -- @views
 -- Portable SQL: these statements run unchanged on SQLite and PostgreSQL.
--- Money columns are TEXT on SQLite, so arithmetic casts them to NUMERIC first.
+-- Money sums are exact decimal TEXT on both (e.g. '1000', '999.60981514', '-0.5'): SQLite has no decimal
+-- type (CAST AS NUMERIC gives floats, '1000.0'), so each value is turned into a 64-bit integer count of
+-- 1e-8 units from its text, added as integers and printed back as plain decimal text, rounded to 8
+-- places. Cast to NUMERIC to sort by value: ORDER BY CAST(total_equity AS NUMERIC).
+-- No '%' anywhere (the PostgreSQL driver reads it as a parameter marker): a % n is a - (a / n) * n.
 
 CREATE VIEW user_overview AS
 SELECT
-    u.id AS user_id,
-    u.telegram_id,
-    u.username,
-    u.status,
-    (SELECT COUNT(*) FROM user_configs c WHERE c.user_id = u.id) AS pairs,
-    (SELECT COUNT(*) FROM user_configs c WHERE c.user_id = u.id AND c.is_trading = TRUE) AS active_pairs,
-    COALESCE((SELECT ROUND(SUM(CAST(s.balance AS NUMERIC)), 8) FROM user_states s WHERE s.user_id = u.id), 0) AS total_balance,
-    COALESCE((SELECT ROUND(SUM(CAST(s.equity AS NUMERIC)), 8) FROM user_states s WHERE s.user_id = u.id), 0) AS total_equity,
-    COALESCE((SELECT ROUND(SUM(CAST(s.equity AS NUMERIC) - CAST(s.balance AS NUMERIC)), 8)
-              FROM user_states s WHERE s.user_id = u.id), 0) AS total_pnl,
-    COALESCE((SELECT ROUND(SUM(CAST(s.daily_pnl AS NUMERIC)), 8) FROM user_states s WHERE s.user_id = u.id), 0) AS daily_pnl,
-    (SELECT COUNT(*) FROM trades t WHERE t.user_id = u.id) AS total_trades,
-    u.created_at
-FROM users u;
+    user_id, telegram_id, username, status, pairs, active_pairs,
+    CASE WHEN balance_units < 0 THEN '-' ELSE '' END || CAST(abs(balance_units) / 100000000 AS TEXT) || CASE WHEN (abs(balance_units) - (abs(balance_units) / 100000000) * 100000000) = 0 THEN '' ELSE '.' || rtrim(substr(CAST((abs(balance_units) - (abs(balance_units) / 100000000) * 100000000) + 100000000 AS TEXT), 2), '0') END AS total_balance,
+    CASE WHEN equity_units < 0 THEN '-' ELSE '' END || CAST(abs(equity_units) / 100000000 AS TEXT) || CASE WHEN (abs(equity_units) - (abs(equity_units) / 100000000) * 100000000) = 0 THEN '' ELSE '.' || rtrim(substr(CAST((abs(equity_units) - (abs(equity_units) / 100000000) * 100000000) + 100000000 AS TEXT), 2), '0') END AS total_equity,
+    CASE WHEN equity_units - balance_units < 0 THEN '-' ELSE '' END || CAST(abs(equity_units - balance_units) / 100000000 AS TEXT) || CASE WHEN (abs(equity_units - balance_units) - (abs(equity_units - balance_units) / 100000000) * 100000000) = 0 THEN '' ELSE '.' || rtrim(substr(CAST((abs(equity_units - balance_units) - (abs(equity_units - balance_units) / 100000000) * 100000000) + 100000000 AS TEXT), 2), '0') END AS total_pnl,
+    CASE WHEN daily_pnl_units < 0 THEN '-' ELSE '' END || CAST(abs(daily_pnl_units) / 100000000 AS TEXT) || CASE WHEN (abs(daily_pnl_units) - (abs(daily_pnl_units) / 100000000) * 100000000) = 0 THEN '' ELSE '.' || rtrim(substr(CAST((abs(daily_pnl_units) - (abs(daily_pnl_units) / 100000000) * 100000000) + 100000000 AS TEXT), 2), '0') END AS daily_pnl,
+    total_trades,
+    created_at
+FROM (
+    SELECT
+        u.id AS user_id,
+        u.telegram_id,
+        u.username,
+        u.status,
+        (SELECT COUNT(*) FROM user_configs c WHERE c.user_id = u.id) AS pairs,
+        (SELECT COUNT(*) FROM user_configs c WHERE c.user_id = u.id AND c.is_trading = TRUE) AS active_pairs,
+        (SELECT CAST(COALESCE(SUM(((CAST(substr(CAST(s.balance AS TEXT), 1, length(CAST(s.balance AS TEXT)) - length(ltrim(CAST(s.balance AS TEXT), '-0123456789'))) || substr(substr(ltrim(CAST(s.balance AS TEXT), '-0123456789'), 2) || '000000000', 1, 9) AS BIGINT) + CASE WHEN substr(CAST(s.balance AS TEXT), 1, 1) = '-' THEN -5 ELSE 5 END) / 10)), 0) AS BIGINT) FROM user_states s WHERE s.user_id = u.id) AS balance_units,
+        (SELECT CAST(COALESCE(SUM(((CAST(substr(CAST(s.equity AS TEXT), 1, length(CAST(s.equity AS TEXT)) - length(ltrim(CAST(s.equity AS TEXT), '-0123456789'))) || substr(substr(ltrim(CAST(s.equity AS TEXT), '-0123456789'), 2) || '000000000', 1, 9) AS BIGINT) + CASE WHEN substr(CAST(s.equity AS TEXT), 1, 1) = '-' THEN -5 ELSE 5 END) / 10)), 0) AS BIGINT) FROM user_states s WHERE s.user_id = u.id) AS equity_units,
+        (SELECT CAST(COALESCE(SUM(((CAST(substr(CAST(s.daily_pnl AS TEXT), 1, length(CAST(s.daily_pnl AS TEXT)) - length(ltrim(CAST(s.daily_pnl AS TEXT), '-0123456789'))) || substr(substr(ltrim(CAST(s.daily_pnl AS TEXT), '-0123456789'), 2) || '000000000', 1, 9) AS BIGINT) + CASE WHEN substr(CAST(s.daily_pnl AS TEXT), 1, 1) = '-' THEN -5 ELSE 5 END) / 10)), 0) AS BIGINT) FROM user_states s WHERE s.user_id = u.id) AS daily_pnl_units,
+        (SELECT COUNT(*) FROM trades t WHERE t.user_id = u.id) AS total_trades,
+        u.created_at
+    FROM users u
+) totals;
 
 CREATE VIEW recent_trades_by_user AS
 SELECT user_id, telegram_id, username, trade_id, exchange, symbol, side, amount, price, cost, fee, pnl, reason, executed_at
@@ -96,45 +108,65 @@ WHERE rn <= 50;
 
 CREATE VIEW open_positions_by_user AS
 SELECT
-    p.user_id,
-    u.telegram_id,
-    u.username,
-    p.id AS position_id,
-    p.exchange,
-    p.symbol,
-    p.side,
-    p.amount,
-    p.entry_price,
-    p.cost_basis,
-    s.last_price,
-    ROUND(CAST(p.amount AS NUMERIC) * CAST(s.last_price AS NUMERIC) - CAST(p.cost_basis AS NUMERIC), 8) AS unrealized_pnl,
-    p.stop_loss_price,
-    p.take_profit_price,
-    p.opened_at
-FROM positions p
-JOIN users u ON u.id = p.user_id
-LEFT JOIN user_states s ON s.config_id = p.config_id
-WHERE p.status = 'open';
+    user_id, telegram_id, username, position_id, exchange, symbol, side, amount, entry_price, cost_basis,
+    last_price,
+    CASE WHEN pnl_units < 0 THEN '-' ELSE '' END || CAST(abs(pnl_units) / 100000000 AS TEXT) || CASE WHEN (abs(pnl_units) - (abs(pnl_units) / 100000000) * 100000000) = 0 THEN '' ELSE '.' || rtrim(substr(CAST((abs(pnl_units) - (abs(pnl_units) / 100000000) * 100000000) + 100000000 AS TEXT), 2), '0') END AS unrealized_pnl,
+    stop_loss_price, take_profit_price, opened_at
+FROM (
+    SELECT q.*,
+        -- amount x last price in 1e-8 units, as four partial products so that no step overflows 64 bits
+        (a_units / 100000000) * (p_units / 100000000) * 100000000 + (a_units / 100000000) * (p_units - (p_units / 100000000) * 100000000) + (a_units - (a_units / 100000000) * 100000000) * (p_units / 100000000) + ((a_units - (a_units / 100000000) * 100000000) * (p_units - (p_units / 100000000) * 100000000) + 50000000) / 100000000 - c_units AS pnl_units
+    FROM (
+        SELECT
+            p.user_id,
+            u.telegram_id,
+            u.username,
+            p.id AS position_id,
+            p.exchange,
+            p.symbol,
+            p.side,
+            p.amount,
+            p.entry_price,
+            p.cost_basis,
+            s.last_price,
+            ((CAST(substr(CAST(p.amount AS TEXT), 1, length(CAST(p.amount AS TEXT)) - length(ltrim(CAST(p.amount AS TEXT), '-0123456789'))) || substr(substr(ltrim(CAST(p.amount AS TEXT), '-0123456789'), 2) || '000000000', 1, 9) AS BIGINT) + CASE WHEN substr(CAST(p.amount AS TEXT), 1, 1) = '-' THEN -5 ELSE 5 END) / 10) AS a_units,
+            ((CAST(substr(CAST(s.last_price AS TEXT), 1, length(CAST(s.last_price AS TEXT)) - length(ltrim(CAST(s.last_price AS TEXT), '-0123456789'))) || substr(substr(ltrim(CAST(s.last_price AS TEXT), '-0123456789'), 2) || '000000000', 1, 9) AS BIGINT) + CASE WHEN substr(CAST(s.last_price AS TEXT), 1, 1) = '-' THEN -5 ELSE 5 END) / 10) AS p_units,
+            ((CAST(substr(CAST(p.cost_basis AS TEXT), 1, length(CAST(p.cost_basis AS TEXT)) - length(ltrim(CAST(p.cost_basis AS TEXT), '-0123456789'))) || substr(substr(ltrim(CAST(p.cost_basis AS TEXT), '-0123456789'), 2) || '000000000', 1, 9) AS BIGINT) + CASE WHEN substr(CAST(p.cost_basis AS TEXT), 1, 1) = '-' THEN -5 ELSE 5 END) / 10) AS c_units,
+            p.stop_loss_price,
+            p.take_profit_price,
+            p.opened_at
+        FROM positions p
+        JOIN users u ON u.id = p.user_id
+        LEFT JOIN user_states s ON s.config_id = p.config_id
+        WHERE p.status = 'open'
+    ) q
+) priced;
 
 CREATE VIEW ai_provider_stats_by_user AS
 SELECT
-    d.user_id,
-    u.username,
-    d.provider,
-    COUNT(*) AS decisions,
-    SUM(CASE WHEN d.action = 'buy' THEN 1 ELSE 0 END) AS buys,
-    SUM(CASE WHEN d.action = 'sell' THEN 1 ELSE 0 END) AS sells,
-    SUM(CASE WHEN d.action = 'hold' THEN 1 ELSE 0 END) AS holds,
-    SUM(CASE WHEN d.executed THEN 1 ELSE 0 END) AS executed,
-    SUM(CASE WHEN d.outcome IS NOT NULL THEN 1 ELSE 0 END) AS closed,
-    SUM(CASE WHEN d.outcome = 'profitable' THEN 1 ELSE 0 END) AS profitable,
-    ROUND(100.0 * SUM(CASE WHEN d.outcome = 'profitable' THEN 1 ELSE 0 END)
-          / NULLIF(SUM(CASE WHEN d.outcome IS NOT NULL THEN 1 ELSE 0 END), 0), 2) AS accuracy_pct,
-    ROUND(AVG(CAST(d.confidence AS NUMERIC)), 2) AS avg_confidence,
-    COALESCE(ROUND(SUM(CAST(d.pnl AS NUMERIC)), 8), 0) AS total_pnl
-FROM ai_decisions d
-JOIN users u ON u.id = d.user_id
-GROUP BY d.user_id, u.username, d.provider;
+    user_id, username, provider, decisions, buys, sells, holds, executed, closed, profitable, accuracy_pct,
+    avg_confidence,
+    CASE WHEN pnl_units < 0 THEN '-' ELSE '' END || CAST(abs(pnl_units) / 100000000 AS TEXT) || CASE WHEN (abs(pnl_units) - (abs(pnl_units) / 100000000) * 100000000) = 0 THEN '' ELSE '.' || rtrim(substr(CAST((abs(pnl_units) - (abs(pnl_units) / 100000000) * 100000000) + 100000000 AS TEXT), 2), '0') END AS total_pnl
+FROM (
+    SELECT
+        d.user_id,
+        u.username,
+        d.provider,
+        COUNT(*) AS decisions,
+        SUM(CASE WHEN d.action = 'buy' THEN 1 ELSE 0 END) AS buys,
+        SUM(CASE WHEN d.action = 'sell' THEN 1 ELSE 0 END) AS sells,
+        SUM(CASE WHEN d.action = 'hold' THEN 1 ELSE 0 END) AS holds,
+        SUM(CASE WHEN d.executed THEN 1 ELSE 0 END) AS executed,
+        SUM(CASE WHEN d.outcome IS NOT NULL THEN 1 ELSE 0 END) AS closed,
+        SUM(CASE WHEN d.outcome = 'profitable' THEN 1 ELSE 0 END) AS profitable,
+        ROUND(100.0 * SUM(CASE WHEN d.outcome = 'profitable' THEN 1 ELSE 0 END)
+              / NULLIF(SUM(CASE WHEN d.outcome IS NOT NULL THEN 1 ELSE 0 END), 0), 2) AS accuracy_pct,
+        ROUND(AVG(CAST(d.confidence AS NUMERIC)), 2) AS avg_confidence,
+        CAST(COALESCE(SUM(((CAST(substr(CAST(d.pnl AS TEXT), 1, length(CAST(d.pnl AS TEXT)) - length(ltrim(CAST(d.pnl AS TEXT), '-0123456789'))) || substr(substr(ltrim(CAST(d.pnl AS TEXT), '-0123456789'), 2) || '000000000', 1, 9) AS BIGINT) + CASE WHEN substr(CAST(d.pnl AS TEXT), 1, 1) = '-' THEN -5 ELSE 5 END) / 10)), 0) AS BIGINT) AS pnl_units
+    FROM ai_decisions d
+    JOIN users u ON u.id = d.user_id
+    GROUP BY d.user_id, u.username, d.provider
+) stats;
 
 -- Correct per-pair variant of the brief's "Monitor Active Trading" query (the brief joins
 -- user_states on user_id only, which repeats rows for users with several pairs).

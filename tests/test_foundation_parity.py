@@ -147,3 +147,48 @@ def test_views_and_brief_queries_match_on_sqlite_and_postgres(sqlite_url, pg_url
     assert perf["alice"][1] == 4 and perf["alice"][2] == Decimal("3.389900")
     stats = {(r[0], r[2]): r for r in lite["view ai_provider_stats_by_user"][1]}
     assert stats[(1, "technical")][3] == 2 and stats[(1, "technical")][10] == Decimal("100.00")
+
+
+def _raw(url, sqls):
+    dbmod.open_database(url)
+    dbmod.migrate()
+    load_fixture()
+    try:
+        return {sql: [tuple(r) for r in dbmod.readonly_query(url, sql)[1]] for sql in sqls}
+    finally:
+        dbmod.close_database()
+
+
+def test_money_in_the_views_is_the_same_exact_decimal_text_on_both_engines(sqlite_url, pg_url):
+    """No '1000.0' (a SQLite float) next to '999.60981514': plain exact text, identical on both engines."""
+    queries = {
+        "SELECT username, total_balance, total_equity, total_pnl, daily_pnl FROM user_overview ORDER BY user_id": [
+            ("alice", "1800", "1845.25000001", "45.25000001", "7.5"),
+            ("bob", "12345678.12345678", "12345600.5", "-77.62345678", "-77.62345678"),
+            ("carol", "50", "50", "0", "0"),
+        ],
+        "SELECT position_id, unrealized_pnl FROM open_positions_by_user ORDER BY position_id": [
+            (1, "16.198923"), (3, "7720.335"),
+        ],
+        "SELECT user_id, provider, total_pnl FROM ai_provider_stats_by_user ORDER BY user_id, provider": [
+            (1, "llm:gpt", "-1.0201"), (1, "technical", "4.41"), (2, "technical", "0.00000001"),
+        ],
+    }
+    lite, pg = _raw(sqlite_url, queries), _raw(pg_url, queries)
+    for sql, expected in queries.items():
+        assert lite[sql] == expected, sql
+        assert pg[sql] == expected, sql
+
+
+def test_admin_users_prints_the_views_numbers(sqlite_url):
+    from tradebot import admin
+
+    dbmod.open_database(sqlite_url)
+    dbmod.migrate()
+    load_fixture()
+    try:
+        rows = {r[2]: r for r in admin.list_users()}
+    finally:
+        dbmod.close_database()
+    assert rows["alice"][6:] == ("1845.25000001", "45.25000001")
+    assert rows["carol"][6:] == ("50", "0")

@@ -18,13 +18,8 @@ def list_users() -> list[tuple]:
         "SELECT user_id, telegram_id, username, status, pairs, active_pairs, total_equity, total_pnl "
         "FROM user_overview ORDER BY user_id"
     )
-    return [
-        (r[0], r[1], r[2] or "", r[3], r[4], r[5], _money(r[6]), _money(r[7])) for r in cursor.fetchall()
-    ]
-
-
-def _money(value) -> str:
-    return f"{Decimal(str(value or 0)):.2f}"
+    # The view's exact decimal text as it is: `admin users` and `admin sql` show the same numbers.
+    return [(r[0], r[1], r[2] or "", r[3], r[4], r[5], r[6], r[7]) for r in cursor.fetchall()]
 
 
 def find_user(ref: str) -> User:
