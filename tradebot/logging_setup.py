@@ -64,14 +64,18 @@ def secret_count() -> int:
     return len(_secrets)
 
 
+# Maximal runs of key characters long enough to be a secret (shorter runs never reach the callback).
+_LONG_TOKEN_RE = re.compile(rf"[{_TOKEN_CHARS}]{{{MIN_SECRET_LEN},}}")
+
+
 def _mask_token(match: re.Match) -> str:
     token = match.group()
-    return MASK if len(token) >= MIN_SECRET_LEN and token in _secrets else token
+    return MASK if token in _secrets else token
 
 
 def scrub(text: str) -> str:
     if _secrets:
-        text = _CANDIDATE_RE.sub(_mask_token, text)
+        text = _LONG_TOKEN_RE.sub(_mask_token, text)
     return _BOT_TOKEN_RE.sub(MASK, text)
 
 

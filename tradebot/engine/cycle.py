@@ -379,6 +379,7 @@ def reconcile_order(order: Order, broker, now_ms: int) -> str:
         return "pending"  # still working: book it once, when final (later fills would be lost)
     if fill.amount > ZERO and fill.status in ("filled", "canceled", "closed", "expired"):
         book_order_fill(order, fill, now_ms, _settings_for(order, broker))
+        order_filled(order, fill)  # the order row names user, pair and exchange as a config does
         return "filled"
     if fill.status in ("canceled", "rejected", "expired"):
         with write_tx():

@@ -191,7 +191,7 @@ class Dispatcher:
                 if warn:
                     self.sender.send(chat_id, fmt.rate_limited(wait))
                 return
-            if is_connect:
+            if is_connect and self.services.is_member(m.from_user.id):  # strangers get a refusal, nothing more
                 self.sender.delete(chat_id, m.message_id)
             if str(exc) == "not a command":
                 try:
