@@ -227,3 +227,18 @@ def test_files_are_private_in_a_world_readable_data_dir(tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
         fake.stop()
+
+
+def test_admin_user_and_users_print_exact_numbers_like_the_views(tmp_path):
+    cfg, data = tmp_path / "config.toml", tmp_path / "D"
+    _init(cfg, data)
+    _add_user_with_keys(cfg, data, trading=False)
+    db = _db(data)
+    db.execute("UPDATE user_states SET equity = '99.60981514'")
+    db.commit()
+    users = tb("--config", str(cfg), "admin", "users").stdout
+    view = tb("--config", str(cfg), "admin", "sql", "SELECT total_equity, total_pnl FROM user_overview").stdout
+    one = tb("--config", str(cfg), "admin", "user", "555").stdout
+    for out in (users, view, one):
+        assert "99.60981514" in out and "-0.39018486" in out, out
+        assert "100.00" not in out and "99.61" not in out

@@ -287,10 +287,19 @@ def admin_user(ctx, ref):
     exchanges = ", ".join(f"{c['exchange']} ({c['network']})" for c in detail["exchanges"]) or "none"
     click.echo(f"{'exchanges':12} {exchanges}")
     rows = [
-        (p["id"], p["exchange"], p["symbol"], f"{p['budget']:.2f}", p["status"], f"{p['equity']:.2f}", f"{p['pnl']:.2f}")
+        (p["id"], p["exchange"], p["symbol"], _exact(p["budget"]), p["status"], _exact(p["equity"]), _exact(p["pnl"]))
         for p in detail["pairs"]
     ]
     click.echo(format_table(["pair id", "exchange", "symbol", "budget", "status", "equity", "PnL"], rows))
+
+
+def _exact(value) -> str:
+    """Money as the views print it: exact plain decimal text, no trailing zeros ('1000', '999.60981514')."""
+    from decimal import Decimal
+
+    value = Decimal(value)
+    text = format(value.quantize(Decimal(1)) if value == value.to_integral_value() else value.normalize(), "f")
+    return "0" if text in ("-0", "") else text
 
 
 @admin.command("approve")
