@@ -3,6 +3,7 @@ secret; no scheduler chatter."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from tests.fixtures_engine import MINUTE, ScriptedDecider, make_pair, make_user
@@ -83,3 +84,20 @@ def test_scheduler_job_chatter_is_not_logged_at_info(tmp_path):
         assert "executed successfully" not in text and "was missed" in text
     finally:
         logging_setup.setup_logging("INFO", None)
+
+
+def test_a_refused_order_is_one_failed_line_with_the_reason(engine, clock, deciders, replay_hub, caplog):
+    caplog.set_level(logging.INFO)
+    user = make_user(1)
+    cfg = make_pair(user, "BTC/USDT", "1000", decider="scripted")
+    t0 = clock.ms - clock.ms % MINUTE - MINUTE
+    deciders["scripted"] = ScriptedDecider({t0: "buy"})
+    replay_hub.broker("binance", "paper").fault = "insufficient"
+    engine.start_pair(cfg.id)
+    with contextlib.suppress(Exception):  # the cycle reports it as the pair's error
+        engine.run_cycle(cfg.id)
+    lines = [r.getMessage() for r in caplog.records if r.name == "tradebot.orders"]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("order sent: user=1 pair=BTC/USDT")
+    assert lines[1].startswith("order failed: user=1 pair=BTC/USDT") and "Insufficient balance" in lines[1]
+    assert lines[0].split("cid=")[1].split()[0] == lines[1].split("cid=")[1].split()[0]

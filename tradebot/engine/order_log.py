@@ -35,6 +35,6 @@ def order_failed(cfg, req, client_order_id: str, reason) -> None:
     # A timeout may hide an order the exchange did take: it is looked up by client id, never re-sent.
     what = "unclear (looked up by client id next cycle)" if isinstance(reason, BaseException) and is_ambiguous(
         reason) else "failed"
-    log.info(f"order {what}: user=%s pair=%s exchange=%s side=%s amount=%s cid=%s reason=%s",
-             cfg.user_id, cfg.symbol, cfg.exchange, req.side,
-             _plain(req.quote_amount if req.side == "buy" else req.base_amount), client_order_id, text)
+    amount = f"quote={_plain(req.quote_amount)}" if req.side == "buy" else f"amount={_plain(req.base_amount)}"
+    log.info(f"order {what}: user=%s pair=%s exchange=%s side=%s %s cid=%s reason=%s",
+             cfg.user_id, cfg.symbol, cfg.exchange, req.side, amount, client_order_id, text)
