@@ -88,3 +88,15 @@ def test_a_flood_of_strangers_leaves_the_admin_answered_and_the_log_readable(run
     refusals = fake.replies(5000)
     assert refusals and all("private" in r for r in refusals)
     assert not fake.calls_of("deleteMessage")  # in a private chat a stranger's message is left alone
+
+
+def test_the_rate_limiter_forgets_quiet_senders():
+    from tradebot.telegram.handlers import RateLimiter
+
+    now = [0.0]
+    limiter = RateLimiter(5, clock=lambda: now[0])
+    for user in range(3 * RateLimiter.PRUNE_MIN):
+        limiter.check(user)
+        now[0] += 0.01  # 300 s in all: most of them have been quiet for a minute
+    assert len(limiter._hits) <= 2 * RateLimiter.PRUNE_MIN
+    assert limiter.check(3 * RateLimiter.PRUNE_MIN - 1)[0]
