@@ -164,9 +164,33 @@ def _m001_initial() -> None:
     db.create_tables(ALL_MODELS, safe=True)
 
 
+def _add_missing_columns(model, names: list[str]) -> None:
+    """Add `names` of `model` that the table lacks (a database made by migration 1 of an earlier release;
+    migration 1 of this one already creates them)."""
+    from playhouse import migrate as pm
+
+    have = {c.name for c in db.get_columns(model._meta.table_name)}
+    migrator = pm.SqliteMigrator(db) if is_sqlite() else pm.PostgresqlMigrator(db)
+    fields = model._meta.fields
+    ops = [migrator.add_column(model._meta.table_name, fields[n].column_name, fields[n])
+           for n in names if fields[n].column_name not in have]
+    if ops:
+        pm.migrate(*ops)
+
+
+def _m002_instance_lease() -> None:
+    from .models import InstanceLock
+
+    _add_missing_columns(InstanceLock, [
+        "holder", "token", "expires_at", "health_at", "active_pairs", "cycle_lag_seconds", "telegram_ok",
+        "telegram_checked_at",
+    ])
+
+
 # (version, name, function). Append only; never edit an applied migration.
 MIGRATIONS: list[tuple[int, str, callable]] = [
     (1, "initial schema", _m001_initial),
+    (2, "instance lease and health", _m002_instance_lease),
 ]
 
 
