@@ -139,14 +139,17 @@ def _query(url: str):
 
         if not os.path.exists(parsed.path):
             raise FileNotFoundError(parsed.path)
-        conn = sqlite3.connect(f"file:{quote(parsed.path)}?mode=ro", uri=True, timeout=10)
+        # No -wal file: nobody has the database open (a clean stop checkpoints and removes it), and
+        # immutable=1 reads it without creating -wal/-shm files. Otherwise a plain read-only open.
+        flags = "mode=ro" if os.path.exists(parsed.path + "-wal") else "mode=ro&immutable=1"
+        conn = sqlite3.connect(f"file:{quote(parsed.path)}?{flags}", uri=True, timeout=10)
         try:
             conn.execute("PRAGMA query_only = 1")
             try:
                 row = conn.execute(sql).fetchone()
             except sqlite3.OperationalError as exc:
                 if "no such" in str(exc):
-                    return None, None
+                    raise SchemaTooOld() from None
                 raise
             return row, utcnow()
         finally:
@@ -161,7 +164,7 @@ def _query(url: str):
             try:
                 cur.execute(sql)
             except (psycopg2.errors.UndefinedTable, psycopg2.errors.UndefinedColumn):
-                return None, None
+                raise SchemaTooOld() from None
             row = cur.fetchone()
             cur.execute("SELECT now() AT TIME ZONE 'UTC'")
             return row, cur.fetchone()[0]
@@ -170,13 +173,19 @@ def _query(url: str):
         conn.close()
 
 
+class SchemaTooOld(Exception):
+    pass
+
+
 def read_status(url: str) -> Status:
     try:
         row, now = _query(url)
     except FileNotFoundError:
         return Status(False, "no database yet (run `tradebot init`)")
+    except SchemaTooOld:
+        return Status(False, "the database schema predates the lease (`tradebot run` migrates it)")
     if row is None:
-        return Status(False, "no `tradebot run` has held this database (or its schema predates `tradebot status`)")
+        return Status(False, "no `tradebot run` has used this database yet")
     holder, host, pid, since, heartbeat, expires, health, pairs, lag, tg_ok, tg_at = row
     since, heartbeat, expires, health, tg_at = map(_ts, (since, heartbeat, expires, health, tg_at))
     st = Status(
