@@ -143,3 +143,13 @@ def test_status_reads_health_on_postgres(pg_url):
         lease.release()
         dbmod.close_database()
     assert read_status(pg_url).message == "not running (stopped cleanly)"
+
+
+def test_dockerfile_pins_its_base_by_digest_and_checks_health():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "Dockerfile").read_text()
+    base = re.search(r"^FROM (\S+)", text, re.M).group(1)
+    assert re.fullmatch(r"python:3\.11[\w.-]*@sha256:[0-9a-f]{64}", base), base
+    assert 'HEALTHCHECK' in text and '["tradebot", "status"]' in text
