@@ -263,3 +263,55 @@ def test_migration_2_on_an_older_sqlite_database(database):
     dbmod.db.execute_sql("DELETE FROM schema_migrations WHERE version = 2")
     assert dbmod.migrate() == [2]
     assert {c.name for c in dbmod.db.get_columns("instance_lock")} >= {"holder", "token", "expires_at"}
+
+
+@pytest.mark.pg
+def test_running_bot_on_postgres_tells_the_admins_once_when_it_loses_and_regains_the_lease(
+    pg_url, tmp_path, fake_exchange
+):
+    """The real `tradebot run` wiring (heartbeat thread, outbox, notifier) against the fake Telegram."""
+    import threading
+
+    from tests.fakes.telegram import FakeTelegram
+    from tradebot.app import run_forever
+    from tradebot.config import load_config
+    from tradebot.vault import generate_key_file
+
+    fake = FakeTelegram().start()
+    (tmp_path / "config.toml").write_text(
+        f'data_dir = "{tmp_path}"\n'
+        f'[telegram]\ntoken = "{fake.token}"\napi_url = "{fake.api_url}"\nadmin_ids = [900]\npoll_timeout = 1\n'
+        f'[database]\nurl = "{pg_url}"\nlease_seconds = 3\n'
+        f'[exchanges.binance]\napi_url = "{fake_exchange.url}"\ntestnet_api_url = "{fake_exchange.url}"\n'
+    )
+    cfg = load_config(tmp_path / "config.toml", env={})
+    generate_key_file(cfg.key_file)
+    stop = threading.Event()
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault("rc", run_forever(cfg, stop)), daemon=True)
+    thread.start()
+    try:
+        fake.wait_for(lambda: fake.calls_of("getUpdates"), timeout=30)
+        fake.push_message(900, "/start")
+        fake.wait_for_replies(900, 1, timeout=15)
+        before = len(fake.replies(900))
+
+        _expire(pg_url)
+        dbmod.open_database(pg_url)
+        other = InstanceLease(pg_url, ttl=3)
+        other.acquire()  # "a second instance" takes the expired lease
+        lost = fake.wait_for_replies(900, 1, timeout=15, since=before)
+        assert "Trading paused" in lost[0] and "lost its hold on the database" in lost[0]
+        time.sleep(2)  # several more heartbeats: still one notice
+        assert sum("Trading paused" in t for t in fake.replies(900)) == 1
+
+        other.release()
+        regained = fake.wait_for_replies(900, 1, timeout=15, since=before + 1)
+        assert "holds the database again" in regained[0]
+        assert InstanceLock.get_by_id("run").token == other.token + 1
+    finally:
+        stop.set()
+        thread.join(30)
+        dbmod.close_database()
+        fake.stop()
+    assert result.get("rc") == 0

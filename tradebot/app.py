@@ -101,7 +101,6 @@ def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
         log.info("applied schema migrations %s", applied)
     lock.acquire(fencing=True)
     lock.start_heartbeat()
-    sync_admins(cfg.telegram.admin_ids or ())
     stop = stop_event or threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
@@ -111,6 +110,7 @@ def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
     bot = None
     health = None
     try:
+        sync_admins(cfg.telegram.admin_ids or ())  # admin rights are the config's, set and reset each start
         app.hub = build_hub(cfg)
         app.manager = build_manager(cfg, app.hub, vault)
         app.manager.start()

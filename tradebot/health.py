@@ -58,9 +58,11 @@ class HealthRecorder:
         self._thread.start()
 
     def stop(self) -> None:
+        # A probe may be waiting on an unreachable Telegram (up to 10 s): do not hold up the shutdown for
+        # it; the thread is a daemon and its write is guarded by the lease holder.
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join(15)
+            self._thread.join(1)
 
     def _loop(self) -> None:
         while True:

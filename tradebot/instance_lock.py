@@ -299,7 +299,7 @@ class InstanceLease:
     def stop_heartbeat(self) -> None:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(10)
+            self._thread.join(2)  # a beat stuck on an unreachable database must not hold up the exit
         self._thread = None
 
     def _loop(self) -> None:
