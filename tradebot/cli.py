@@ -283,8 +283,10 @@ def _telegram_id(ref: str) -> int:
         if user is None:
             fail(f"no user {ref} (a username is known once its user has written to the bot)", code=1)
         return user.telegram_id
-    if not re.fullmatch(r"[0-9]{1,19}", ref) or not 0 < int(ref) < 2**63:
+    if not re.fullmatch(r"[0-9]+", ref):
         fail(f"{ref!r} is not a Telegram user id or @username")
+    if not 0 < int(ref) < 2**63:
+        fail(f"{ref} is out of range for a Telegram user id (1 to {2**63 - 1})")
     return int(ref)
 
 
