@@ -315,3 +315,17 @@ def test_running_bot_on_postgres_tells_the_admins_once_when_it_loses_and_regains
         dbmod.close_database()
         fake.stop()
     assert result.get("rc") == 0
+
+
+def test_sqlite_fence_needs_our_token_but_not_a_fresh_expiry(database, sqlite_url):
+    lease = InstanceLease(sqlite_url, ttl=3)
+    lease.acquire(fencing=True)
+    try:
+        InstanceLock.update(expires_at=None).execute()  # a heartbeat held up by a busy database
+        instance_lock.fence()  # the flock still excludes every other process: trading goes on
+        InstanceLock.update(token=InstanceLock.token + 1).execute()
+        with pytest.raises(LeaseLost):
+            instance_lock.fence()
+    finally:
+        lease.release()
+    instance_lock.fence()  # released: this process no longer fences (tools, tests)

@@ -92,7 +92,7 @@ def test_status_rotate_key_and_admin_sync_around_a_running_bot(tmp_path, telegra
     before = _files_digest(data)
     stopped = tb("--config", str(cfg), "status")
     assert stopped.returncode == 1
-    assert stopped.stdout.startswith("running:    no; not running (stopped cleanly)")
+    assert stopped.stdout.startswith("running:    no; stopped cleanly")
     assert _files_digest(data) == before, "status must not write"
     rot = tb("--config", str(cfg), "admin", "rotate-key")
     assert rot.returncode == 0, rot.stderr
@@ -142,7 +142,7 @@ def test_status_reads_health_on_postgres(pg_url):
     finally:
         lease.release()
         dbmod.close_database()
-    assert read_status(pg_url).message == "not running (stopped cleanly)"
+    assert read_status(pg_url).message == "stopped cleanly"
 
 
 def test_dockerfile_pins_its_base_by_digest_and_checks_health():

@@ -204,9 +204,9 @@ def read_status(url: str) -> Status:
         telegram_age=(now - tg_at).total_seconds() if tg_at else None,
     )
     if holder is None:
-        st.message = "not running (stopped cleanly)"
+        st.message = "stopped cleanly"
     elif st.expires_in is None or st.expires_in <= 0:
-        st.message = "stale: the last `tradebot run` stopped renewing its lease (crashed or cut off)"
+        st.message = "stale: the last `tradebot run` stopped renewing its lease (crashed, hung or cut off)"
     else:
         st.running = True
     return st

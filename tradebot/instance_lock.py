@@ -265,7 +265,10 @@ class InstanceLease:
             .tuples()
             .first()
         )
-        if row is None or row[0] != self.holder or row[1] != self.token or not row[2]:
+        # SQLite: the flock already excludes every other process, so a heartbeat held up by a long write
+        # (busy database) must not stop trading; the row only has to be ours.
+        live = row is not None and (bool(row[2]) or self._fd is not None)
+        if row is None or row[0] != self.holder or row[1] != self.token or not live:
             log.warning("fence: refusing an order intent (lease token %s is not live)", self.token)
             raise LeaseLost()
 
@@ -332,7 +335,8 @@ class InstanceLease:
                     dbmod.db.close()  # a dead connection is replaced on the next beat
                 except Exception:  # noqa: BLE001
                     pass
-                if self.held and time.monotonic() - self._last_ok > self.ttl - self.margin:
+                stale = time.monotonic() - self._last_ok > self.ttl - self.margin
+                if self.held and stale and self._fd is None:  # (SQLite: the flock still excludes others)
                     self._lose("the database was unreachable for too long to keep the lease")
             self._flush_notices()
 
