@@ -185,7 +185,7 @@ def read_status(url: str) -> Status:
     except FileNotFoundError:
         return Status(False, "no database yet (run `tradebot init`)")
     except SchemaTooOld:
-        return Status(False, "the database schema predates the lease (`tradebot run` migrates it)")
+        return Status(False, "no lease table in the database yet (never run, or an older schema: `tradebot run` migrates it)")
     if row is None:
         return Status(False, "no `tradebot run` has used this database yet")
     holder, host, pid, since, heartbeat, expires, health, pairs, lag, tg_ok, tg_at = row
