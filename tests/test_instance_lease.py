@@ -329,3 +329,14 @@ def test_sqlite_fence_needs_our_token_but_not_a_fresh_expiry(database, sqlite_ur
     finally:
         lease.release()
     instance_lock.fence()  # released: this process no longer fences (tools, tests)
+
+
+@pytest.mark.pg
+def test_a_connection_the_server_dropped_is_replaced_at_the_next_statement(pg):
+    """After a PostgreSQL restart the engine's threads must not fail forever on their dead connections."""
+    assert dbmod.db.execute_sql("SELECT 1").fetchone() == (1,)
+    assert _kill_backends(pg) >= 1
+    with pytest.raises(Exception):  # noqa: B017 - the statement that meets the break fails (driver error)
+        dbmod.db.execute_sql("SELECT 1")
+    assert dbmod.db.execute_sql("SELECT 2").fetchone() == (2,)
+    assert User.select().count() == 0

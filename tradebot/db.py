@@ -73,6 +73,19 @@ def parse_url(url: str) -> DatabaseURL:
     raise DatabaseURLError(f"unsupported database scheme {scheme!r}: use sqlite or postgresql")
 
 
+class _PostgresDatabase(pw.PostgresqlDatabase):
+    """A thread whose connection the server dropped (restart, pg_terminate_backend, network cut) gets a
+    new one at its next statement outside a transaction: the statement that met the break fails, the
+    following ones work again (nothing is retried, so nothing runs twice). Without this, every later
+    statement of that thread failed with 'connection already closed' until a restart."""
+
+    def cursor(self, named_cursor=None):
+        conn = self._state.conn
+        if conn is not None and not self._state.closed and conn.closed and not self.in_transaction():
+            self.close()
+        return super().cursor(named_cursor)
+
+
 def make_database(url: str) -> pw.Database:
     parsed = parse_url(url)
     if parsed.is_sqlite:
@@ -88,7 +101,7 @@ def make_database(url: str) -> pw.Database:
             field_types=SQLITE_FIELD_TYPES,
             check_same_thread=False,
         )
-    return pw.PostgresqlDatabase(field_types=PG_FIELD_TYPES, **parsed.dsn)
+    return _PostgresDatabase(field_types=PG_FIELD_TYPES, **parsed.dsn)
 
 
 def open_database(url: str) -> pw.Database:
