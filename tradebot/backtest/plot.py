@@ -19,7 +19,9 @@ def plot_result(r: BacktestResult, path) -> None:
         import matplotlib.dates as mdates
         import matplotlib.pyplot as plt
     except ImportError:
-        raise PlotUnavailable("--plot needs matplotlib: pip install 'tradebot[plot]'") from None
+        from ..install_hints import extra_hint
+
+        raise PlotUnavailable(f"--plot needs matplotlib: {extra_hint('plot', 'matplotlib')}") from None
     s, start = r.series, r.start
     tf = s.interval_ms
 
