@@ -70,6 +70,7 @@ def test_plot_without_matplotlib_names_the_right_command(tmp_path, monkeypatch):
             "--plot", str(tmp_path / "p.png")]
     r = CliRunner().invoke(backtest_command, args, catch_exceptions=False)
     assert r.exit_code == 1 and "--plot needs matplotlib:" in r.output
+    assert "Backtest" not in r.output  # refused before the run, not after it
     assert r.output.strip().endswith(extra_hint("plot", "matplotlib")) and "[plot]'" in r.output
     assert "'tradebot[plot]'" not in r.output
     pipx_prefix = tmp_path / "pipx" / "venvs" / "tradebot-telegram"

@@ -252,6 +252,13 @@ def backtest_command(ctx, exchange, symbol, timeframe, data_path, balance, decid
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--decider") from None
 
+    if plot_path:
+        from .plot import PlotUnavailable, require_matplotlib
+
+        try:
+            require_matplotlib()
+        except PlotUnavailable as e:
+            raise click.ClickException(str(e)) from None
     warning = mismatch_warning(symbol, data_path)
     if warning:
         click.echo(warning, err=True)
