@@ -205,7 +205,7 @@ def _output_path(ctx, param, value):
 
 @click.command("backtest")
 @click.option("--exchange", type=click.Choice(["binance", "bybit"]), default="binance", show_default=True)
-@click.option("--symbol", required=True, help="e.g. BTC/USDT")
+@click.option("--symbol", required=True, help="e.g. BTC/USDT (a warning if the data file names another symbol)")
 @click.option("--timeframe", default=None, help="candle timeframe to trade (default: the file's); 1m data is resampled")
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False),
               help="Binance kline CSV or OHLCV CSV with header, plain, .gz or .zip")
