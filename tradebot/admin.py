@@ -24,10 +24,15 @@ def list_users() -> list[tuple]:
 
 def find_user(ref: str) -> User:
     """`ref` is a database id, a Telegram id or @username."""
+    from . import services
+
     ref = ref.strip()
     user = None
     if ref.startswith("@"):
-        user = User.get_or_none(User.username == ref[1:])
+        try:
+            user = services.find_user(ref)
+        except services.Ambiguous as exc:
+            raise AdminError(str(exc)) from None
     elif ref.lstrip("-").isdigit() and -(2**63) <= int(ref) < 2**63:  # 64-bit columns; beyond: no such user
         user = User.get_or_none(User.id == int(ref)) or User.get_or_none(User.telegram_id == int(ref))
     if user is None:

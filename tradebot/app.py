@@ -12,7 +12,7 @@ from typing import Any
 from . import db as dbmod
 from . import logging_setup, private
 from .config import Config, require_telegram_token
-from .instance_lock import InstanceLockHandle
+from .instance_lock import InstanceLease
 from .vault import Vault, VaultError
 
 log = logging.getLogger("tradebot")
@@ -56,6 +56,32 @@ def build_manager(cfg: Config, hub, vault):
                       record_holds=cfg.trading.record_hold_decisions)
 
 
+def _pause_engine(app: App) -> None:
+    """Lease lost: no cycle starts (fence() refuses any order already under way)."""
+    if app.manager is not None and app.manager.scheduler.running:
+        app.manager.scheduler.pause()
+
+
+def _resume_engine(app: App) -> None:
+    if app.manager is not None and app.manager.scheduler.running:
+        app.manager.scheduler.resume()
+
+
+def telegram_probe(cfg: Config):
+    """() -> bool: does the Bot API answer getMe within 10 s (health; never logs the token)."""
+    import requests
+
+    url = (cfg.telegram.api_url or "https://api.telegram.org").rstrip("/") + f"/bot{cfg.telegram.token}/getMe"
+
+    def probe() -> bool:
+        try:
+            return requests.get(url, timeout=10).status_code == 200
+        except requests.RequestException:
+            return False
+
+    return probe
+
+
 def check_key(vault: Vault) -> None:
     """The canary: a key that decrypts none of the stored secrets (a lost key file replaced by a new one)
     refuses to start instead of failing every cycle; a partial mismatch is logged."""
@@ -94,25 +120,37 @@ def install_stop_signals(stop: threading.Event) -> None:
 
 def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
     """`tradebot run`. Returns the exit code."""
+    from .health import HealthRecorder
+    from .services import sync_admins
+
     token = require_telegram_token(cfg)
     logging_setup.register_secret(token)
     logging_setup.register_secret(cfg.llm.api_key)
     logging_setup.setup_logging(cfg.logging.level, cfg.log_file, cfg.logging.max_bytes, cfg.logging.backups)
     private.restrict_umask()  # also when run_forever is called without the CLI
     vault = Vault.load(cfg.key_file)
+    app = App(cfg=cfg, vault=vault)
     dbmod.open_database(cfg.database_url)
+    lock = InstanceLease(cfg.database_url, cfg.database.lease_seconds, admin_ids=cfg.telegram.admin_ids or (),
+                         on_lost=lambda: _pause_engine(app), on_regained=lambda: _resume_engine(app))
+    lock.lock_file()  # SQLite: before migrating, so a second instance never touches the schema
     applied = dbmod.migrate()
     if applied:
         log.info("applied schema migrations %s", applied)
     private.restrict_sqlite_files(cfg.database_url)
-    check_key(vault)
-    lock = InstanceLockHandle(cfg.database_url)
-    lock.acquire()
+    try:
+        check_key(vault)  # before the lease: a key that cannot decrypt anything never takes the database
+    except VaultError:
+        lock.release()
+        raise
+    lock.acquire(fencing=True)
+    lock.start_heartbeat()
     stop = stop_event or threading.Event()
     install_stop_signals(stop)
-    app = App(cfg=cfg, vault=vault)
     bot = None
+    health = None
     try:
+        sync_admins(cfg.telegram.admin_ids or ())  # admin rights are the config's, set and reset each start
         app.hub = build_hub(cfg)
         app.manager = build_manager(cfg, app.hub, vault)
         app.manager.start()
@@ -125,11 +163,15 @@ def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
             raise StartupError(
                 f"telegram: cannot start the bot ({exc}); check telegram.token and telegram.api_url"
             ) from None
-        log.info("tradebot running (pid lock held); Ctrl-C to stop")
+        health = HealthRecorder(lock, lambda: len(app.manager.running_pairs()), telegram_probe(cfg))
+        health.start()
+        log.info("tradebot running (database lease held); Ctrl-C to stop")
         stop.wait()
         log.info("shutting down: finishing in-flight cycles (up to %ss; Ctrl-C again to force)",
                  cfg.trading.shutdown_timeout_seconds)
     finally:
+        if health is not None:
+            health.stop()
         if bot is not None:
             bot.stop()
         if app.manager is not None:

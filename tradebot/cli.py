@@ -16,7 +16,7 @@ from . import __version__, private
 from . import db as dbmod
 from .app import StartupError
 from .config import ConfigError, default_config_path, load_config, token_problem
-from .instance_lock import InstanceLocked
+from .instance_lock import InstanceLease, InstanceLocked
 from .vault import VaultError, generate_key_file
 
 # Telegram user ids are positive and the column is a signed 64-bit integer.
@@ -250,6 +250,25 @@ def run(ctx):
     sys.exit(run_forever(cfg))
 
 
+@main.command()
+@click.pass_context
+@clean_errors
+def status(ctx):
+    """Does a `tradebot run` hold the database, and is it healthy? Exit 0 healthy, 1 not running or stale.
+    Reads the database read-only (never migrates or writes)."""
+    from .health import format_status, read_status
+
+    cfg = _config(ctx)
+    try:
+        st = read_status(cfg.database_url)
+    except Exception as exc:  # noqa: BLE001 - driver errors: one line
+        fail(f"database.url: cannot read {_redact_url(cfg.database_url)}: {str(exc).strip().splitlines()[0]}",
+             code=1)
+    for line in format_status(st):
+        click.echo(line)
+    sys.exit(0 if st.running else 1)
+
+
 # ---------------------------------------------------------------- admin
 
 
@@ -276,8 +295,11 @@ def admin_users(ctx):
 def admin_user(ctx, ref):
     """Show one user: REF is a user id, a Telegram id or @username."""
     from . import admin as uc
+    from .services import sync_admins
 
-    _open_db(_config(ctx))
+    cfg = _config(ctx)
+    _open_db(cfg)
+    sync_admins(cfg.telegram.admin_ids or ())  # "admin" below is the config's word, not a stale flag
     try:
         detail = uc.user_detail(uc.find_user(ref))
     except uc.AdminError as exc:
@@ -293,6 +315,26 @@ def admin_user(ctx, ref):
     click.echo(format_table(["pair id", "exchange", "symbol", "budget", "status", "equity", "PnL"], rows))
 
 
+def _telegram_id(ref: str) -> int:
+    """A Telegram id (digits) or the id of the one user called @name (refused when several are)."""
+    from . import services
+
+    ref = ref.strip()
+    if ref.startswith("@"):
+        try:
+            user = services.find_user(ref)
+        except services.Ambiguous as exc:
+            fail(str(exc), code=1)
+        if user is None:
+            fail(f"no user {ref} (a username is known once its user has written to the bot)", code=1)
+        return user.telegram_id
+    if not re.fullmatch(r"[0-9]+", ref):
+        fail(f"{ref!r} is not a Telegram user id or @username")
+    if not 0 < int(ref) < 2**63:
+        fail(f"{ref} is out of range for a Telegram user id (1 to {2**63 - 1})")
+    return int(ref)
+
+
 def _exact(value) -> str:
     """Money as the views print it: exact plain decimal text, no trailing zeros ('1000', '999.60981514')."""
     from decimal import Decimal
@@ -303,31 +345,35 @@ def _exact(value) -> str:
 
 
 @admin.command("approve")
-@click.argument("telegram_id", type=TELEGRAM_ID)
+@click.argument("ref")
 @click.pass_context
 @clean_errors
-def admin_approve(ctx, telegram_id):
-    """Let a user in (approval or allowlist mode)."""
+def admin_approve(ctx, ref):
+    """Let a user in (approval or allowlist mode). REF: a Telegram id or @username."""
     from . import admin as uc
 
     _open_db(_config(ctx))
+    telegram_id = _telegram_id(ref)
     user, created = uc.approve(telegram_id)
     click.echo(f"approved {telegram_id}" + (" (pre-approved; not registered yet)" if created else ""))
 
 
 @admin.command("block")
-@click.argument("telegram_id", type=TELEGRAM_ID)
+@click.argument("ref")
 @click.pass_context
 @clean_errors
-def admin_block(ctx, telegram_id):
-    """Block a user and stop all their pairs."""
+def admin_block(ctx, ref):
+    """Block a user and stop all their pairs. REF: a Telegram id or @username."""
     from . import admin as uc
+    from .services import sync_admins
 
     cfg = _config(ctx)
+    _open_db(cfg)
+    telegram_id = _telegram_id(ref)
     if telegram_id in (cfg.telegram.admin_ids or []):
         # as /block in chat: an admin from the config would be re-activated on their next message anyway
         fail(f"{telegram_id} is an admin (telegram.admin_ids); remove it from the config first", code=1)
-    _open_db(cfg)
+    sync_admins(cfg.telegram.admin_ids or ())  # admin rights are the config's, not a stale users.is_admin
     try:
         _user, stopped = uc.block(telegram_id)
     except uc.AdminError as exc:
@@ -344,8 +390,9 @@ def admin_unblock(ctx, ref):
     from . import admin as uc
 
     _open_db(_config(ctx))
+    telegram_id = _telegram_id(ref)  # an ambiguous @name is refused with the matching ids, as in the chat
     try:
-        user, previous = uc.unblock(ref)
+        user, previous = uc.unblock(str(telegram_id))
     except uc.AdminError as exc:
         fail(str(exc), code=1)
     who = f"{user.telegram_id}" + (f" (@{user.username})" if user.username else "")
@@ -407,10 +454,19 @@ def admin_rotate_key(ctx):
     cfg = _config(ctx)
     _open_db(cfg)
     vault = Vault.load(cfg.key_file)
-    tokens = uc.credential_tokens()
-    backup = vault.rotate(tokens, uc.save_credential_tokens)
+    # A running bot keeps the old key (and would encrypt new /connect keys with it): hold the instance
+    # lease for the whole rotation, so it is refused while `tradebot run` lives and no run starts meanwhile.
+    lease = InstanceLease(cfg.database_url, cfg.database.lease_seconds)
+    try:
+        lease.acquire()
+    except InstanceLocked as exc:
+        fail(f"refused: {exc}; stop `tradebot run` first, then rotate the key", code=1)
+    try:
+        tokens = uc.credential_tokens()
+        backup = vault.rotate(tokens, uc.save_credential_tokens)
+    finally:
+        lease.release()
     click.echo(f"re-encrypted {len(tokens)} secret(s) under a new key; old key file kept at {backup}")
-    click.echo("restart `tradebot run` if it is running so it loads the new key")
 
 
 # ---------------------------------------------------------------- db

@@ -542,6 +542,14 @@ def event(kind: str, payload_json: str) -> str:
         if p.get("previous") == "blocked":  # /unblock, not a first approval
             return "✅ An admin unblocked you. Your pairs are stopped: /status, then /start_trading."
         return approved_notice()
+    if kind == "lease_lost":  # to admins (instance_lock.py)
+        return (
+            "🚨 <b>Trading paused: this bot lost its hold on the database</b>\n"
+            f"{e(p.get('reason') or '')}.\nNo orders are sent until it has it back; check that no other "
+            "`tradebot run` uses this database (`tradebot status`)."
+        )
+    if kind == "lease_regained":
+        return "✅ The bot holds the database again; trading resumed."
     if kind == "credentials_forgotten":
         names = ", ".join(e(str(x)) for x in (p.get("exchanges") or []) if isinstance(x, str)) or "your exchange"
         stopped = [e(str(x)) for x in (p.get("stopped") or []) if isinstance(x, str)]
@@ -567,6 +575,8 @@ def event(kind: str, payload_json: str) -> str:
 
 
 ALWAYS_DELIVERED = {
+    "lease_lost",
+    "lease_regained",
     "breaker_tripped",
     "pair_error",
     "user_approved",
