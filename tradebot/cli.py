@@ -17,6 +17,7 @@ from . import db as dbmod
 from .app import StartupError
 from .config import ConfigError, default_config_path, load_config
 from .instance_lock import InstanceLocked
+from .readonly_sql import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_SECONDS, QueryError, ReadOnlyViolation
 from .vault import VaultError, generate_key_file
 
 # Telegram user ids are positive and the column is a signed 64-bit integer.
@@ -41,8 +42,10 @@ def clean_errors(func):
             fail(str(exc))
         except InstanceLocked as exc:
             fail(str(exc), code=1)
-        except dbmod.ReadOnlyViolation as exc:
+        except ReadOnlyViolation as exc:
             fail(f"refused: {exc}")
+        except dbmod.DatabaseOpenError as exc:
+            fail(f"database.url: {exc}")
         except StartupError as exc:
             fail(str(exc), code=1)
 
@@ -61,8 +64,12 @@ def _open_db(cfg):
     dbmod.migrate()
 
 
-def _redact_url(url: str) -> str:
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+def _open_db_readonly(cfg):
+    """Read-only commands: nothing is created or migrated (see db.open_database_readonly)."""
+    dbmod.open_database_readonly(cfg.database_url)
+
+
+_redact_url = dbmod.redact_url
 
 
 def format_table(columns: list[str], rows: list[tuple]) -> str:
@@ -220,7 +227,7 @@ def admin_users(ctx):
     """List users with their pairs, equity and PnL."""
     from . import admin as uc
 
-    _open_db(_config(ctx))
+    _open_db_readonly(_config(ctx))
     click.echo(format_table(uc.USER_COLUMNS, uc.list_users()))
 
 
@@ -232,7 +239,7 @@ def admin_user(ctx, ref):
     """Show one user: REF is a user id, a Telegram id or @username."""
     from . import admin as uc
 
-    _open_db(_config(ctx))
+    _open_db_readonly(_config(ctx))
     try:
         detail = uc.user_detail(uc.find_user(ref))
     except uc.AdminError as exc:
@@ -283,20 +290,29 @@ def admin_block(ctx, telegram_id):
 
 @admin.command("sql")
 @click.argument("query")
+@click.option("--timeout", type=click.FloatRange(0.1, 3600), default=DEFAULT_TIMEOUT_SECONDS, show_default=True,
+              help="Stop the query after this many seconds.")
+@click.option("--max-rows", type=click.IntRange(1, 10_000_000), default=DEFAULT_MAX_ROWS, show_default=True,
+              help="Print at most this many rows.")
 @click.pass_context
 @clean_errors
-def admin_sql(ctx, query):
-    """Run one read-only SELECT and print the result as a table."""
+def admin_sql(ctx, query, timeout, max_rows):
+    """Run one read-only query (SELECT, WITH, VALUES) and print the result as a table.
+
+    The database enforces it: a read-only connection (SQLite) or a read-only role and transaction
+    (PostgreSQL). Nothing is migrated or created."""
+    from .readonly_sql import run_readonly
+
     cfg = _config(ctx)
-    _open_db(cfg)
-    dbmod.close_database()
     try:
-        columns, rows = dbmod.readonly_query(cfg.database_url, query)
-    except dbmod.ReadOnlyViolation:
-        raise
-    except Exception as exc:  # SQL errors from the engine, including its own read-only refusal
-        fail(f"query failed: {str(exc).strip().splitlines()[0]}", code=1)
-    click.echo(format_table(columns, rows))
+        result = run_readonly(cfg.database_url, query, timeout=timeout, max_rows=max_rows)
+    except QueryError as exc:
+        fail(str(exc), code=1)
+    for note in result.notes:
+        click.echo(note, err=True)
+    click.echo(format_table(result.columns, result.rows))
+    if result.truncated:
+        click.echo(f"(truncated after {len(result.rows)} rows; use --max-rows or a LIMIT)")
 
 
 @admin.command("rotate-key")
