@@ -15,6 +15,7 @@ import click
 from . import __version__
 from . import db as dbmod
 from .app import StartupError
+from .ascii_digits import ascii_int
 from .config import ConfigError, default_config_path, load_config
 from .instance_lock import InstanceLocked
 from .readonly_sql import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_SECONDS, QueryError, ReadOnlyViolation
@@ -56,11 +57,17 @@ def _config(ctx: click.Context):
     return load_config(ctx.obj.get("config_path"))
 
 
-def _open_db(cfg):
+def _open_db_only(cfg):
     try:
         dbmod.open_database(cfg.database_url)
+    except dbmod.DatabaseOpenError as exc:
+        fail(f"database.url: {exc}")
     except Exception as exc:  # driver errors: unreachable server, bad credentials, unwritable file
         fail(f"database.url: cannot open {_redact_url(cfg.database_url)}: {str(exc).strip().splitlines()[0]}")
+
+
+def _open_db(cfg):
+    _open_db_only(cfg)
     dbmod.migrate()
 
 
@@ -123,10 +130,10 @@ def _set_toml(text: str, section: str | None, key: str, value: str) -> str:
 def _admin_ids(raw: str) -> tuple[int, ...]:
     """The interactive answer: Telegram user ids separated by commas or spaces (re-asked if not numbers)."""
     parts = [x for x in re.split(r"[,\s]+", raw.strip()) if x]
-    bad = [x for x in parts if not (x.isdigit() and 0 < int(x) < 2**63)]
+    bad = [x for x in parts if not 0 < (ascii_int(x) or 0) < 2**63]
     if bad:
         raise click.BadParameter(f"{bad[0]!r} is not a Telegram user id (a number; ask @userinfobot)")
-    return tuple(int(x) for x in parts)
+    return tuple(ascii_int(x) for x in parts)
 
 
 def _toml_str(value: str) -> str:
@@ -346,10 +353,7 @@ def db_group():
 def db_migrate(ctx):
     """Apply pending schema migrations."""
     cfg = _config(ctx)
-    try:
-        dbmod.open_database(cfg.database_url)
-    except Exception as exc:
-        fail(f"database.url: cannot open {_redact_url(cfg.database_url)}: {exc}")
+    _open_db_only(cfg)
     applied = dbmod.migrate()
     click.echo(f"applied migrations: {applied}" if applied else f"up to date (version {dbmod.schema_version()})")
 

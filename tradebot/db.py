@@ -45,7 +45,8 @@ class DatabaseURL:
 def parse_url(url: str) -> DatabaseURL:
     """Accepts sqlite:///relative, sqlite:////absolute and postgresql://user:pw@host:port/name."""
     if not isinstance(url, str) or "://" not in url:
-        raise DatabaseURLError(f"expected sqlite:///path or postgresql://..., got {url!r}")
+        shown = url if not isinstance(url, str) or "@" not in url else "***@" + url.rsplit("@", 1)[1]
+        raise DatabaseURLError(f"expected sqlite:///path or postgresql://..., got {shown!r}")
     scheme, rest = url.split("://", 1)
     if scheme == "sqlite":
         if not rest.startswith("/") or rest == "/":
@@ -84,17 +85,19 @@ def sqlite_uri(path: str, **params: str) -> str:
 
 
 def redact_url(url: str) -> str:
-    """The URL with its password masked; the password may itself contain '@', ':' or '/'."""
+    """The URL with its password masked. The authority is read as parse_url reads it (up to the first
+    '/', '?' or '#'); the password is everything between the first ':' and the LAST '@' in it, so a
+    password containing '@' or ':' is masked whole."""
     scheme, sep, rest = url.partition("://")
-    if not sep:
+    if not sep or scheme == "sqlite":
         return url
-    # The authority ends at the first '/' after the LAST '@' (an unescaped '@' can only be in the password).
-    at = rest.rfind("@")
-    if at < 0:
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority, tail = rest[:cut], rest[cut:]
+    userinfo, at, hostport = authority.rpartition("@")
+    if not at:
         return url
-    userinfo, hostpart = rest[:at], rest[at + 1:]
     user, colon, _password = userinfo.partition(":")
-    return f"{scheme}://{user}{':***' if colon else ''}@{hostpart}"
+    return f"{scheme}://{user}{':***' if colon else ''}@{hostport}{tail}"
 
 
 def readonly_sqlite_uri(path: str) -> str:
@@ -148,10 +151,17 @@ def make_database(url: str, readonly: bool = False) -> pw.Database:
 
 
 def open_database(url: str) -> pw.Database:
-    """Bind the models to the database at `url` (one connection per thread)."""
+    """Bind the models to the database at `url` (one connection per thread). A database that cannot be
+    reached or is not a database at all (a corrupted file) raises DatabaseOpenError, one line."""
     database = make_database(url)
     db.initialize(database)
-    database.connect(reuse_if_open=True)
+    try:
+        database.connect(reuse_if_open=True)
+        database.execute_sql("SELECT 1 FROM sqlite_master LIMIT 1" if isinstance(database, pw.SqliteDatabase)
+                             else "SELECT 1")
+    except (pw.DatabaseError, pw.InterfaceError, sqlite3.Error, OSError) as exc:
+        close_database()
+        raise DatabaseOpenError(f"cannot open {redact_url(url)}: {_first_line(exc)}") from None
     return database
 
 

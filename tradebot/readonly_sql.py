@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from .db import DatabaseOpenError, parse_url, readonly_sqlite_uri
+from .db import DatabaseOpenError, parse_url, readonly_sqlite_uri, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def run_readonly(url: str, query: str, timeout: float = DEFAULT_TIMEOUT_SECONDS,
     parsed = parse_url(url)
     if parsed.is_sqlite:
         return _run_sqlite(parsed.path, query, timeout, max_rows, max_bytes)
-    return _run_postgres(parsed.dsn, query, timeout, max_rows, max_bytes)
+    return _run_postgres(parsed.dsn, query, timeout, max_rows, max_bytes, shown_url=redact_url(url))
 
 
 # ---------------------------------------------------------------- SQLite
@@ -95,7 +95,12 @@ def _authorizer(action, arg1, arg2, _db, _trigger):
 def open_sqlite_readonly(path: str, timeout: float = 30) -> sqlite3.Connection:
     """A connection that cannot write and creates no file (mode=ro; the path is URI-escaped)."""
     conn = sqlite3.connect(readonly_sqlite_uri(path), uri=True, timeout=timeout, check_same_thread=False)
-    conn.execute("PRAGMA query_only = 1")
+    try:
+        conn.execute("PRAGMA query_only = 1")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # "file is not a database" here
+    except sqlite3.Error:
+        conn.close()
+        raise
     return conn
 
 
@@ -224,7 +229,7 @@ def _quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _run_postgres(dsn, query, timeout, max_rows, max_bytes) -> QueryResult:
+def _run_postgres(dsn, query, timeout, max_rows, max_bytes, shown_url="") -> QueryResult:
     import psycopg2
 
     ms = max(1, int(timeout * 1000))
@@ -233,7 +238,7 @@ def _run_postgres(dsn, query, timeout, max_rows, max_bytes) -> QueryResult:
     try:
         conn = psycopg2.connect(**dsn, options=options, application_name="tradebot admin sql")
     except psycopg2.Error as exc:
-        raise DatabaseOpenError(f"cannot connect: {_first_line(exc)}") from None
+        raise DatabaseOpenError(f"cannot open {shown_url}: {_first_line(exc)}") from None
     notes = []
     try:
         conn.set_session(readonly=True)
