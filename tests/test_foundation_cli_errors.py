@@ -74,9 +74,11 @@ def test_backup_errors_are_one_line(initialized, tmp_path):
     blocker.write_text("")
     assert "cannot write" in one_line(tb("--config", str(cfg), "db", "backup", str(blocker / "b.db")), code=1)
     assert "the database itself" in one_line(tb("--config", str(cfg), "db", "backup", str(data / "tradebot.db")))
+    assert tb("--config", str(cfg), "admin", "approve", "4711").returncode == 0
     res = tb("--config", str(cfg), "db", "backup", str(tmp_path / "ok.db"))
     assert res.returncode == 0
-    assert sqlite3.connect(tmp_path / "ok.db").execute("SELECT count(*) FROM users").fetchone()[0] >= 0
+    rows = sqlite3.connect(tmp_path / "ok.db").execute("SELECT telegram_id, status FROM users").fetchall()
+    assert rows == [(4711, "active")]  # the backup holds the data, not just a valid empty file
 
 
 # ------------------------------------------------------------------ config and init
