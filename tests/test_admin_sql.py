@@ -111,7 +111,7 @@ def test_paths_with_uri_metacharacters(tmp_path, dirname):
     assert res.returncode == 0, res.stderr
     assert "4242" in res.stdout and "999" not in res.stdout
 
-    dest = tmp_path / "backup.db"
+    dest = tmp_path / f"backup {dirname}.db"  # the destination name is escaped too
     res = tb("--config", str(cfg), "db", "backup", str(dest))
     assert res.returncode == 0, res.stderr
     assert _users(dest) == [4242]

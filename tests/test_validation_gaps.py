@@ -132,6 +132,16 @@ def test_backtest_from_date_overflow_is_one_line(tmp_path):
     assert res.returncode == 2 and "bad time" in res.stderr and "Traceback" not in res.stderr, res.stderr
 
 
+@pytest.mark.parametrize("args", [("--set", "interval_seconds=١٢"), ("--set", "stop_loss_percent=٣"),
+                                  ("--set", "amount_step=1e999999"), ("--balance", "١٠٠٠")])
+def test_backtest_options_take_ascii_sane_numbers(tmp_path, args):
+    path = tmp_path / "c.csv"
+    path.write_text("".join(f"{1704067200000 + i * 60000},1,2,1,1.5,1\n" for i in range(5)))
+    res = tb("backtest", "--symbol", "BTC/USDT", "--data", str(path), *args,
+             env_extra={"TRADEBOT_DATA_DIR": str(tmp_path)})
+    assert res.returncode == 2 and "Invalid value" in res.stderr and "Traceback" not in res.stderr, res.stderr
+
+
 def test_gzip_bomb_is_streamed_and_refused(tmp_path):
     path = tmp_path / "bomb.csv.gz"
     size = 64 << 20  # 64 MB of one line from a file of ~64 KB

@@ -314,7 +314,7 @@ def backup_sqlite(url: str, dest: str | Path) -> Path:
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     src = sqlite3.connect(readonly_sqlite_uri(parsed.path), uri=True, timeout=30)
-    out = sqlite3.connect(str(dest))
+    out = sqlite3.connect(sqlite_uri(str(dest)), uri=True)  # escaped like the source: '#', '?', '%'
     try:
         src.backup(out)
     finally:
