@@ -288,7 +288,7 @@ MAX_DECIMAL_EXPONENT = 15  # config numbers lie between 1e-15 and 1e15 (or are 0
 
 def _ascii_int(text: str) -> int:
     """int() also reads '١٢' and fails with ValueError on '²': accept ASCII digits only."""
-    value = ascii_int(text.strip(), signed=True, max_digits=19)
+    value = ascii_int(text.strip(), signed=True, max_digits=30)  # the range checks judge the size
     if value is None:
         raise ValueError(text)
     return value
