@@ -46,7 +46,7 @@ CREATE TABLE IF NOT EXISTS "notifications" ("id" SERIAL NOT NULL PRIMARY KEY, "u
 CREATE INDEX IF NOT EXISTS "notifications_user_id" ON "notifications" ("user_id");
 CREATE INDEX IF NOT EXISTS "notifications_config_id" ON "notifications" ("config_id");
 CREATE INDEX IF NOT EXISTS "notifications_sent_at" ON "notifications" ("sent_at");
-CREATE TABLE IF NOT EXISTS "instance_lock" ("name" VARCHAR(32) NOT NULL PRIMARY KEY, "host" VARCHAR(255) NOT NULL, "pid" INTEGER NOT NULL, "since" TIMESTAMP NOT NULL, "heartbeat_at" TIMESTAMP NOT NULL);
+CREATE TABLE IF NOT EXISTS "instance_lock" ("name" VARCHAR(32) NOT NULL PRIMARY KEY, "host" VARCHAR(255) NOT NULL, "pid" INTEGER NOT NULL, "since" TIMESTAMP NOT NULL, "heartbeat_at" TIMESTAMP NOT NULL, "holder" VARCHAR(64), "token" BIGINT NOT NULL, "expires_at" TIMESTAMP, "health_at" TIMESTAMP, "active_pairs" INTEGER, "cycle_lag_seconds" INTEGER, "telegram_ok" BOOLEAN, "telegram_checked_at" TIMESTAMP);
 CREATE TABLE IF NOT EXISTS "schema_migrations" ("version" INTEGER NOT NULL PRIMARY KEY, "name" VARCHAR(128) NOT NULL, "applied_at" TIMESTAMP NOT NULL);
 
 -- @views

@@ -1,8 +1,8 @@
 """Backtest speed: candles per second for the default (technical) decider on 1-minute data.
 
-Usage: python bench/backtest.py [FILE] [--repeat N]
-Default FILE: the largest 1m file in ../shared/data/klines. File parsing is timed separately and
-excluded from the candles/s figure; the replay (indicators + decider + live trading core + paper
+Usage: python bench/backtest.py [FILE] [--data-dir DIR] [--repeat N]
+Default FILE: the largest 1m file in DIR (default: the repository's tests/data). File parsing is timed
+separately and excluded from the candles/s figure; the replay (indicators + decider + live trading core + paper
 fills + equity curve) is run N times on the same candles and the median and best runs are printed.
 """
 
@@ -31,8 +31,10 @@ from tradebot.strategy.technical import TechnicalDecider  # noqa: E402
 TARGET = 200_000
 
 
-def largest_1m_file() -> Path:
-    klines = ROOT.parent / "shared" / "data" / "klines"
+DATA_DIR = ROOT / "tests" / "data"
+
+
+def largest_1m_file(klines: Path) -> Path:
     files = sorted(klines.glob("*-1m-*.csv*"), key=lambda p: (sum(1 for _ in _lines(p)), p.name))
     if not files:
         sys.exit(f"no 1m kline files in {klines}")
@@ -48,10 +50,11 @@ def _lines(p: Path):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("file", nargs="?")
+    ap.add_argument("file", nargs="?", help="candle file (default: the largest 1m file in --data-dir)")
+    ap.add_argument("--data-dir", type=Path, default=DATA_DIR, help=f"default: {DATA_DIR.relative_to(ROOT)}")
     ap.add_argument("--repeat", type=int, default=7)
     args = ap.parse_args()
-    path = Path(args.file) if args.file else largest_1m_file()
+    path = Path(args.file) if args.file else largest_1m_file(args.data_dir)
 
     t = time.perf_counter()
     s = load_candles(path)

@@ -1,4 +1,4 @@
-"""`tradebot backtest` end to end on the real data files (../shared/data)."""
+"""`tradebot backtest` end to end on the real data files vendored in tests/data."""
 
 import csv
 import json
@@ -8,8 +8,8 @@ from click.testing import CliRunner
 
 from tradebot.backtest.cli import backtest_command
 
-KLINES = Path(__file__).resolve().parents[2] / "shared" / "data" / "klines"
-BTC_1M = str(KLINES / "binance-spot-BTCUSDT-1m-2023-01-01_2023-01-28.csv.gz")
+KLINES = Path(__file__).resolve().parent / "data"
+BTC_1M = str(KLINES / "binance-spot-BTCUSDT-1m-2023-01-01_2023-01-14.csv.gz")
 BTC_1H = str(KLINES / "binance-spot-BTCUSDT-1h-2024-01-01_2024-06-10.csv.gz")
 
 
@@ -27,7 +27,7 @@ def test_full_report_trades_csv_and_plot(tmp_path):
                   "Win rate", "Profit factor", "Average win", "Average loss", "Best trade", "Worst trade",
                   "Exposure", "Sharpe ratio", "Fees paid", "Breaker trips"):
         assert label in r.output
-    assert "2023-01-01T00:00:00Z -> 2023-01-28T18:30:00Z" in r.output  # 15m buckets, the last partial dropped
+    assert "2023-01-01T00:00:00Z -> 2023-01-14T21:15:00Z" in r.output  # 15m buckets, the last partial dropped
     rows = list(csv.DictReader(trades.open()))
     assert rows and rows[0]["entry_price"] and rows[0]["reason"] in ("signal", "stop_loss", "take_profit", "open")
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 20_000

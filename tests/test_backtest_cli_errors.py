@@ -10,9 +10,9 @@ from click.testing import CliRunner
 from tradebot.backtest.cli import backtest_command
 from tradebot.backtest.data import DataError, load_candles
 
-KLINES = Path(__file__).resolve().parents[2] / "shared" / "data" / "klines"
+KLINES = Path(__file__).resolve().parent / "data"
 BTC_1H = str(KLINES / "binance-spot-BTCUSDT-1h-2022-01.csv.gz")
-DOT_1M = str(KLINES / "binance-usdm-DOTUSDT-1m-2026-02.csv.gz")
+DOT_1M = str(KLINES / "binance-usdm-DOTUSDT-1m-2026-02-26_2026-02-28.csv.gz")
 
 HEADER = "timestamp,open,high,low,close,volume\n"
 
@@ -65,9 +65,9 @@ def test_bad_numbers_and_symbols_are_usage_errors(option, value):
 
 
 @pytest.mark.parametrize("item", ["min_confidence=200", "min_confidence=-5", "max_position_percent=500",
-                                  "max_position_percent=0", "stop_loss_percent=0", "stop_loss_percent=150",
-                                  "take_profit_percent=0", "max_consecutive_losses=0", "cooldown_minutes=-1",
-                                  "daily_loss_limit_percent=0", "max_drawdown_percent=101"])
+                                  "max_position_percent=0", "stop_loss_percent=0.05", "stop_loss_percent=150",
+                                  "take_profit_percent=0.01", "max_consecutive_losses=101", "cooldown_minutes=-1",
+                                  "daily_loss_limit_percent=0.1", "max_drawdown_percent=101"])  # 0 = off: see _options
 def test_set_values_outside_the_chat_ranges_are_refused(item):
     r = run("--symbol", "BTC/USDT", "--data", BTC_1H, "--set", item)
     assert r.exit_code == 2 and "must be between" in r.output

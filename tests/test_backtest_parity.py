@@ -21,7 +21,7 @@ from tradebot.models import RiskEvent, Trade
 from tradebot.risk import BreakerLimits
 from tradebot.strategy.base import Candle, Decision
 
-KLINES = Path(__file__).resolve().parents[2] / "shared" / "data" / "klines"
+KLINES = Path(__file__).resolve().parent / "data"
 N = 1000  # candles in the series; the live clock starts after candle 599
 OFFSET = 19_000  # a livelier stretch of the file (2023-01-14), re-stamped to start where the clock does
 
@@ -45,7 +45,7 @@ def _ms(d: dt.datetime) -> int:
 
 
 def continuous_candles() -> list[Candle]:
-    s = load_candles(KLINES / "binance-spot-BTCUSDT-1m-2023-01-01_2023-01-28.csv.gz")
+    s = load_candles(KLINES / "binance-spot-BTCUSDT-1m-2023-01-01_2023-01-14.csv.gz")
     out, prev = [], None
     for k in range(N):
         i = OFFSET + k

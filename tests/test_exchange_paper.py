@@ -7,7 +7,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from tests.fakes.exchange_data import DATA_DIR
+from tests.fakes.exchange_data import DATA_DIR, SERIES_FILES
 from tradebot.exchange.base import MarketRules
 from tradebot.exchange.errors import BelowMinimum
 from tradebot.exchange.paper import PaperBroker, simulate_market_fill
@@ -16,7 +16,7 @@ BTC = MarketRules("BTC/USDT", "BTC", "USDT", D("0.00001"), D("0.01"), D("0.00001
 
 
 def csv_open(row: int) -> D:
-    path = DATA_DIR / "klines" / "binance-spot-BTCUSDT-1m-2023-01-01_2023-01-28.csv.gz"
+    path = DATA_DIR / SERIES_FILES["BTCUSDT"]
     with gzip.open(path, "rt") as fh:
         rows = list(csv.reader(fh))
     return D(rows[1 + row][1])

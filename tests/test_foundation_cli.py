@@ -12,7 +12,7 @@ import pytest
 
 from tests.fixtures_cli import tb
 from tradebot import db as dbmod
-from tradebot.instance_lock import InstanceLocked, InstanceLockHandle
+from tradebot.instance_lock import InstanceLease, InstanceLocked
 
 
 def test_version_and_help():
@@ -105,9 +105,9 @@ def test_run_without_token_explains(tmp_path):
 HOLD = """
 import sys, time
 from tradebot import db
-from tradebot.instance_lock import InstanceLockHandle
+from tradebot.instance_lock import InstanceLease
 db.open_database(sys.argv[1]); db.migrate()
-handle = InstanceLockHandle(sys.argv[1])
+handle = InstanceLease(sys.argv[1])
 handle.acquire()
 print("locked", flush=True)
 time.sleep(60)
@@ -120,7 +120,7 @@ def _lock_roundtrip(url):
         assert holder.stdout.readline().strip() == "locked"
         dbmod.open_database(url)
         with pytest.raises(InstanceLocked) as info:
-            InstanceLockHandle(url).acquire()
+            InstanceLease(url).acquire()
         message = str(info.value)
         assert f"pid {holder.pid}" in message and socket.gethostname() in message and "since" in message
         holder.send_signal(signal.SIGKILL)  # a killed holder must not block forever
@@ -128,7 +128,7 @@ def _lock_roundtrip(url):
         deadline = time.monotonic() + 10
         while True:
             try:
-                handle = InstanceLockHandle(url)
+                handle = InstanceLease(url)
                 handle.acquire()
                 break
             except InstanceLocked:

@@ -160,8 +160,10 @@ def test_single_pair_flow_from_the_brief(bot):
 
 def test_multiple_pairs_flow_from_the_brief(bot):
     u = 102
-    bot.one(u, "/start")
+    # As the brief writes it: no /start; in open access mode the first command registers the user.
+    assert User.get_or_none(User.telegram_id == u) is None
     assert bot.one(u, f"/connect binance {KEY} {SECRET} true").startswith("✅ Exchange Connected")
+    assert User.get(User.telegram_id == u).status == "active"
     for symbol, budget in (("BTC/USDT", 1000), ("ETH/USDT", 500), ("SOL/USDT", 300)):
         added = bot.one(u, f"/addpair {symbol} {budget}")
         assert added.startswith("✅ Trading Pair Added")  # the brief's short form is the first line's prefix

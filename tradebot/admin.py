@@ -30,10 +30,15 @@ def _money(value) -> str:
 
 def find_user(ref: str) -> User:
     """`ref` is a database id, a Telegram id or @username."""
+    from . import services
+
     ref = ref.strip()
     user = None
     if ref.startswith("@"):
-        user = User.get_or_none(User.username == ref[1:])
+        try:
+            user = services.find_user(ref)
+        except services.Ambiguous as exc:
+            raise AdminError(str(exc)) from None
     elif (number := ascii_int(ref, signed=True, max_digits=20)) is not None and -(2**63) <= number < 2**63:
         # ASCII digits only ('²' passes isdigit() but not int()); beyond 64 bits: no such user
         user = User.get_or_none(User.id == number) or User.get_or_none(User.telegram_id == number)

@@ -11,7 +11,7 @@ from typing import Any
 from . import db as dbmod
 from . import logging_setup
 from .config import Config, require_telegram_token
-from .instance_lock import InstanceLockHandle
+from .instance_lock import InstanceLease
 from .vault import Vault
 
 log = logging.getLogger("tradebot")
@@ -55,8 +55,37 @@ def build_manager(cfg: Config, hub, vault):
                       record_holds=cfg.trading.record_hold_decisions)
 
 
+def _pause_engine(app: App) -> None:
+    """Lease lost: no cycle starts (fence() refuses any order already under way)."""
+    if app.manager is not None and app.manager.scheduler.running:
+        app.manager.scheduler.pause()
+
+
+def _resume_engine(app: App) -> None:
+    if app.manager is not None and app.manager.scheduler.running:
+        app.manager.scheduler.resume()
+
+
+def telegram_probe(cfg: Config):
+    """() -> bool: does the Bot API answer getMe within 10 s (health; never logs the token)."""
+    import requests
+
+    url = (cfg.telegram.api_url or "https://api.telegram.org").rstrip("/") + f"/bot{cfg.telegram.token}/getMe"
+
+    def probe() -> bool:
+        try:
+            return requests.get(url, timeout=10).status_code == 200
+        except requests.RequestException:
+            return False
+
+    return probe
+
+
 def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
     """`tradebot run`. Returns the exit code."""
+    from .health import HealthRecorder
+    from .services import sync_admins
+
     token = require_telegram_token(cfg)
     logging_setup.register_secret(token)
     logging_setup.register_secret(cfg.llm.api_key)
@@ -65,21 +94,26 @@ def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
     except OSError as exc:  # e.g. a read-only log directory: one line, not a traceback
         raise StartupError(f"logging.file: cannot write {cfg.log_file} ({exc.strerror or exc})") from None
     vault = Vault.load(cfg.key_file)
+    app = App(cfg=cfg, vault=vault)
     dbmod.open_database(cfg.database_url)
+    lock = InstanceLease(cfg.database_url, cfg.database.lease_seconds, admin_ids=cfg.telegram.admin_ids or (),
+                         on_lost=lambda: _pause_engine(app), on_regained=lambda: _resume_engine(app))
+    lock.lock_file()  # SQLite: before migrating, so a second instance never touches the schema
     applied = dbmod.migrate()
     if applied:
         log.info("applied schema migrations %s", applied)
-    lock = InstanceLockHandle(cfg.database_url)
-    lock.acquire()
+    lock.acquire(fencing=True)
+    lock.start_heartbeat()
     stop = stop_event or threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
             signal.signal(sig, lambda *_: stop.set())
         except ValueError:  # not the main thread (tests)
             pass
-    app = App(cfg=cfg, vault=vault)
     bot = None
+    health = None
     try:
+        sync_admins(cfg.telegram.admin_ids or ())  # admin rights are the config's, set and reset each start
         app.hub = build_hub(cfg)
         app.manager = build_manager(cfg, app.hub, vault)
         app.manager.start()
@@ -92,10 +126,14 @@ def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
             raise StartupError(
                 f"telegram: cannot start the bot ({exc}); check telegram.token and telegram.api_url"
             ) from None
-        log.info("tradebot running (pid lock held); Ctrl-C to stop")
+        health = HealthRecorder(lock, lambda: len(app.manager.running_pairs()), telegram_probe(cfg))
+        health.start()
+        log.info("tradebot running (database lease held); Ctrl-C to stop")
         stop.wait()
         log.info("shutting down")
     finally:
+        if health is not None:
+            health.stop()
         if bot is not None:
             bot.stop()
         if app.manager is not None:

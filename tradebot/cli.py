@@ -17,7 +17,7 @@ from . import db as dbmod
 from .app import StartupError
 from .ascii_digits import ascii_int
 from .config import ConfigError, default_config_path, load_config
-from .instance_lock import InstanceLocked
+from .instance_lock import InstanceLease, InstanceLocked
 from .readonly_sql import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_SECONDS, QueryError, ReadOnlyViolation
 from .vault import VaultError, generate_key_file
 
@@ -219,6 +219,25 @@ def run(ctx):
     sys.exit(run_forever(cfg))
 
 
+@main.command()
+@click.pass_context
+@clean_errors
+def status(ctx):
+    """Does a `tradebot run` hold the database, and is it healthy? Exit 0 healthy, 1 not running or stale.
+    Reads the database read-only (never migrates or writes)."""
+    from .health import format_status, read_status
+
+    cfg = _config(ctx)
+    try:
+        st = read_status(cfg.database_url)
+    except Exception as exc:  # noqa: BLE001 - driver errors: one line
+        fail(f"database.url: cannot read {_redact_url(cfg.database_url)}: {str(exc).strip().splitlines()[0]}",
+             code=1)
+    for line in format_status(st):
+        click.echo(line)
+    sys.exit(0 if st.running else 1)
+
+
 # ---------------------------------------------------------------- admin
 
 
@@ -246,11 +265,13 @@ def admin_user(ctx, ref):
     """Show one user: REF is a user id, a Telegram id or @username."""
     from . import admin as uc
 
-    _open_db_readonly(_config(ctx))
+    cfg = _config(ctx)
+    _open_db_readonly(cfg)  # a read-only command: nothing is migrated or written
     try:
         detail = uc.user_detail(uc.find_user(ref))
     except uc.AdminError as exc:
         fail(str(exc), code=1)
+    detail["admin"] = detail["telegram_id"] in set(cfg.telegram.admin_ids or ())  # the config's word, not a stale flag
     for key in ("id", "telegram_id", "username", "status", "admin", "created_at"):
         click.echo(f"{key:12} {detail[key]}")
     exchanges = ", ".join(f"{c['exchange']} ({c['network']})" for c in detail["exchanges"]) or "none"
@@ -262,32 +283,57 @@ def admin_user(ctx, ref):
     click.echo(format_table(["pair id", "exchange", "symbol", "budget", "status", "equity", "PnL"], rows))
 
 
+def _telegram_id(ref: str) -> int:
+    """A Telegram id (digits) or the id of the one user called @name (refused when several are)."""
+    from . import services
+
+    ref = ref.strip()
+    if ref.startswith("@"):
+        try:
+            user = services.find_user(ref)
+        except services.Ambiguous as exc:
+            fail(str(exc), code=1)
+        if user is None:
+            fail(f"no user {ref} (a username is known once its user has written to the bot)", code=1)
+        return user.telegram_id
+    if not re.fullmatch(r"[0-9]+", ref):
+        fail(f"{ref!r} is not a Telegram user id or @username")
+    number = ascii_int(ref, max_digits=30)  # int() of 5000 digits raises ValueError
+    if number is None or not 0 < number < 2**63:
+        fail(f"{ref[:30]} is out of range for a Telegram user id (1 to {2**63 - 1})")
+    return number
+
+
 @admin.command("approve")
-@click.argument("telegram_id", type=TELEGRAM_ID)
+@click.argument("ref")
 @click.pass_context
 @clean_errors
-def admin_approve(ctx, telegram_id):
-    """Let a user in (approval or allowlist mode)."""
+def admin_approve(ctx, ref):
+    """Let a user in (approval or allowlist mode). REF: a Telegram id or @username."""
     from . import admin as uc
 
     _open_db(_config(ctx))
+    telegram_id = _telegram_id(ref)
     user, created = uc.approve(telegram_id)
     click.echo(f"approved {telegram_id}" + (" (pre-approved; not registered yet)" if created else ""))
 
 
 @admin.command("block")
-@click.argument("telegram_id", type=TELEGRAM_ID)
+@click.argument("ref")
 @click.pass_context
 @clean_errors
-def admin_block(ctx, telegram_id):
-    """Block a user and stop all their pairs."""
+def admin_block(ctx, ref):
+    """Block a user and stop all their pairs. REF: a Telegram id or @username."""
     from . import admin as uc
+    from .services import sync_admins
 
     cfg = _config(ctx)
+    _open_db(cfg)
+    telegram_id = _telegram_id(ref)
     if telegram_id in (cfg.telegram.admin_ids or []):
         # as /block in chat: an admin from the config would be re-activated on their next message anyway
         fail(f"{telegram_id} is an admin (telegram.admin_ids); remove it from the config first", code=1)
-    _open_db(cfg)
+    sync_admins(cfg.telegram.admin_ids or ())  # admin rights are the config's, not a stale users.is_admin
     try:
         _user, stopped = uc.block(telegram_id)
     except uc.AdminError as exc:
@@ -333,10 +379,19 @@ def admin_rotate_key(ctx):
     cfg = _config(ctx)
     _open_db(cfg)
     vault = Vault.load(cfg.key_file)
-    tokens = uc.credential_tokens()
-    backup = vault.rotate(tokens, uc.save_credential_tokens)
+    # A running bot keeps the old key (and would encrypt new /connect keys with it): hold the instance
+    # lease for the whole rotation, so it is refused while `tradebot run` lives and no run starts meanwhile.
+    lease = InstanceLease(cfg.database_url, cfg.database.lease_seconds)
+    try:
+        lease.acquire()
+    except InstanceLocked as exc:
+        fail(f"refused: {exc}; stop `tradebot run` first, then rotate the key", code=1)
+    try:
+        tokens = uc.credential_tokens()
+        backup = vault.rotate(tokens, uc.save_credential_tokens)
+    finally:
+        lease.release()
     click.echo(f"re-encrypted {len(tokens)} secret(s) under a new key; old key file kept at {backup}")
-    click.echo("restart `tradebot run` if it is running so it loads the new key")
 
 
 # ---------------------------------------------------------------- db

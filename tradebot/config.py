@@ -42,6 +42,7 @@ class TelegramConfig:
 @dataclass(frozen=True)
 class DatabaseConfig:
     url: str = ""
+    lease_seconds: int = 30
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,7 @@ _SECTIONS: dict[str, tuple[type, dict[str, tuple[type, Any]]]] = {
             "poll_timeout": (int, _range(1, 60)),
         },
     ),
-    "database": (DatabaseConfig, {"url": (str, _db_url)}),
+    "database": (DatabaseConfig, {"url": (str, _db_url), "lease_seconds": (int, _range(3, 600))}),
     "security": (SecurityConfig, {"key_file": (str, None)}),
     "logging": (
         LoggingConfig,

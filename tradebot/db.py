@@ -122,6 +122,19 @@ class DatabaseOpenError(ValueError):
     """The database cannot be opened or is not a tradebot database; one line for the operator."""
 
 
+class _PostgresDatabase(pw.PostgresqlDatabase):
+    """A thread whose connection the server dropped (restart, pg_terminate_backend, network cut) gets a
+    new one at its next statement outside a transaction: the statement that met the break fails, the
+    following ones work again (nothing is retried, so nothing runs twice). Without this, every later
+    statement of that thread failed with 'connection already closed' until a restart."""
+
+    def cursor(self, named_cursor=None):
+        conn = self._state.conn
+        if conn is not None and not self._state.closed and conn.closed and not self.in_transaction():
+            self.close()
+        return super().cursor(named_cursor)
+
+
 def make_database(url: str, readonly: bool = False) -> pw.Database:
     parsed = parse_url(url)
     if parsed.is_sqlite:
@@ -147,7 +160,7 @@ def make_database(url: str, readonly: bool = False) -> pw.Database:
     if readonly:
         return pw.PostgresqlDatabase(field_types=PG_FIELD_TYPES, options="-c default_transaction_read_only=on",
                                      **parsed.dsn)
-    return pw.PostgresqlDatabase(field_types=PG_FIELD_TYPES, **parsed.dsn)
+    return _PostgresDatabase(field_types=PG_FIELD_TYPES, **parsed.dsn)
 
 
 def open_database(url: str) -> pw.Database:
@@ -258,9 +271,33 @@ def _m001_initial() -> None:
     db.create_tables(ALL_MODELS, safe=True)
 
 
+def _add_missing_columns(model, names: list[str]) -> None:
+    """Add `names` of `model` that the table lacks (a database made by migration 1 of an earlier release;
+    migration 1 of this one already creates them)."""
+    from playhouse import migrate as pm
+
+    have = {c.name for c in db.get_columns(model._meta.table_name)}
+    migrator = pm.SqliteMigrator(db) if is_sqlite() else pm.PostgresqlMigrator(db)
+    fields = model._meta.fields
+    ops = [migrator.add_column(model._meta.table_name, fields[n].column_name, fields[n])
+           for n in names if fields[n].column_name not in have]
+    if ops:
+        pm.migrate(*ops)
+
+
+def _m002_instance_lease() -> None:
+    from .models import InstanceLock
+
+    _add_missing_columns(InstanceLock, [
+        "holder", "token", "expires_at", "health_at", "active_pairs", "cycle_lag_seconds", "telegram_ok",
+        "telegram_checked_at",
+    ])
+
+
 # (version, name, function). Append only; never edit an applied migration.
 MIGRATIONS: list[tuple[int, str, callable]] = [
     (1, "initial schema", _m001_initial),
+    (2, "instance lease and health", _m002_instance_lease),
 ]
 
 

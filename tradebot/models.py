@@ -308,11 +308,22 @@ class Notification(BaseModel):
 
 
 class InstanceLock(BaseModel):
+    """The `tradebot run` lease (see instance_lock.py) and the running instance's health."""
+
     name = pw.CharField(max_length=32, primary_key=True)
     host = pw.CharField(max_length=255)
     pid = pw.IntegerField()
     since = pw.DateTimeField()
     heartbeat_at = pw.DateTimeField()
+    holder = pw.CharField(max_length=64, null=True)  # NULL: released
+    token = pw.BigIntegerField(default=0)  # fencing token, +1 per acquisition
+    expires_at = pw.DateTimeField(null=True)
+    # written every few seconds by the holder, read by `tradebot status`
+    health_at = pw.DateTimeField(null=True)
+    active_pairs = pw.IntegerField(null=True)
+    cycle_lag_seconds = pw.IntegerField(null=True)  # how overdue the most overdue active pair is
+    telegram_ok = pw.BooleanField(null=True)
+    telegram_checked_at = pw.DateTimeField(null=True)
 
     class Meta:
         table_name = "instance_lock"

@@ -44,7 +44,9 @@ class NotRegistered(ServiceError):
 
 
 class PendingApproval(ServiceError):
-    pass
+    def __init__(self, message: str, new_user: bool = False):
+        super().__init__(message)
+        self.new_user = new_user  # registered just now: the admins are to be asked
 
 
 class Blocked(ServiceError):
@@ -318,14 +320,56 @@ def _register_secrets(*values: str | None) -> None:
 
 
 def find_user(ref: int | str) -> User | None:
-    """A user by Telegram id (int or digits) or username (with or without @)."""
+    """A user by Telegram id (int or digits) or username (with or without @). A username several users
+    carry (a stale one: names are refreshed on every message) is refused with their ids (Ambiguous)."""
     if isinstance(ref, int) or ascii_int(ref) is not None:
         telegram_id = ref if isinstance(ref, int) else ascii_int(ref)
         if not 0 <= telegram_id < 2**63:  # the column is a signed 64-bit integer; no user has such an id
             return None
         return User.get_or_none(User.telegram_id == telegram_id)
     name = str(ref).lstrip("@")
-    return User.get_or_none(pw.fn.LOWER(User.username) == name.lower())
+    found = list(User.select().where(pw.fn.LOWER(User.username) == name.lower()).order_by(User.id).limit(10))
+    if len(found) > 1:
+        ids = ", ".join(str(u.telegram_id) for u in found)
+        raise Ambiguous(f"@{name} matches several users (Telegram ids {ids}); use the Telegram id.")
+    return found[0] if found else None
+
+
+def sync_admins(admin_ids) -> int:
+    """Admin rights come from telegram.admin_ids: users.is_admin is set and reset to match (at every
+    start of `tradebot run`, and by admin CLI commands). Returns the number of users changed."""
+    ids = sorted({int(i) for i in admin_ids or ()})
+    with write_tx():
+        demoted = User.update(is_admin=False, updated_at=utcnow()).where(
+            (User.is_admin == True) & (User.telegram_id.not_in(ids or [-1]))  # noqa: E712
+        ).execute()
+        promoted = 0
+        if ids:
+            promoted = User.update(is_admin=True, updated_at=utcnow()).where(
+                (User.is_admin == False) & (User.telegram_id.in_(ids))  # noqa: E712
+            ).execute()
+    if demoted or promoted:
+        log.info("admin rights synced with telegram.admin_ids: %d granted, %d revoked", promoted, demoted)
+    return demoted + promoted
+
+
+def refresh_names(user: User, username: str | None, first_name: str | None) -> User:
+    """Keep the stored @username and first name current (written only when they changed). Telegram
+    usernames are unique at any moment, so another user still carrying this one has a stale copy."""
+    username = (username or None) and username[:64]
+    first_name = (first_name or None) and first_name[:128]
+    if user.username == username and user.first_name == first_name:
+        return user
+    with write_tx():
+        if username and (user.username or "").lower() != username.lower():
+            User.update(username=None).where(
+                (pw.fn.LOWER(User.username) == username.lower()) & (User.id != user.id)
+            ).execute()
+        User.update(username=username, first_name=first_name, updated_at=utcnow()).where(
+            User.id == user.id
+        ).execute()
+    user.username, user.first_name = username, first_name
+    return user
 
 
 def _need_user(ref: int | str) -> User:
@@ -419,11 +463,11 @@ class Services:
             if access == "allowlist" and not self._allowed(telegram_id):
                 return RegisterResult(user, False, "refused")
             if user is not None:
-                User.update(
-                    username=username, first_name=first_name, is_admin=admin, updated_at=utcnow()
-                ).where(User.id == user.id).execute()
-                if admin and user.status != "active":
-                    User.update(status="active").where(User.id == user.id).execute()
+                refresh_names(user, username, first_name)
+                if user.is_admin != admin or (admin and user.status != "active"):
+                    User.update(is_admin=admin, status="active" if admin else user.status).where(
+                        User.id == user.id
+                    ).execute()
                 user = User.get_by_id(user.id)
                 return RegisterResult(user, False, user.status)
             if admin or access == "open":
@@ -436,20 +480,38 @@ class Services:
                 status = "pending"
             user = User.create(
                 telegram_id=telegram_id,
-                username=username,
+                username=None,
                 first_name=first_name,
                 status=status,
                 is_admin=admin,
             )
+            refresh_names(user, username, first_name)
         return RegisterResult(user, True, status)
 
-    def authorize(self, telegram_id: int) -> User:
-        """The active user behind a chat id, or a refusal."""
+    def authorize(
+        self, telegram_id: int, username: str | None = None, first_name: str | None = None, *,
+        register: bool = False, names: bool = False,
+    ) -> User:
+        """The active user behind a chat id, or a refusal. `names`: the caller passes the sender's
+        current @username and first name, stored when they changed. `register`: a first-time user is
+        registered on the fly (any command works as a first message, as /start does): active in open
+        mode (and for allowlisted ids), pending in approval mode (PendingApproval with new_user=True)."""
         user = User.get_or_none(User.telegram_id == int(telegram_id))
         if user is None:
             if self.cfg.telegram.access == "allowlist" and not self._allowed(telegram_id):
                 raise AccessDenied("⛔ This bot is private.")
-            raise NotRegistered("Please send /start first to register.")
+            if not register:
+                raise NotRegistered("Please send /start first to register.")
+            result = self.register(telegram_id, username, first_name)
+            if result.status == "pending":
+                raise PendingApproval(
+                    "⏳ Your registration is waiting for an admin's approval.", new_user=result.created
+                )
+            if result.user is None or result.status != "active":
+                raise AccessDenied("⛔ Access denied.")
+            user = result.user
+        elif names:
+            refresh_names(user, username, first_name)
         if self.is_admin_id(telegram_id):
             if not user.is_admin or user.status != "active":
                 User.update(is_admin=True, status="active").where(User.id == user.id).execute()

@@ -1,7 +1,9 @@
 """Market data and instrument specs for the fake exchange.
 
-Candles are the real Binance spot 1m bars in ../shared/data/klines (BTC, ETH, SOL; 2023-01-01..28), or a
-seeded synthetic random walk for symbols without a file. Bybit instruments reuse the same candles.
+Candles are the real Binance spot 1m bars vendored in tests/data (BTC 2023-01-01..14, ETH and SOL
+2023-01-01..03, all from 2023-01-01 00:00 UTC), or a seeded synthetic random walk for symbols without a file.
+Bybit instruments reuse the same candles. TRADEBOT_FAKE_DATA_DIR points the fake at another folder of files
+with the same names (never TRADEBOT_DATA_DIR: that is the product's own data directory).
 """
 
 from __future__ import annotations
@@ -18,7 +20,13 @@ from pathlib import Path
 from time import strptime
 
 MINUTE = 60_000
-DATA_DIR = Path(os.environ.get("TRADEBOT_DATA_DIR", "/work/shared/data"))
+DATA_DIR = Path(os.environ.get("TRADEBOT_FAKE_DATA_DIR") or Path(__file__).resolve().parents[1] / "data")
+# the 1m file per symbol; all start at REAL_START
+SERIES_FILES = {
+    "BTCUSDT": "binance-spot-BTCUSDT-1m-2023-01-01_2023-01-14.csv.gz",
+    "ETHUSDT": "binance-spot-ETHUSDT-1m-2023-01-01_2023-01-03.csv.gz",
+    "SOLUSDT": "binance-spot-SOLUSDT-1m-2023-01-01_2023-01-03.csv.gz",
+}
 REAL_START = 1672531200000  # 2023-01-01 00:00 UTC, first bar of the real files
 
 
@@ -78,8 +86,9 @@ def _parse_ts(text: str) -> int:
 @lru_cache(maxsize=8)
 def load_series(symbol_id: str, synthetic_seed: int | None = None) -> Series:
     """Real candles if a file exists for the symbol, else a seeded random walk of 40,000 bars."""
-    path = DATA_DIR / "klines" / f"binance-spot-{symbol_id}-1m-2023-01-01_2023-01-28.csv.gz"
-    if synthetic_seed is None and path.exists():
+    name = SERIES_FILES.get(symbol_id)
+    path = DATA_DIR / name if name else None
+    if synthetic_seed is None and path is not None and path.exists():
         with gzip.open(path, "rt", newline="") as fh:
             reader = csv.reader(fh)
             next(reader)

@@ -17,6 +17,7 @@ from ..exchange.base import MarketRules
 from ..risk import BreakerLimits
 from ..strategy.factory import build_decider
 from .data import DataError, load_candles, parse_date, resample, timeframe_ms, timeframe_name, window
+from .file_symbol import mismatch_warning
 from .replay import BacktestConfig, run_backtest
 from .report import build_report, format_text, to_json, write_trades_csv
 
@@ -30,6 +31,9 @@ _LIMIT_INT = ("max_consecutive_losses", "cooldown_minutes")
 _RUN = ("exit_fill", "interval_seconds")
 _RULES = ("amount_step", "min_amount", "min_cost")  # market orders: no price tick needed
 SET_KEYS = _RISK_DEC + ("min_confidence",) + _LIMIT_DEC + _LIMIT_INT + _RULES + _RUN
+# 0 switches these off (risk.py and the breaker read 0 as "disabled"); other values keep /set's ranges
+ZERO_IS_OFF = ("stop_loss_percent", "take_profit_percent", "max_consecutive_losses", "daily_loss_limit_percent",
+               "max_drawdown_percent")
 
 
 def _pair_setting_bounds() -> dict[str, tuple[Decimal, Decimal]]:
@@ -74,8 +78,10 @@ def parse_sets(pairs: tuple[str, ...], base: PairSettings, rules: MarketRules
         except (ValueError, InvalidOperation):
             raise click.BadParameter(f"{item!r}: bad value for {key}", param_hint="--set") from None
         bounds = _pair_setting_bounds().get(key)
-        if bounds is not None and not bounds[0] <= Decimal(value) <= bounds[1]:
-            raise click.BadParameter(f"{item!r}: {key} must be between {bounds[0]} and {bounds[1]} (as in /set)",
+        off = key in ZERO_IS_OFF and Decimal(value) == 0
+        if bounds is not None and not off and not bounds[0] <= Decimal(value) <= bounds[1]:
+            zero = ", or 0 (off)" if key in ZERO_IS_OFF else ""
+            raise click.BadParameter(f"{item!r}: {key} must be between {bounds[0]} and {bounds[1]} (as in /set){zero}",
                                      param_hint="--set")
     limits = replace(base.limits, **l_kw) if l_kw else base.limits
     rules = replace(rules, **r_kw) if r_kw else rules
@@ -203,7 +209,7 @@ def _output_path(ctx, param, value):
 
 @click.command("backtest")
 @click.option("--exchange", type=click.Choice(["binance", "bybit"]), default="binance", show_default=True)
-@click.option("--symbol", required=True, help="e.g. BTC/USDT")
+@click.option("--symbol", required=True, help="e.g. BTC/USDT (a warning if the data file names another symbol)")
 @click.option("--timeframe", default=None, help="candle timeframe to trade (default: the file's); 1m data is resampled")
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False),
               help="Binance kline CSV or OHLCV CSV with header, plain, .gz or .zip")
@@ -214,7 +220,8 @@ def _output_path(ctx, param, value):
 @click.option("--fee", default="0.001", callback=_fee, show_default=True, help="taker fee rate")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="pair setting (stop_loss_percent, take_profit_percent, max_position_percent, min_confidence, "
-                   "max_consecutive_losses, daily_loss_limit_percent, max_drawdown_percent, cooldown_minutes), "
+                   "max_consecutive_losses, daily_loss_limit_percent, max_drawdown_percent, cooldown_minutes; "
+                   "0 switches off the stop-loss, the take-profit and each breaker limit), "
                    "market rule (amount_step, min_amount, min_cost), exit_fill=auto|trigger|next_open, "
                    "interval_seconds (the live cycle; default 60)")
 @click.option("--trades", "trades_path", default=None, type=click.Path(dir_okay=False), callback=_output_path,
@@ -249,6 +256,16 @@ def backtest_command(ctx, exchange, symbol, timeframe, data_path, balance, decid
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--decider") from None
 
+    if plot_path:
+        from .plot import PlotUnavailable, require_matplotlib
+
+        try:
+            require_matplotlib()
+        except PlotUnavailable as e:
+            raise click.ClickException(str(e)) from None
+    warning = mismatch_warning(symbol, data_path)
+    if warning:
+        click.echo(warning, err=True)
     t0 = time.perf_counter()
     try:
         series = load_candles(data_path)

@@ -11,15 +11,24 @@ class PlotUnavailable(RuntimeError):
     pass
 
 
-def plot_result(r: BacktestResult, path) -> None:
+def require_matplotlib() -> None:
+    """Raise PlotUnavailable (naming the install command) when matplotlib is missing: checked before a
+    possibly long run, not after it."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")  # files only, never a window
-        import matplotlib.dates as mdates
-        import matplotlib.pyplot as plt
+        import matplotlib  # noqa: F401
     except ImportError:
-        raise PlotUnavailable("--plot needs matplotlib: pip install 'tradebot[plot]'") from None
+        from ..install_hints import extra_hint
+
+        raise PlotUnavailable(f"--plot needs matplotlib: {extra_hint('plot', 'matplotlib')}") from None
+
+
+def plot_result(r: BacktestResult, path) -> None:
+    require_matplotlib()
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, never a window
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
     s, start = r.series, r.start
     tf = s.interval_ms
 

@@ -21,6 +21,7 @@ from decimal import Decimal
 
 from .. import events, risk
 from ..db import write_tx
+from ..instance_lock import fence
 from ..models import (
     AIDecision,
     ExchangeCredential,
@@ -702,6 +703,7 @@ class CycleRunner:
         now = ms_to_dt(now_ms)
         decision_id = decision_row.id if (decision_row is not None and req.reason == "signal") else None
         with write_tx():
+            fence()  # no intent (and so no order) unless this process holds the instance lease
             order = Order.create(
                 user=cfg.user_id,
                 config=cfg.id,

@@ -542,6 +542,14 @@ def event(kind: str, payload_json: str) -> str:
         if p.get("previous") == "blocked":  # /unblock, not a first approval
             return "✅ An admin unblocked you. Your pairs are stopped: /status, then /start_trading."
         return approved_notice()
+    if kind == "lease_lost":  # to admins (instance_lock.py)
+        return (
+            "🚨 <b>Trading paused: this bot lost its hold on the database</b>\n"
+            f"{e(p.get('reason') or '')}.\nNo orders are sent until it has it back; check that no other "
+            "`tradebot run` uses this database (`tradebot status`)."
+        )
+    if kind == "lease_regained":
+        return "✅ The bot holds the database again; trading resumed."
     if kind == "daily_summary":
         lines = [f"📅 <b>Daily summary {e(p.get('day') or '')}</b>"]
         pairs = p.get("pairs") if isinstance(p.get("pairs"), list) else []
@@ -559,6 +567,8 @@ def event(kind: str, payload_json: str) -> str:
 
 
 ALWAYS_DELIVERED = {
+    "lease_lost",
+    "lease_regained",
     "breaker_tripped",
     "pair_error",
     "user_approved",

@@ -194,7 +194,7 @@ class Dispatcher:
                 return
             if str(exc) == "not a command":
                 try:
-                    self.services.authorize(m.from_user.id)
+                    self.services.authorize(m.from_user.id, m.from_user.username, m.from_user.first_name, names=True)
                 except (svc.Blocked, svc.AccessDenied) as refusal:
                     self.sender.send(chat_id, fmt.error(str(refusal)))
                     return
@@ -230,9 +230,14 @@ class Dispatcher:
             return
         handler = self.commands.get(command)
         admin_handler = self.admin_commands.get(command)
+        u = m.from_user
         try:
-            user = self.services.authorize(m.from_user.id)
+            # Any known command may be a newcomer's first message (the brief's Flow 2 starts with /connect).
+            user = self.services.authorize(u.id, u.username, u.first_name, names=True,
+                                           register=handler is not None or admin_handler is not None)
         except (svc.NotRegistered, svc.PendingApproval) as exc:
+            if getattr(exc, "new_user", False):
+                self._ask_admins(u.id, u.username, u.first_name)
             if command == "help":
                 self.sender.send(chat_id, fmt.help_text(False))
             elif handler is None and admin_handler is None:
@@ -556,7 +561,8 @@ class Dispatcher:
             self.sender.answer_callback(call.id, fmt.rate_limited(wait) if warn else None)
             return
         try:
-            user = self.services.authorize(call.from_user.id)
+            user = self.services.authorize(call.from_user.id, call.from_user.username, call.from_user.first_name,
+                                           names=True)
         except svc.ServiceError as exc:
             self.sender.answer_callback(call.id, str(exc)[:190])
             return
