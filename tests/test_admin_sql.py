@@ -381,3 +381,20 @@ def test_postgres_unprepared_database_is_one_line(pg_url, tmp_path):
     cfg.write_text(f'data_dir = "{tmp_path}"\n[database]\nurl = "{pg_url}"\n')
     res = tb("--config", str(cfg), "admin", "sql", "SELECT 1")
     assert res.returncode == 1 and "tradebot db migrate" in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.pg
+def test_postgres_migrate_survives_when_admin_sql_cannot_be_prepared(pg_url, monkeypatch, caplog):
+    import peewee as pw
+
+    from tradebot import readonly_sql
+
+    def refuse(_database):
+        raise pw.ProgrammingError("permission denied for database")
+
+    monkeypatch.setattr(readonly_sql, "setup_postgres", refuse)
+    dbmod.open_database(pg_url)
+    assert dbmod.migrate() == [v for v, _, _ in dbmod.MIGRATIONS]  # the bot's own schema is complete
+    assert "cannot prepare `tradebot admin sql`" in caplog.text
+    with pytest.raises(Exception, match="tradebot db migrate"):
+        run_readonly(pg_url, "SELECT 1")

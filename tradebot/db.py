@@ -318,7 +318,14 @@ def migrate() -> list[int]:
     if not is_sqlite():
         from .readonly_sql import setup_postgres
 
-        setup_postgres(db)  # the read-only role and query function of `tradebot admin sql`
+        try:
+            setup_postgres(db)  # the read-only role and query function of `tradebot admin sql`
+        except pw.DatabaseError as exc:  # e.g. no CREATE on the database: the bot must still start
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "PostgreSQL: cannot prepare `tradebot admin sql` (%s); it will refuse to run until "
+                "`tradebot db migrate` succeeds as a user with CREATE on the database", _first_line(exc))
     return applied
 
 
