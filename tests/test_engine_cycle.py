@@ -20,7 +20,7 @@ def test_scripted_round_trip_books_trades_positions_and_events(engine, clock, de
     t0 = last_closed_ts(clock)
     deciders["scripted"] = ScriptedDecider({t0: "buy", t0 + 5 * MINUTE: "sell"})
     assert engine.start_pair(cfg.id) is True
-    assert engine.start_pair(cfg.id) is False or True  # idempotent (scheduler not started)
+    assert engine.start_pair(cfg.id) is False  # idempotent: already trading, nothing new started
     for _ in range(6):
         engine.run_cycle(cfg.id)
         clock.advance(1)

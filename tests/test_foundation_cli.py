@@ -58,8 +58,12 @@ def test_admin_users_and_sql(initialized):
 
 def test_backup_and_rotate(initialized, tmp_path):
     cfg, data = initialized
+    assert tb("--config", str(cfg), "admin", "approve", "4242").returncode == 0
     res = tb("--config", str(cfg), "db", "backup", str(tmp_path / "b.db"))
-    assert res.returncode == 0 and (tmp_path / "b.db").stat().st_size > 0
+    assert res.returncode == 0
+    import sqlite3
+
+    assert sqlite3.connect(tmp_path / "b.db").execute("SELECT telegram_id FROM users").fetchall() == [(4242,)]
     res = tb("--config", str(cfg), "admin", "rotate-key")
     assert res.returncode == 0, res.stderr
     assert list(data.glob("secret.key.*.bak"))

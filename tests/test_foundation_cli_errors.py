@@ -6,6 +6,8 @@ import pytest
 
 from tests.fixtures_cli import tb
 from tradebot import db as dbmod
+from tradebot.models import User
+from tradebot.readonly_sql import ReadOnlyViolation
 
 
 def one_line(res, code=2):
@@ -22,9 +24,11 @@ def one_line(res, code=2):
     "SELECT '--'; DELETE FROM users",
     "SELECT 1; --'\n DELETE FROM users",
 ])
-def test_comment_markers_inside_strings_do_not_hide_a_second_statement(query):
-    with pytest.raises(dbmod.ReadOnlyViolation):
-        dbmod.check_read_only(query)
+def test_comment_markers_inside_strings_do_not_hide_a_second_statement(database, sqlite_url, query):
+    User.create(telegram_id=5)
+    with pytest.raises(ReadOnlyViolation):
+        dbmod.readonly_query(sqlite_url, query)
+    assert User.select().count() == 1
 
 
 @pytest.mark.parametrize("query", [
@@ -33,8 +37,9 @@ def test_comment_markers_inside_strings_do_not_hide_a_second_statement(query):
     "SELECT 'it''s -- fine', 'a;b' -- trailing ; comment",
     "SELECT 1 /* ; drop */",
 ])
-def test_read_only_queries_with_quotes_and_comments_pass(query):
-    dbmod.check_read_only(query)
+def test_read_only_queries_with_quotes_and_comments_pass(database, sqlite_url, query):
+    columns, rows = dbmod.readonly_query(sqlite_url, query)
+    assert columns and len(rows) <= 1
 
 
 def test_sneaky_write_is_refused_end_to_end(initialized):
@@ -69,9 +74,11 @@ def test_backup_errors_are_one_line(initialized, tmp_path):
     blocker.write_text("")
     assert "cannot write" in one_line(tb("--config", str(cfg), "db", "backup", str(blocker / "b.db")), code=1)
     assert "the database itself" in one_line(tb("--config", str(cfg), "db", "backup", str(data / "tradebot.db")))
+    assert tb("--config", str(cfg), "admin", "approve", "4711").returncode == 0
     res = tb("--config", str(cfg), "db", "backup", str(tmp_path / "ok.db"))
     assert res.returncode == 0
-    assert sqlite3.connect(tmp_path / "ok.db").execute("SELECT count(*) FROM users").fetchone()[0] >= 0
+    rows = sqlite3.connect(tmp_path / "ok.db").execute("SELECT telegram_id, status FROM users").fetchall()
+    assert rows == [(4711, "active")]  # the backup holds the data, not just a valid empty file
 
 
 # ------------------------------------------------------------------ config and init

@@ -8,6 +8,7 @@ import pytest
 
 from tradebot import db as dbmod
 from tradebot.models import Trade, User, UserConfig
+from tradebot.readonly_sql import ReadOnlyViolation
 from tradebot.schema_gen import render
 
 VALUES = [Decimal("12345678.12345678"), Decimal("0.00000001"), Decimal("-0.5"), Decimal("0"),
@@ -122,28 +123,23 @@ def test_sqlite_pragmas(database):
     "PRAGMA writable_schema=1", "WITH x AS (SELECT 1) DELETE FROM users", "ATTACH 'x' AS y", "",
 ])
 def test_readonly_refuses_writes(database, sqlite_url, query):
-    with pytest.raises(dbmod.ReadOnlyViolation):
+    with pytest.raises(ReadOnlyViolation):
         dbmod.readonly_query(sqlite_url, query)
 
 
 def test_readonly_connection_itself_refuses_writes(database, sqlite_url):
-    import sqlite3
-
     User.create(telegram_id=77)
-    with pytest.raises(sqlite3.OperationalError, match="readonly"):
-        dbmod.run_readonly(sqlite_url, "DELETE FROM users")
+    with pytest.raises(ReadOnlyViolation):
+        dbmod.readonly_query(sqlite_url, "DELETE FROM users")
     assert User.select().count() == 1
 
 
 @pytest.mark.pg
 def test_readonly_connection_refuses_writes_on_postgres(pg_url):
-    import psycopg2
-
     dbmod.open_database(pg_url)
     dbmod.migrate()
     User.create(telegram_id=78)
-    with pytest.raises(psycopg2.Error, match="read-only"):
-        dbmod.run_readonly(pg_url, "DELETE FROM users")
+    for query in ("DELETE FROM users", "WITH d AS (DELETE FROM users RETURNING id) SELECT * FROM d"):
+        with pytest.raises(ReadOnlyViolation):
+            dbmod.readonly_query(pg_url, query)
     assert User.select().count() == 1
-    with pytest.raises(dbmod.ReadOnlyViolation):
-        dbmod.readonly_query(pg_url, "DELETE FROM users")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from .ascii_digits import ascii_int
 from .models import ExchangeCredential, User, UserConfig, UserState, db
 
 USER_COLUMNS = ["id", "telegram id", "username", "status", "pairs", "active pairs", "equity", "PnL"]
@@ -33,8 +34,9 @@ def find_user(ref: str) -> User:
             user = services.find_user(ref)
         except services.Ambiguous as exc:
             raise AdminError(str(exc)) from None
-    elif ref.lstrip("-").isdigit() and -(2**63) <= int(ref) < 2**63:  # 64-bit columns; beyond: no such user
-        user = User.get_or_none(User.id == int(ref)) or User.get_or_none(User.telegram_id == int(ref))
+    elif (number := ascii_int(ref, signed=True, max_digits=20)) is not None and -(2**63) <= number < 2**63:
+        # ASCII digits only ('²' passes isdigit() but not int()); beyond 64 bits: no such user
+        user = User.get_or_none(User.id == number) or User.get_or_none(User.telegram_id == number)
     if user is None:
         raise AdminError(f"no user {ref!r} (use a user id, a Telegram id or @username)")
     return user

@@ -126,7 +126,10 @@ def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
     token = require_telegram_token(cfg)
     logging_setup.register_secret(token)
     logging_setup.register_secret(cfg.llm.api_key)
-    logging_setup.setup_logging(cfg.logging.level, cfg.log_file, cfg.logging.max_bytes, cfg.logging.backups)
+    try:
+        logging_setup.setup_logging(cfg.logging.level, cfg.log_file, cfg.logging.max_bytes, cfg.logging.backups)
+    except OSError as exc:  # e.g. a read-only log directory: one line, not a traceback
+        raise StartupError(f"logging.file: cannot write {cfg.log_file} ({exc.strerror or exc})") from None
     private.restrict_umask()  # also when run_forever is called without the CLI
     vault = Vault.load(cfg.key_file)
     app = App(cfg=cfg, vault=vault)

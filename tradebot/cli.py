@@ -15,8 +15,10 @@ import click
 from . import __version__, private
 from . import db as dbmod
 from .app import StartupError
+from .ascii_digits import ascii_int
 from .config import ConfigError, default_config_path, load_config, token_problem
 from .instance_lock import InstanceLease, InstanceLocked
+from .readonly_sql import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_SECONDS, QueryError, ReadOnlyViolation
 from .vault import VaultError, generate_key_file
 
 # Telegram user ids are positive and the column is a signed 64-bit integer.
@@ -41,8 +43,10 @@ def clean_errors(func):
             fail(str(exc))
         except InstanceLocked as exc:
             fail(str(exc), code=1)
-        except dbmod.ReadOnlyViolation as exc:
+        except ReadOnlyViolation as exc:
             fail(f"refused: {exc}")
+        except dbmod.DatabaseOpenError as exc:
+            fail(f"database.url: {exc}")
         except StartupError as exc:
             fail(str(exc), code=1)
 
@@ -53,17 +57,27 @@ def _config(ctx: click.Context):
     return load_config(ctx.obj.get("config_path"))
 
 
-def _open_db(cfg):
+def _open_db_only(cfg):
     try:
         dbmod.open_database(cfg.database_url)
+    except dbmod.DatabaseOpenError as exc:
+        fail(f"database.url: {exc}")
     except Exception as exc:  # driver errors: unreachable server, bad credentials, unwritable file
         fail(f"database.url: cannot open {_redact_url(cfg.database_url)}: {str(exc).strip().splitlines()[0]}")
+
+
+def _open_db(cfg):
+    _open_db_only(cfg)
     dbmod.migrate()
     private.restrict_sqlite_files(cfg.database_url)
 
 
-def _redact_url(url: str) -> str:
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+def _open_db_readonly(cfg):
+    """Read-only commands: nothing is created or migrated (see db.open_database_readonly)."""
+    dbmod.open_database_readonly(cfg.database_url)
+
+
+_redact_url = dbmod.redact_url
 
 
 def format_table(columns: list[str], rows: list[tuple]) -> str:
@@ -118,10 +132,10 @@ def _set_toml(text: str, section: str | None, key: str, value: str) -> str:
 def _admin_ids(raw: str) -> tuple[int, ...]:
     """The interactive answer: Telegram user ids separated by commas or spaces (re-asked if not numbers)."""
     parts = [x for x in re.split(r"[,\s]+", raw.strip()) if x]
-    bad = [x for x in parts if not (x.isdigit() and 0 < int(x) < 2**63)]
+    bad = [x for x in parts if not 0 < (ascii_int(x) or 0) < 2**63]
     if bad:
         raise click.BadParameter(f"{bad[0]!r} is not a Telegram user id (a number; ask @userinfobot)")
-    return tuple(int(x) for x in parts)
+    return tuple(ascii_int(x) for x in parts)
 
 
 def _toml_str(value: str) -> str:
@@ -284,7 +298,7 @@ def admin_users(ctx):
     """List users with their pairs, equity and PnL."""
     from . import admin as uc
 
-    _open_db(_config(ctx))
+    _open_db_readonly(_config(ctx))
     click.echo(format_table(uc.USER_COLUMNS, uc.list_users()))
 
 
@@ -295,15 +309,14 @@ def admin_users(ctx):
 def admin_user(ctx, ref):
     """Show one user: REF is a user id, a Telegram id or @username."""
     from . import admin as uc
-    from .services import sync_admins
 
     cfg = _config(ctx)
-    _open_db(cfg)
-    sync_admins(cfg.telegram.admin_ids or ())  # "admin" below is the config's word, not a stale flag
+    _open_db_readonly(cfg)  # a read-only command: nothing is migrated or written
     try:
         detail = uc.user_detail(uc.find_user(ref))
     except uc.AdminError as exc:
         fail(str(exc), code=1)
+    detail["admin"] = detail["telegram_id"] in set(cfg.telegram.admin_ids or ())  # the config's word, not a stale flag
     for key in ("id", "telegram_id", "username", "status", "admin", "created_at"):
         click.echo(f"{key:12} {detail[key]}")
     exchanges = ", ".join(f"{c['exchange']} ({c['network']})" for c in detail["exchanges"]) or "none"
@@ -330,9 +343,10 @@ def _telegram_id(ref: str) -> int:
         return user.telegram_id
     if not re.fullmatch(r"[0-9]+", ref):
         fail(f"{ref!r} is not a Telegram user id or @username")
-    if not 0 < int(ref) < 2**63:
-        fail(f"{ref} is out of range for a Telegram user id (1 to {2**63 - 1})")
-    return int(ref)
+    number = ascii_int(ref, max_digits=30)  # int() of 5000 digits raises ValueError
+    if number is None or not 0 < number < 2**63:
+        fail(f"{ref[:30]} is out of range for a Telegram user id (1 to {2**63 - 1})")
+    return number
 
 
 def _exact(value) -> str:
@@ -427,20 +441,29 @@ def admin_forget_credentials(ctx, yes):
 
 @admin.command("sql")
 @click.argument("query")
+@click.option("--timeout", type=click.FloatRange(0.1, 3600), default=DEFAULT_TIMEOUT_SECONDS, show_default=True,
+              help="Stop the query after this many seconds.")
+@click.option("--max-rows", type=click.IntRange(1, 10_000_000), default=DEFAULT_MAX_ROWS, show_default=True,
+              help="Print at most this many rows.")
 @click.pass_context
 @clean_errors
-def admin_sql(ctx, query):
-    """Run one read-only SELECT and print the result as a table."""
+def admin_sql(ctx, query, timeout, max_rows):
+    """Run one read-only query (SELECT, WITH, VALUES) and print the result as a table.
+
+    The database enforces it: a read-only connection (SQLite) or a read-only role and transaction
+    (PostgreSQL). Nothing is migrated or created."""
+    from .readonly_sql import run_readonly
+
     cfg = _config(ctx)
-    _open_db(cfg)
-    dbmod.close_database()
     try:
-        columns, rows = dbmod.readonly_query(cfg.database_url, query)
-    except dbmod.ReadOnlyViolation:
-        raise
-    except Exception as exc:  # SQL errors from the engine, including its own read-only refusal
-        fail(f"query failed: {str(exc).strip().splitlines()[0]}", code=1)
-    click.echo(format_table(columns, rows))
+        result = run_readonly(cfg.database_url, query, timeout=timeout, max_rows=max_rows)
+    except QueryError as exc:
+        fail(str(exc), code=1)
+    for note in result.notes:
+        click.echo(note, err=True)
+    click.echo(format_table(result.columns, result.rows))
+    if result.truncated:
+        click.echo(f"(truncated after {len(result.rows)} rows; use --max-rows or a LIMIT)")
 
 
 @admin.command("rotate-key")
@@ -483,10 +506,7 @@ def db_group():
 def db_migrate(ctx):
     """Apply pending schema migrations."""
     cfg = _config(ctx)
-    try:
-        dbmod.open_database(cfg.database_url)
-    except Exception as exc:
-        fail(f"database.url: cannot open {_redact_url(cfg.database_url)}: {exc}")
+    _open_db_only(cfg)
     applied = dbmod.migrate()
     click.echo(f"applied migrations: {applied}" if applied else f"up to date (version {dbmod.schema_version()})")
 

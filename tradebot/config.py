@@ -5,6 +5,7 @@ Every problem becomes ONE `ConfigError` line naming the key; the CLI prints it a
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .ascii_digits import ascii_int
 from .db import DatabaseURLError, parse_url
 
 DEFAULT_CONFIG_NAME = "config.toml"
@@ -213,7 +215,7 @@ _SECTIONS: dict[str, tuple[type, dict[str, tuple[type, Any]]]] = {
         {
             "level": (str, _choice("DEBUG", "INFO", "WARNING", "ERROR")),
             "file": (str, None),
-            "max_bytes": (int, _range(10_000)),
+            "max_bytes": (int, _range(10_000, 10 << 30)),
             "backups": (int, _range(0, 100)),
         },
     ),
@@ -224,8 +226,8 @@ _SECTIONS: dict[str, tuple[type, dict[str, tuple[type, Any]]]] = {
             "default_timeframe": (str, _timeframe),
             "default_decider": (str, _choice("technical", "llm", "ensemble")),
             "max_pairs_per_user": (int, _range(1, 1000)),
-            "min_budget": (Decimal, _range(Decimal("0.01"))),
-            "max_budget": (Decimal, _range(Decimal("1"))),
+            "min_budget": (Decimal, _range(Decimal("0.01"), Decimal("1000000000000"))),
+            "max_budget": (Decimal, _range(Decimal("1"), Decimal("1000000000000"))),
             "scheduler_workers": (int, _range(1, 256)),
             "shutdown_timeout_seconds": (int, _range(1, 600)),
             "record_hold_decisions": (str, _choice("all", "nontechnical", "none")),
@@ -282,6 +284,24 @@ _ENV_ALIASES = {
 }
 
 
+MAX_DECIMAL_EXPONENT = 15  # config numbers lie between 1e-15 and 1e15 (or are 0)
+
+
+def _ascii_int(text: str) -> int:
+    """int() also reads '١٢' and fails with ValueError on '²': accept ASCII digits only."""
+    value = ascii_int(text.strip(), signed=True, max_digits=30)  # the range checks judge the size
+    if value is None:
+        raise ValueError(text)
+    return value
+
+
+def _ascii_number(text: str) -> str:
+    text = text.strip()
+    if not text.isascii():
+        raise ValueError(text)
+    return text
+
+
 def _coerce(key: str, kind, value, from_env: bool):
     """Convert `value` to `kind`; raise ConfigError naming `key`."""
     type_name = getattr(kind, "__name__", str(kind))
@@ -298,29 +318,33 @@ def _coerce(key: str, kind, value, from_env: bool):
             return value
         if kind is int:
             if from_env and isinstance(value, str):
-                value = int(value.strip())
+                value = _ascii_int(value)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError
             return value
         if kind is float:
             if from_env and isinstance(value, str):
-                value = float(value.strip())
+                value = float(_ascii_number(value))
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError
+            if not math.isfinite(value):  # nan passes every range check (all comparisons are false)
+                raise ConfigError(f"{key}: must be a finite number, got {value!r}")
             return float(value)
         if kind is Decimal:
             if isinstance(value, bool) or not isinstance(value, (int, float, str)):
                 raise TypeError
-            dec = Decimal(str(value).strip())
-            if not dec.is_finite():
-                raise TypeError
+            dec = Decimal(_ascii_number(str(value)))
+            # finite and of a sane size: '1e999999999' is finite but takes seconds and a gigabyte to format
+            if not dec.is_finite() or (dec and abs(dec.adjusted()) > MAX_DECIMAL_EXPONENT):
+                raise ConfigError(f"{key}: must be a finite number between 1e-{MAX_DECIMAL_EXPONENT} and "
+                                  f"1e{MAX_DECIMAL_EXPONENT}, got {str(value)[:40]!r}")
             return dec
         if kind in (list[int], list[str]):
             inner = int if kind == list[int] else str
             if from_env and isinstance(value, str):
                 value = [v.strip() for v in value.split(",") if v.strip()]
                 if inner is int:
-                    value = [int(v) for v in value]
+                    value = [_ascii_int(v) for v in value]
             if not isinstance(value, list) or not all(
                 isinstance(v, inner) and not isinstance(v, bool) for v in value
             ):
@@ -366,7 +390,18 @@ def _env_overrides(env) -> dict[tuple[str | None, str], str]:
             out[_ENV_ALIASES[name]] = value
             continue
         rest = name[len("TRADEBOT_"):].lower()
-        for section in list(_SECTIONS) + [f"exchanges_{e}" for e in EXCHANGES]:
+        if rest.startswith("exchanges_"):
+            exchange = next((e for e in EXCHANGES if rest.startswith(f"exchanges_{e}_")), None)
+            if exchange is None:
+                raise ConfigError(f"{name}: unknown exchange (supported: {', '.join(EXCHANGES)}; "
+                                  f"use TRADEBOT_EXCHANGES_<EXCHANGE>_<KEY>)")
+            key = rest[len(f"exchanges_{exchange}_"):]
+            if key not in _EXCHANGE_KEYS:
+                raise ConfigError(f"{name}: unknown setting exchanges.{exchange}.{key} "
+                                  f"(known: {', '.join(_EXCHANGE_KEYS)})")
+            out[(f"exchanges_{exchange}", key)] = value
+            continue
+        for section in _SECTIONS:
             if rest.startswith(section + "_"):
                 out[(section, rest[len(section) + 1:])] = value
                 break

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import quote, unquote, urlencode, urlparse
 
 import peewee as pw
 
@@ -44,7 +45,8 @@ class DatabaseURL:
 def parse_url(url: str) -> DatabaseURL:
     """Accepts sqlite:///relative, sqlite:////absolute and postgresql://user:pw@host:port/name."""
     if not isinstance(url, str) or "://" not in url:
-        raise DatabaseURLError(f"expected sqlite:///path or postgresql://..., got {url!r}")
+        shown = url if not isinstance(url, str) or "@" not in url else "***@" + url.rsplit("@", 1)[1]
+        raise DatabaseURLError(f"expected sqlite:///path or postgresql://..., got {shown!r}")
     scheme, rest = url.split("://", 1)
     if scheme == "sqlite":
         if not rest.startswith("/") or rest == "/":
@@ -73,6 +75,53 @@ def parse_url(url: str) -> DatabaseURL:
     raise DatabaseURLError(f"unsupported database scheme {scheme!r}: use sqlite or postgresql")
 
 
+def sqlite_uri(path: str, **params: str) -> str:
+    """A `file:` URI for sqlite3.connect(..., uri=True): the path percent-encoded, so '#', '?', '%' or
+    '%41' in a directory name stay part of the path instead of starting a query or decoding to 'A'."""
+    if path == ":memory:":
+        return "file::memory:" + ("?" + urlencode(params) if params else "")
+    absolute = os.path.abspath(path)
+    return "file:" + quote(absolute, safe="/") + ("?" + urlencode(params) if params else "")
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password masked. The authority is read as parse_url reads it (up to the first
+    '/', '?' or '#'); the password is everything between the first ':' and the LAST '@' in it, so a
+    password containing '@' or ':' is masked whole."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme == "sqlite":
+        return url
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority, tail = rest[:cut], rest[cut:]
+    userinfo, at, hostport = authority.rpartition("@")
+    if not at:
+        return url
+    user, colon, _password = userinfo.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{hostport}{tail}"
+
+
+def readonly_sqlite_uri(path: str) -> str:
+    """`mode=ro`, which never creates the database. A WAL database needs its -shm file: in a directory
+    the reader may not write, and with no -wal file (no writer is active), open it as immutable."""
+    uri = sqlite_uri(path, mode="ro")
+    if path == ":memory:" or os.path.exists(path + "-wal") or os.access(os.path.dirname(os.path.abspath(path)),
+                                                                        os.W_OK):
+        return uri
+    try:
+        probe = sqlite3.connect(uri, uri=True)
+        try:
+            probe.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return uri
+        finally:
+            probe.close()
+    except sqlite3.OperationalError:
+        return sqlite_uri(path, mode="ro", immutable="1")
+
+
+class DatabaseOpenError(ValueError):
+    """The database cannot be opened or is not a tradebot database; one line for the operator."""
+
+
 class _PostgresDatabase(pw.PostgresqlDatabase):
     """A thread whose connection the server dropped (restart, pg_terminate_backend, network cut) gets a
     new one at its next statement outside a transaction: the statement that met the break fails, the
@@ -86,30 +135,75 @@ class _PostgresDatabase(pw.PostgresqlDatabase):
         return super().cursor(named_cursor)
 
 
-def make_database(url: str) -> pw.Database:
+def make_database(url: str, readonly: bool = False) -> pw.Database:
     parsed = parse_url(url)
     if parsed.is_sqlite:
+        if readonly:
+            # mode=ro: never creates the file, never writes; no journal_mode change on a read-only handle
+            return pw.SqliteDatabase(
+                readonly_sqlite_uri(parsed.path), uri=True, pragmas={"busy_timeout": 30000, "query_only": 1},
+                timeout=30, field_types=SQLITE_FIELD_TYPES, check_same_thread=False,
+            )
         if parsed.path != ":memory:":
             Path(parsed.path).parent.mkdir(parents=True, exist_ok=True)
         # BEGIN IMMEDIATE: a writer takes the lock up front and waits (busy_timeout)
         # instead of failing with "database is locked" when upgrading a read lock.
         return pw.SqliteDatabase(
-            parsed.path,
+            parsed.path if parsed.path == ":memory:" else sqlite_uri(parsed.path),
+            uri=True,
             pragmas=SQLITE_PRAGMAS,
             timeout=30,
             lock_type="IMMEDIATE",
             field_types=SQLITE_FIELD_TYPES,
             check_same_thread=False,
         )
+    if readonly:
+        return pw.PostgresqlDatabase(field_types=PG_FIELD_TYPES, options="-c default_transaction_read_only=on",
+                                     **parsed.dsn)
     return _PostgresDatabase(field_types=PG_FIELD_TYPES, **parsed.dsn)
 
 
 def open_database(url: str) -> pw.Database:
-    """Bind the models to the database at `url` (one connection per thread)."""
+    """Bind the models to the database at `url` (one connection per thread). A database that cannot be
+    reached or is not a database at all (a corrupted file) raises DatabaseOpenError, one line."""
     database = make_database(url)
     db.initialize(database)
-    database.connect(reuse_if_open=True)
+    try:
+        database.connect(reuse_if_open=True)
+        database.execute_sql("SELECT 1 FROM sqlite_master LIMIT 1" if isinstance(database, pw.SqliteDatabase)
+                             else "SELECT 1")
+    except (pw.DatabaseError, pw.InterfaceError, sqlite3.Error, OSError) as exc:
+        close_database()
+        raise DatabaseOpenError(f"cannot open {redact_url(url)}: {_first_line(exc)}") from None
     return database
+
+
+def open_database_readonly(url: str) -> pw.Database:
+    """For commands that only read (`admin users`, `admin user`): no file is created, nothing is
+    migrated, and the engine refuses writes. Refuses a database that is missing or not migrated."""
+    parsed = parse_url(url)
+    if parsed.is_sqlite and parsed.path != ":memory:" and not Path(parsed.path).is_file():
+        raise DatabaseOpenError(f"no database at {parsed.path} (create it with `tradebot init`)")
+    database = make_database(url, readonly=True)
+    db.initialize(database)
+    try:
+        database.connect(reuse_if_open=True)
+        version = schema_version()
+    except pw.DatabaseError as exc:
+        close_database()
+        raise DatabaseOpenError(f"cannot read {redact_url(url)}: {_first_line(exc)}") from None
+    latest = MIGRATIONS[-1][0]
+    if version < latest:
+        close_database()
+        raise DatabaseOpenError(
+            f"database schema is at version {version}, this tradebot needs {latest}: run `tradebot db migrate`"
+        )
+    return database
+
+
+def _first_line(exc) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def close_database() -> None:
@@ -221,6 +315,17 @@ def migrate() -> list[int]:
         applied.append(version)
     with db.atomic():
         create_views()
+    if not is_sqlite():
+        from .readonly_sql import setup_postgres
+
+        try:
+            setup_postgres(db)  # the read-only role and query function of `tradebot admin sql`
+        except pw.DatabaseError as exc:  # e.g. no CREATE on the database: the bot must still start
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "PostgreSQL: cannot prepare `tradebot admin sql` (%s); it will refuse to run until "
+                "`tradebot db migrate` succeeds as a user with CREATE on the database", _first_line(exc))
     return applied
 
 
@@ -231,76 +336,15 @@ def schema_version() -> int:
     return row or 0
 
 
-# ---------------------------------------------------------------- read-only SQL
-
-_WRITE_WORDS = re.compile(
-    r"\b(insert|update|delete|drop|alter|create|replace|truncate|attach|detach|pragma|vacuum|grant|revoke|"
-    r"copy|reindex|comment|lock|call|do|set|begin|commit|rollback|savepoint|release)\b",
-    re.I,
-)
+# ---------------------------------------------------------------- read-only SQL (tradebot admin sql)
 
 
-class ReadOnlyViolation(ValueError):
-    pass
+def readonly_query(url: str, query: str, **limits):
+    """One read-only query through `readonly_sql` (the engine enforces it); (columns, rows)."""
+    from .readonly_sql import run_readonly
 
-
-# One left-to-right pass, so that whichever starts first wins: a '--' or '/*' inside a string is text, and a
-# quote inside a comment is comment. (Two passes let "SELECT '/*'; DELETE ...; SELECT '*/'" look harmless.)
-_SQL_NOISE = re.compile(r"""'(?:[^']|'')*'?|"(?:[^"]|"")*"?|--[^\n]*|/\*.*?(?:\*/|\Z)""", re.S)
-
-
-def _strip_sql(query: str) -> str:
-    """The query with string literals emptied, quoted identifiers emptied and comments removed."""
-
-    def blank(m: re.Match) -> str:
-        first = m.group()[0]
-        return "''" if first == "'" else '""' if first == '"' else " "
-
-    return _SQL_NOISE.sub(blank, query).strip().rstrip(";").strip()
-
-
-def check_read_only(query: str) -> None:
-    body = _strip_sql(query)
-    if not body:
-        raise ReadOnlyViolation("empty query")
-    if ";" in body:
-        raise ReadOnlyViolation("only one statement is allowed")
-    first = body.split(None, 1)[0].lower()
-    if first not in ("select", "with", "values", "explain") or _WRITE_WORDS.search(body):
-        raise ReadOnlyViolation("only read-only SELECT queries are allowed")
-
-
-def readonly_query(url: str, query: str) -> tuple[list[str], list[tuple]]:
-    """Run one SELECT on a separate read-only connection. Defence in depth: a keyword
-    check first, then the engine itself refuses writes (SQLite mode=ro, PG READ ONLY)."""
-    check_read_only(query)
-    return run_readonly(url, query)
-
-
-def run_readonly(url: str, query: str) -> tuple[list[str], list[tuple]]:
-    """The engine-level half of `readonly_query`: a connection that cannot write."""
-    parsed = parse_url(url)
-    if parsed.is_sqlite:
-        conn = sqlite3.connect(f"file:{parsed.path}?mode=ro", uri=True, timeout=30)
-        try:
-            conn.execute("PRAGMA query_only = 1")
-            cur = conn.execute(query)
-            cols = [d[0] for d in cur.description or []]
-            return cols, cur.fetchall()
-        finally:
-            conn.close()
-    import psycopg2
-
-    conn = psycopg2.connect(**parsed.dsn)
-    try:
-        conn.set_session(readonly=True)
-        with conn.cursor() as cur:
-            cur.execute(query)
-            cols = [d[0] for d in cur.description or []]
-            return cols, cur.fetchall()
-    finally:
-        conn.rollback()
-        conn.close()
+    result = run_readonly(url, query, **limits)
+    return result.columns, result.rows
 
 
 # ---------------------------------------------------------------- backup
@@ -313,8 +357,8 @@ def backup_sqlite(url: str, dest: str | Path) -> Path:
         raise DatabaseURLError("online backup is for SQLite; use pg_dump for PostgreSQL")
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    src = sqlite3.connect(f"file:{parsed.path}?mode=ro", uri=True, timeout=30)
-    out = sqlite3.connect(str(dest))
+    src = sqlite3.connect(readonly_sqlite_uri(parsed.path), uri=True, timeout=30)
+    out = sqlite3.connect(sqlite_uri(str(dest)), uri=True)  # escaped like the source: '#', '?', '%'
     try:
         src.backup(out)
     finally:

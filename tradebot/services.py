@@ -20,6 +20,7 @@ from typing import Any
 import peewee as pw
 
 from . import events
+from .ascii_digits import ascii_int
 from .db import write_tx
 from .models import ExchangeCredential, Position, Trade, User, UserConfig, UserState, utcnow
 
@@ -337,8 +338,8 @@ def _register_secrets(*values: str | None) -> None:
 def find_user(ref: int | str) -> User | None:
     """A user by Telegram id (int or digits) or username (with or without @). A username several users
     carry (a stale one: names are refreshed on every message) is refused with their ids (Ambiguous)."""
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        telegram_id = int(ref)
+    if isinstance(ref, int) or ascii_int(ref) is not None:
+        telegram_id = ref if isinstance(ref, int) else ascii_int(ref)
         if not 0 <= telegram_id < 2**63:  # the column is a signed 64-bit integer; no user has such an id
             return None
         return User.get_or_none(User.telegram_id == telegram_id)

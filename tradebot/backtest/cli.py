@@ -55,6 +55,8 @@ def parse_sets(pairs: tuple[str, ...], base: PairSettings, rules: MarketRules
             raise click.BadParameter(f"{item!r}: use key=value with key one of: {', '.join(SET_KEYS)}",
                                      param_hint="--set")
         try:
+            if not value.isascii():  # int()/Decimal() would read '١٢' as 12
+                raise ValueError
             if key == "exit_fill":
                 if value not in ("auto", "trigger", "next_open"):
                     raise ValueError
@@ -67,7 +69,7 @@ def parse_sets(pairs: tuple[str, ...], base: PairSettings, rules: MarketRules
                 (l_kw if key in _LIMIT_INT else s_kw)[key] = int(value)
             else:
                 d = Decimal(value)
-                if not d.is_finite() or d < 0:
+                if not d.is_finite() or d < 0 or (d and abs(d.adjusted()) > 15):  # 1e999999 is finite, not sane
                     raise ValueError
                 if key in _RULES:
                     r_kw[key] = d or None  # 0 = no such rule
@@ -166,6 +168,8 @@ def _decimal(ctx, param, value):
     if value is None:
         return None
     try:
+        if not value.isascii():
+            raise InvalidOperation
         d = Decimal(value)
     except InvalidOperation:
         raise click.BadParameter(f"{value!r} is not a number") from None

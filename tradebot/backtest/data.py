@@ -39,7 +39,7 @@ class DataError(ValueError):
 
 
 def timeframe_ms(tf: str) -> int:
-    m = re.fullmatch(r"(\d+)([mhdw])", tf.strip())
+    m = re.fullmatch(r"([0-9]{1,9})([mhdw])", tf.strip())
     if not m or int(m.group(1)) <= 0:
         raise ValueError(f"bad timeframe {tf!r} (use e.g. 1m, 5m, 1h, 4h, 1d)")
     return int(m.group(1)) * _UNITS[m.group(2)]
@@ -80,19 +80,25 @@ class Series:
 def parse_time(text: str) -> int:
     """ms since the epoch from a number (s, ms or µs) or a UTC datetime string."""
     t = text.strip()
-    if t.isdigit():
+    if t.isascii() and t.isdigit():  # ASCII only: '²' is a digit to isdigit() but not to int()
+        if len(t) > 30:
+            raise ValueError(f"bad time {text[:40]!r} (too many digits)")
         v = int(t)
         if v >= 10**15:  # µs (Binance spot files since 2025)
             return v // 1000
         if v < 10**11:  # seconds
             return v * 1000
         return v
+    if not t.isascii():
+        raise ValueError(f"bad time {text[:40]!r}")
     try:
         d = dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"bad time {text!r}") from None
-    if d.tzinfo is not None:
-        d = d.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        if d.tzinfo is not None:
+            # 0001-01-01T00:00+01:00 or 9999-12-31T23:59-01:00 fall outside what datetime can hold in UTC
+            d = d.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    except (ValueError, OverflowError):
+        raise ValueError(f"bad time {text[:40]!r} (use YYYY-MM-DD, YYYY-MM-DD HH:MM:SS or ISO 8601 in years "
+                         "1-9999)") from None
     return (d - EPOCH) // MS
 
 
@@ -104,33 +110,69 @@ def parse_date(text: str, end: bool = False) -> int:
     return ms
 
 
-def _open_text(path: Path):
-    raw = path.read_bytes()
-    if raw[:4] == b"PK\x03\x04":  # a .zip as data.binance.vision serves it: one CSV inside
-        try:
-            with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+MAX_LINE_CHARS = 4096  # a candle row is ~150 characters; anything longer is not a candle file
+MAX_ROWS = 5_000_000  # ~9.5 years of 1m candles; keeps a backtest's memory around 1 GB at most
+
+
+def _open_stream(path: Path):
+    """A binary stream of the CSV bytes: a .zip member or .gz content is decompressed as it is read,
+    never whole in memory (a 3 MB gzip can expand to gigabytes)."""
+    fh = open(path, "rb")
+    try:
+        if fh.read(4) == b"PK\x03\x04":  # a .zip as data.binance.vision serves it: one CSV inside
+            fh.seek(0)
+            try:
+                zf = zipfile.ZipFile(fh)
                 members = [m for m in zf.infolist() if not m.is_dir()]
                 if len(members) != 1:
                     raise DataError(f"{path}: a zip file must hold exactly one CSV file (it holds {len(members)})")
-                raw = zf.read(members[0])
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, NotImplementedError) as e:
-            raise DataError(f"{path}: not a readable zip file ({e})") from None
-    if raw[:2] == b"\x1f\x8b":
+                stream = zf.open(members[0])
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, NotImplementedError,
+                    RuntimeError) as e:
+                raise DataError(f"{path}: not a readable zip file ({e})") from None
+        else:
+            fh.seek(0)
+            stream = fh
+        buffered = io.BufferedReader(stream) if not isinstance(stream, io.BufferedReader) else stream
         try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e:  # truncated, or corrupted inside (zlib.error)
-            raise DataError(f"{path}: not a readable gzip file ({e})") from None
+            magic = buffered.peek(2)[:2]
+        except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+            raise DataError(f"{path}: not a readable zip file ({e})") from None
+        if magic == b"\x1f\x8b":
+            return gzip.GzipFile(fileobj=buffered)
+        return buffered
+    except BaseException:
+        fh.close()
+        raise
+
+
+def _lines(path: Path, stream):
+    """Decoded lines, each at most MAX_LINE_CHARS; decompression and decoding errors become DataError."""
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    n = 0
     try:
-        return io.StringIO(raw.decode("utf-8-sig"))
+        while True:
+            line = text.readline(MAX_LINE_CHARS + 1)
+            if not line:
+                return
+            n += 1
+            if len(line) > MAX_LINE_CHARS and not line.endswith("\n"):
+                raise DataError(f"{path}:{n}: malformed row (longer than {MAX_LINE_CHARS} characters)")
+            yield line
+    except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as e:  # truncated or corrupted inside
+        kind = "gzip" if isinstance(stream, gzip.GzipFile) else "zip" if isinstance(e, zipfile.BadZipFile) else "file"
+        raise DataError(f"{path}: not a readable {kind} file ({e})") from None
     except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not a text CSV file (byte {e.start} is not UTF-8)") from None
+        raise DataError(f"{path}:{n + 1}: not a text CSV file (byte {e.start} is not UTF-8)") from None
+    finally:
+        text.close()
 
 
 def load_candles(path: str | Path) -> Series:
     """Read and validate a candle file; see the module docstring for the layouts."""
     path = Path(path)
     try:
-        text = _open_text(path)
+        text = _lines(path, _open_stream(path))
     except OSError as e:
         raise DataError(f"{path}: cannot read file ({e.strerror or e})") from None
     ts: list[int] = []
@@ -174,6 +216,8 @@ def load_candles(path: str | Path) -> Series:
             raise DataError(f"{path}:{n}: time {row[0]} is not after the previous row's (rows must be in "
                             f"ascending time order without duplicates)")
         prev = t
+        if len(ts) >= MAX_ROWS:
+            raise DataError(f"{path}:{n}: more than {MAX_ROWS} candles; split the file or use a coarser timeframe")
         ts.append(t)
         o.append(op)
         h.append(hi)

@@ -16,6 +16,7 @@ import uuid
 from telebot import types
 
 from .. import services as svc
+from ..ascii_digits import ascii_int
 from . import format as fmt
 from .parsing import (
     EXCHANGES,
@@ -605,7 +606,7 @@ class Dispatcher:
             """A button that acts on "everything of the asker" or cancels their question: only the asker may
             press it (in a group anyone sees it). Buttons without an owner (older messages) count in a
             private chat only."""
-            if owner and owner.isdigit() and int(owner) == presser:
+            if owner and ascii_int(owner) == presser:
                 return
             if not owner and chat_id == presser:
                 return
@@ -662,9 +663,10 @@ class Dispatcher:
 
 
 def _int(text: str) -> int:
-    if not text.isdigit() or len(text) > 15:
+    value = ascii_int(text, max_digits=15)  # callback data is client-supplied: '²' must not raise
+    if value is None:
         raise svc.InvalidValue("That button is no longer valid.")
-    return int(text)
+    return value
 
 
 def _plain(html_text: str) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
+from ..ascii_digits import ascii_int
+
 MAX_MESSAGE_CHARS = 1000  # longer commands are refused outright
 MAX_ARG_CHARS = 128
 MAX_ARGS = 8
@@ -19,7 +21,7 @@ EXCHANGES = ("binance", "bybit")
 KNOWN_QUOTES = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "USDE", "DAI", "EUR", "TRY", "BTC", "ETH", "BNB")
 
 _COMMAND_RE = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@([A-Za-z0-9_]{1,64}))?$")
-_AMOUNT_RE = re.compile(r"^\$?(\d{1,12})(?:\.(\d{1,8}))?$")
+_AMOUNT_RE = re.compile(r"^\$?([0-9]{1,12})(?:\.([0-9]{1,8}))?$")
 _SYMBOL_PART = re.compile(r"^[A-Z0-9]{1,15}$")
 
 
@@ -70,7 +72,7 @@ def _parse_decimal(text: str, what: str) -> Decimal:
         raise ParseError(f"{what}: write the number plainly, like 1000 (no exponent).")
     match = _AMOUNT_RE.match(raw)
     if not match:
-        digits = re.fullmatch(r"\$?(\d+)(?:\.(\d+))?", raw)
+        digits = re.fullmatch(r"\$?([0-9]+)(?:\.([0-9]+))?", raw)
         if digits and len(digits.group(1).lstrip("0")) > 12:
             raise ParseError(f"{what} is far too large.")
         if digits and digits.group(2) and len(digits.group(2)) > 8:
@@ -199,8 +201,8 @@ def parse_on_off(text: str) -> bool:
 def parse_user_ref(text: str) -> int | str:
     """An admin's reference to a user: a Telegram id (digits) or @username."""
     raw = (text or "").strip()
-    if re.fullmatch(r"\d{1,15}", raw):
-        return int(raw)
+    if (number := ascii_int(raw, max_digits=15)) is not None:
+        return number
     if re.fullmatch(r"@?[A-Za-z0-9_]{3,64}", raw):
         return raw.lstrip("@")
     raise ParseError("Give a Telegram user id (digits) or @username.")
