@@ -66,6 +66,7 @@ class TradingConfig:
     scheduler_workers: int = 16
     shutdown_timeout_seconds: int = 30
     record_hold_decisions: str = "all"
+    decision_retention_days: int = 30
 
 
 @dataclass(frozen=True)
@@ -228,6 +229,7 @@ _SECTIONS: dict[str, tuple[type, dict[str, tuple[type, Any]]]] = {
             "scheduler_workers": (int, _range(1, 256)),
             "shutdown_timeout_seconds": (int, _range(1, 600)),
             "record_hold_decisions": (str, _choice("all", "nontechnical", "none")),
+            "decision_retention_days": (int, _range(1, 36500)),
         },
     ),
     "risk": (

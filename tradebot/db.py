@@ -164,9 +164,16 @@ def _m001_initial() -> None:
     db.create_tables(ALL_MODELS, safe=True)
 
 
+def _m002_decision_tallies() -> None:
+    from .models import DecisionTally
+
+    db.create_tables([DecisionTally], safe=True)
+
+
 # (version, name, function). Append only; never edit an applied migration.
 MIGRATIONS: list[tuple[int, str, callable]] = [
     (1, "initial schema", _m001_initial),
+    (2, "decision tallies (repeated hold decisions counted per pair and day)", _m002_decision_tallies),
 ]
 
 

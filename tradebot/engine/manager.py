@@ -23,6 +23,7 @@ import time
 from decimal import Decimal
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from peewee import fn
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -33,6 +34,7 @@ from ..db import write_tx
 from ..models import DailyPerformance, Notification, Trade, User, UserConfig, UserState
 from . import core
 from .accounting import DAY_MS
+from .decisions import apply_retention
 from .cycle import (
     CycleRunner,
     day_to_date,
@@ -108,6 +110,7 @@ class BotManager:
         self.default_interval = default_interval or getattr(trading, "default_interval_seconds", None) or 60
         self.shutdown_timeout = shutdown_timeout or getattr(trading, "shutdown_timeout_seconds", None) or 30
         self.spread = spread
+        self.decision_retention_days = int(getattr(trading, "decision_retention_days", None) or 30)
         rc = getattr(src, "risk", None)
         if user_limits is None and rc is not None:
             # user scope: the configured streak / daily-loss limits over all of a user's pairs (no drawdown)
@@ -137,6 +140,7 @@ class BotManager:
         self._inflight = 0
         self._cv = threading.Condition()
         self.stats = {"cycles": 0, "errors": 0, "lags": [], "durations": []}
+        self.stats["lag_at"] = self.stats["lags"]  # same list (bench/engine.py reads it by position)
         self.record_lag = False
 
     # ------------------------------------------------------------ lifecycle
@@ -347,12 +351,12 @@ class BotManager:
             now_ms = self.now_ms()
             t0 = time.perf_counter()
             try:
-                if not self._still_wanted(config_id):
+                out = self.runner.run(config_id, now_ms, require_active=True)
+                if out.get("inactive"):
                     # stopped, removed or blocked from outside this process (`tradebot admin block`)
                     log.info("pair %s is no longer active; dropping its job", config_id)
                     self.stop_pair(config_id)
                     return
-                out = self.runner.run(config_id, now_ms)
                 if self.record_lag:
                     self.stats["durations"].append(time.perf_counter() - t0)
                 with self._cv:
@@ -361,26 +365,17 @@ class BotManager:
             except Exception as exc:  # noqa: BLE001 - isolation: record, never propagate
                 with self._cv:
                     self.stats["errors"] += 1
-                log.warning("pair %s cycle failed: %s", config_id, user_message(exc))
                 try:
-                    self._record_error(config_id, exc, now_ms)
+                    # logged when the pair's error changes, not every cycle it persists (log volume
+                    # follows events: a pair failing every minute for a day is one line, not 1,440)
+                    if self._record_error(config_id, exc, now_ms):
+                        log.warning("pair %s cycle failed: %s", config_id, user_message(exc))
                 except Exception:  # noqa: BLE001
                     log.exception("could not record the error of pair %s", config_id)
         finally:
             with self._cv:
                 self._inflight -= 1
                 self._cv.notify_all()
-
-    @staticmethod
-    def _still_wanted(config_id: int) -> bool:
-        row = (
-            UserConfig.select(UserConfig.is_trading, User.status)
-            .join(User)
-            .where(UserConfig.id == config_id)
-            .tuples()
-            .first()
-        )
-        return bool(row and row[0] and row[1] == "active")
 
     def _note_lag(self, config_id: int) -> None:
         job = self.scheduler.get_job(_job_id(config_id))
@@ -390,16 +385,19 @@ class BotManager:
         t = time.time()
         self.stats["lags"].append((t - self._offset(config_id, int(interval))) % interval)
 
-    def _record_error(self, config_id: int, exc: BaseException, now_ms: int) -> None:
-        self._record_problem(config_id, user_message(exc), needs_user_action(exc), now_ms, status="error")
+    def _record_error(self, config_id: int, exc: BaseException, now_ms: int) -> bool:
+        return self._record_problem(
+            config_id, user_message(exc), needs_user_action(exc), now_ms, status="error"
+        )
 
     def _record_problem(
         self, config_id: int, msg: str, needs_action: bool, now_ms: int, status: str | None = None
-    ) -> None:
-        """Store the pair's current problem; ONE pair_error event per change of problem, not per cycle."""
+    ) -> bool:
+        """Store the pair's current problem; ONE pair_error event per change of problem, not per cycle.
+        Returns True when the problem changed."""
         cfg = UserConfig.get_or_none(UserConfig.id == config_id)
         if cfg is None:
-            return
+            return False
         with write_tx():
             state = ensure_state(cfg)
             changed = state.last_error != msg
@@ -418,12 +416,13 @@ class BotManager:
                     {"symbol": cfg.symbol, "message": msg, "needs_action": needs_action},
                     cfg.id,
                 )
+        return changed
 
     def _after_cycle(self, config_id: int, out: dict, now_ms: int) -> None:
         problem = out.get("problem") if out else None
         if problem:
             self._record_problem(config_id, problem[0], problem[1], now_ms)
-        else:
+        elif not out or out.get("had_error", True):  # no write when there was no error to clear
             self._clear_error(config_id)
 
     def _clear_error(self, config_id: int) -> None:
@@ -441,58 +440,82 @@ class BotManager:
             self.daily_summary(day_to_date(day))
         except Exception:  # noqa: BLE001
             log.exception("daily summary failed")
+        try:
+            out = apply_retention(
+                self.decision_retention_days,
+                day_to_date(day + 1),
+                should_stop=self._stopping.is_set,
+            )
+            if any(out.values()):
+                log.info("decision retention (%d days): %s", self.decision_retention_days, out)
+        except Exception:  # noqa: BLE001
+            log.exception("decision retention failed")
 
-    def daily_summary(self, day: dt.date) -> int:
-        """Emit one `daily_summary` event per user with pairs, for the UTC `day`. Idempotent. Returns count."""
+    def daily_summary(self, day: dt.date, batch: int = 200, pause: float = 0.02) -> int:
+        """Emit one `daily_summary` event per user with pairs, for the UTC `day`. Idempotent. Returns count.
+
+        A handful of set-wide queries (not a few per pair), then the events in transactions of `batch`
+        users with a short pause between them: at 20,000 pairs the job neither holds the database nor the
+        interpreter long enough to delay a trading cycle."""
         lo = dt.datetime(day.year, day.month, day.day)
         hi = lo + dt.timedelta(days=1)
-        sent = 0
-        users = {s.user_id for s in UserState.select(UserState.user)}
-        for user_id in sorted(users):
-            tag = f'"day": "{day.isoformat()}"'
-            if (
-                Notification.select(Notification.id)
-                .where(
-                    (Notification.user == user_id)
-                    & (Notification.kind == "daily_summary")
-                    & (Notification.payload.contains(tag))
-                )
-                .exists()
-            ):
+        tag = f'"day": "{day.isoformat()}"'
+        done = {
+            uid
+            for (uid,) in Notification.select(Notification.user)
+            .where((Notification.kind == "daily_summary") & (Notification.payload.contains(tag)))
+            .tuples()
+        }
+        perf = dict(
+            DailyPerformance.select(DailyPerformance.config, DailyPerformance.pnl)
+            .where(DailyPerformance.day == day)
+            .tuples()
+        )
+        counts = dict(
+            Trade.select(Trade.config, fn.COUNT(Trade.id))
+            .where((Trade.executed_at >= lo) & (Trade.executed_at < hi))
+            .group_by(Trade.config)
+            .tuples()
+        )
+        per_user: dict[int, list] = {}
+        rows = (
+            UserState.select(
+                UserState.user, UserState.equity, UserState.daily_pnl, UserState.daily_pnl_date,
+                UserConfig.id, UserConfig.symbol,
+            )
+            .join(UserConfig)
+            .order_by(UserState.user, UserConfig.id)
+            .tuples()
+        )
+        for user_id, equity, daily_pnl, pnl_date, config_id, symbol in rows:
+            if user_id in done:
                 continue
-            pairs = []
-            total_eq = ZERO
-            total_pnl = ZERO
-            q = UserState.select(UserState, UserConfig).join(UserConfig).where(UserState.user == user_id)
-            for st in q.order_by(UserConfig.id):
-                cfg = st.config
-                perf = DailyPerformance.get_or_none(
-                    (DailyPerformance.config == cfg.id) & (DailyPerformance.day == day)
-                )
-                if perf is not None:
-                    pnl = perf.pnl
-                elif st.daily_pnl_date == day:
-                    pnl = st.daily_pnl or ZERO
-                else:
-                    pnl = ZERO
-                n = (
-                    Trade.select()
-                    .where((Trade.config == cfg.id) & (Trade.executed_at >= lo) & (Trade.executed_at < hi))
-                    .count()
-                )
-                pairs.append({"symbol": cfg.symbol, "equity": st.equity, "pnl": pnl, "trades": n})
-                total_eq += st.equity
-                total_pnl += pnl
+            if config_id in perf:
+                pnl = perf[config_id]
+            elif pnl_date == day:
+                pnl = daily_pnl or ZERO
+            else:
+                pnl = ZERO
+            per_user.setdefault(user_id, []).append(
+                {"symbol": symbol, "equity": equity, "pnl": pnl, "trades": counts.get(config_id, 0)}
+            )
+        sent = 0
+        users = sorted(per_user)
+        for i in range(0, len(users), batch):
+            if i:
+                time.sleep(pause)
             with write_tx():
-                events.emit(
-                    user_id,
-                    "daily_summary",
-                    {
-                        "day": day.isoformat(),
-                        "pairs": pairs,
-                        "total_equity": total_eq,
-                        "total_pnl": total_pnl,
-                    },
-                )
-            sent += 1
+                for user_id in users[i:i + batch]:
+                    pairs = per_user[user_id]
+                    events.emit(
+                        user_id,
+                        "daily_summary",
+                        {
+                            "day": day.isoformat(),
+                            "pairs": pairs,
+                            "total_equity": sum((p["equity"] for p in pairs), ZERO),
+                            "total_pnl": sum((p["pnl"] for p in pairs), ZERO),
+                        },
+                    )
+                    sent += 1
         return sent
