@@ -36,8 +36,8 @@ from ..strategy.base import DecisionContext, PositionView
 from . import core
 from .accounting import DAY_MS, PairBook, mark_to_market
 from .decisions import DecisionRecorder
-from .pair_rows import load_pair
 from .errors import ExchangeError, NetworkChanged, is_ambiguous
+from .pair_rows import load_pair, update_state
 
 log = logging.getLogger(__name__)
 
@@ -423,6 +423,7 @@ class CycleRunner:
         self._locks: dict[int, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         self._pos_networks: dict[int, str] = {}
+        self._lp_slots: bool | None = None
 
     # -------------------------------------------------------------- helpers
 
@@ -460,6 +461,14 @@ class CycleRunner:
             while len(self._brokers) > 2048:
                 self._brokers.popitem(last=False)
         return broker
+
+    def _slot(self, lp, cfg) -> dict:
+        """One ticker per symbol per cycle slot (the pair's interval) when the market data supports it."""
+        if self._lp_slots is None:
+            import inspect
+
+            self._lp_slots = "slot_ms" in inspect.signature(lp).parameters
+        return {"slot_ms": int(cfg.interval_seconds or 60) * 1000} if self._lp_slots else {}
 
     def data_network(self, exchange: str, network: str) -> str:
         """Where the pair's market data comes from (paper reads public data of another network): shared
@@ -557,7 +566,7 @@ class CycleRunner:
         lp = getattr(md, "last_price", None)
         if lp is not None:
             try:
-                last_price = float(lp(cfg.exchange, data_net, cfg.symbol))
+                last_price = float(lp(cfg.exchange, data_net, cfg.symbol, **self._slot(lp, cfg)))
             except ExchangeError:
                 raise
             except Exception:  # noqa: BLE001 - fall back to the last close
@@ -609,7 +618,7 @@ class CycleRunner:
                 if record:
                     decision_row = self.decisions.record(cfg, decision, since[-1].ts, now)
                 if changed:
-                    UserState.update(**changed).where(UserState.id == state.id).execute()
+                    update_state(state.id, changed)
                 if res.rolled_day is not None and prev_day is not None:
                     self._daily_performance(cfg, prev_day, prev_start, book.day_start_equity, now)
                 if res.trip is not None:

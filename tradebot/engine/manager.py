@@ -23,10 +23,10 @@ import time
 from decimal import Decimal
 
 from apscheduler.executors.pool import ThreadPoolExecutor
-from peewee import fn
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from peewee import fn
 
 from .. import db as dbmod
 from .. import events, risk
@@ -34,7 +34,6 @@ from ..db import write_tx
 from ..models import DailyPerformance, Notification, Trade, User, UserConfig, UserState
 from . import core
 from .accounting import DAY_MS
-from .decisions import apply_retention
 from .cycle import (
     CycleRunner,
     day_to_date,
@@ -46,6 +45,7 @@ from .cycle import (
     save_state,
 )
 from .cycle import record_reset as _record_reset
+from .decisions import apply_retention
 from .errors import needs_user_action, user_message
 
 log = logging.getLogger(__name__)

@@ -99,14 +99,20 @@ class MarketData:
         s.complete = bool(closed) and closed[-1].ts == boundary - tf
         s.fetched_at = time.monotonic()
 
-    def last_price(self, exchange: str, network: str, symbol: str) -> Decimal:
-        """Last traded price from the ticker, shared for `ticker_ttl_ms` of the clock."""
+    def last_price(self, exchange: str, network: str, symbol: str, slot_ms: int | None = None) -> Decimal:
+        """Last traded price from the ticker, shared for `ticker_ttl_ms` of the clock; with `slot_ms` (a
+        trading cycle's interval) shared for the rest of the current slot of the wall-clock grid, so every
+        pair of a symbol cycling in that slot uses one request: at most one per symbol per slot."""
         network = self._data_network(exchange, network)
         key = (exchange, network, symbol)
         with self._lock(key):
             now = self.now_ms()
             p = self._prices.get(key)
-            if p is None or now - p.at >= self.ticker_ttl_ms:
+            if slot_ms:
+                stale = p is None or now // slot_ms != p.at // slot_ms or now < p.at
+            else:
+                stale = p is None or now - p.at >= self.ticker_ttl_ms
+            if stale:
                 client = self._client_for(exchange, network)
                 t = with_retry(lambda: client.fetch_ticker(symbol), self._policy_for(exchange), exchange,
                                "fetch_ticker")
