@@ -3,7 +3,8 @@
 What runs:
 - the standalone fake exchange (`python -m tests.fakes.exchange --wall-clock --symbols S`), a subprocess, with
   added latency; its market clock is the wall clock, so the hub sees 1m candles close every minute;
-- the fake Telegram Bot API (tests/fakes/telegram.py) in this process, on 127.0.0.1;
+- the fake Telegram Bot API (tests/fakes/telegram.py) and the chat users in a subprocess
+  (bench/chat_driver.py), with an added latency per Bot API call standing for the network round trip;
 - `tradebot.app.run_forever(cfg)` in the main thread: the same function `tradebot run` calls, with the
   config file this bench writes (default settings except URLs, paths and the pairs): logging at INFO to the
   rotated log file, the Telegram polling thread, the default `trading.record_hold_decisions`, the APScheduler
@@ -115,6 +116,7 @@ def main(argv=None) -> None:
     ap.add_argument("--minutes", type=float, default=3.0, help="measured window")
     ap.add_argument("--warmup", type=float, default=70.0, help="seconds before measuring")
     ap.add_argument("--latency-ms", type=float, default=20.0)
+    ap.add_argument("--tg-latency-ms", type=float, default=20.0, help="added to each Bot API call (RTT)")
     ap.add_argument("--chat-users", type=int, default=20)
     ap.add_argument("--chat-rounds", type=int, default=5, help="commands per chat user in the burst")
     ap.add_argument("--no-daily", action="store_true", help="do not run the daily summary in the window")
@@ -124,7 +126,6 @@ def main(argv=None) -> None:
     if args.pairs > 2 * args.symbols:
         ap.error("--pairs must be <= 2 x --symbols")
 
-    from tests.fakes.telegram import FakeTelegram
     from tradebot import app as appmod
     from tradebot import db as dbmod
     from tradebot.config import load_config
@@ -139,7 +140,20 @@ def main(argv=None) -> None:
     )
     fake.stdout.readline()
     ex_url = f"http://127.0.0.1:{port}"
-    tg = FakeTelegram(token=TOKEN).start()
+    chat = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "chat_driver.py"), TOKEN, str(args.tg_latency_ms)],
+        cwd=str(ROOT), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    tg_url = chat.stdout.readline().strip()
+    chat_lock = threading.Lock()
+
+    def ask(line: str) -> dict:
+        import json
+
+        with chat_lock:
+            chat.stdin.write(line + "\n")
+            chat.stdin.flush()
+            return json.loads(chat.stdout.readline())
     tmp = Path(tempfile.mkdtemp(prefix="tb-bench-"))
     cfg_path = tmp / "config.toml"
     ex_cfg = "".join(
@@ -147,7 +161,7 @@ def main(argv=None) -> None:
         for ex in ("binance", "bybit")
     )
     cfg_path.write_text(
-        f'data_dir = "{tmp}"\n\n[telegram]\ntoken = "{TOKEN}"\napi_url = "{tg.api_url}"\n\n'
+        f'data_dir = "{tmp}"\n\n[telegram]\ntoken = "{TOKEN}"\napi_url = "{tg_url}"\n\n'
         f'[logging]\nlevel = "INFO"\n\n{ex_cfg}'
     )
     cfg = load_config(cfg_path, env={})
@@ -206,24 +220,7 @@ def main(argv=None) -> None:
         """Every chat user sends `rounds` commands, each after the reply to the previous one."""
         mgr = box.get("mgr")
         lags0 = len(mgr.stats["lag_at"]) if mgr else 0
-        latencies: list[float] = []
-        lock = threading.Lock()
-
-        def user(i: int) -> None:
-            uid = CHAT_BASE + i
-            for r in range(args.chat_rounds):
-                before = len(tg.replies(uid))
-                t = time.monotonic()
-                tg.push_message(uid, "/status" if r % 2 == 0 else "/help")
-                tg.wait_for_replies(uid, before + 1, timeout=30)
-                with lock:
-                    latencies.append(time.monotonic() - t)
-
-        threads = [threading.Thread(target=user, args=(i,)) for i in range(args.chat_users)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
+        latencies = ask(f"burst {args.chat_users} {args.chat_rounds}")["latencies"]
         late = 0
         if mgr:
             late = sum(1 for lag in list(mgr.stats["lag_at"])[lags0:] if lag > 1.0)
@@ -234,17 +231,14 @@ def main(argv=None) -> None:
 
     def driver() -> None:
         try:
-            while "mgr" not in box or not tg.calls_of("getUpdates"):
+            while "mgr" not in box or ask("first_poll")["at"] is None:
                 time.sleep(0.05)
-            first_poll = tg.calls_of("getUpdates")[0].at
+            first_poll = ask("first_poll")["at"]
             mgr = box["mgr"]
             say(f"start-up: pairs scheduled in {box.get('start_s', float('nan')):.2f} s; first getUpdates "
                 f"{first_poll - t_launch:.2f} s after run_forever() was called")
             # prime every chat user (first message registers them)
-            for i in range(args.chat_users):
-                tg.push_message(CHAT_BASE + i, "/start")
-            for i in range(args.chat_users):
-                tg.wait_for_replies(CHAT_BASE + i, 1, timeout=30)
+            ask(f"prime {args.chat_users}")
             time.sleep(args.warmup)
             chat_burst("before the window")
             mgr.stats["lags"].clear()
@@ -288,7 +282,7 @@ def main(argv=None) -> None:
             say(f"load average at the end of the window (1/5/15 min): {loadavg()}")
             say(f"setup: {args.users} users x {args.pairs} = {n_pairs} active paper pairs on {len(combos)} "
                 f"(exchange, symbol) streams, 60 s interval, 1m candles, fake exchange latency "
-                f"{args.latency_ms:g} ms, window {minutes:.1f} min, record_hold_decisions = "
+                f"{args.latency_ms:g} ms, fake Bot API latency {args.tg_latency_ms:g} ms, window {minutes:.1f} min, record_hold_decisions = "
                 f"{cfg.trading.record_hold_decisions!r}, scheduler workers {cfg.trading.scheduler_workers}")
             say(f"cycles: ran {done} / scheduled {scheduled} ({100 * done / max(1, scheduled):.1f}%), "
                 f"errors {errors}")
@@ -336,7 +330,8 @@ def main(argv=None) -> None:
     stop_s = time.monotonic() - box.get("t_sig", time.monotonic())
     fake.terminate()
     fake.wait(10)
-    tg.stop()
+    chat.stdin.close()
+    chat.wait(10)
     print("\n".join(report))
     print(f"SIGTERM: run_forever returned {code} {stop_s:.2f} s after the signal")
     print(f"(work dir {tmp}{'' if args.keep else ', removed'}; launched {time.monotonic() - t_launch:.0f} s ago)")

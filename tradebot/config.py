@@ -32,7 +32,7 @@ class TelegramConfig:
     admin_ids: list[int] = field(default_factory=list)
     access: str = "open"
     allowlist: list[int] = field(default_factory=list)
-    workers: int = 4
+    workers: int = 32
     rate_limit_per_minute: int = 30
     poll_timeout: int = 20
 
