@@ -64,7 +64,7 @@ class TradingConfig:
     min_budget: Decimal = Decimal("10")
     max_budget: Decimal = Decimal("1000000")
     scheduler_workers: int = 16
-    shutdown_timeout_seconds: int = 30
+    shutdown_timeout_seconds: int = 2
     record_hold_decisions: str = "all"
     decision_retention_days: int = 30
 

@@ -22,7 +22,6 @@ import threading
 import time
 from decimal import Decimal
 
-from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
@@ -47,6 +46,7 @@ from .cycle import (
 from .cycle import record_reset as _record_reset
 from .decisions import apply_retention
 from .errors import needs_user_action, user_message
+from .pool import DaemonPoolExecutor
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class BotManager:
         self.clock = clock or time.time  # -> epoch seconds
         self.max_workers = max_workers or getattr(trading, "scheduler_workers", None) or 16
         self.default_interval = default_interval or getattr(trading, "default_interval_seconds", None) or 60
-        self.shutdown_timeout = shutdown_timeout or getattr(trading, "shutdown_timeout_seconds", None) or 30
+        self.shutdown_timeout = shutdown_timeout or getattr(trading, "shutdown_timeout_seconds", None) or 2
         self.spread = spread
         self.decision_retention_days = int(getattr(trading, "decision_retention_days", None) or 30)
         rc = getattr(src, "risk", None)
@@ -166,7 +166,7 @@ class BotManager:
         )
         quiet_scheduler_logs()
         self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(self.max_workers)},
+            executors={"default": DaemonPoolExecutor(self.max_workers)},
             job_defaults={"coalesce": True, "max_instances": 1},
             timezone=UTC,
         )
@@ -189,12 +189,15 @@ class BotManager:
         if self._started:
             return {}
         counts = self.runner.reconcile_pending(now_ms=self.now_ms())
-        self.scheduler.start()
-        self._started = True
+        # Jobs added before the scheduler starts are stored in one pass, without waking its thread for
+        # every one of them.
         resumed = 0
-        for cfg in UserConfig.select().where(UserConfig.is_trading == True):  # noqa: E712
+        now = time.time()
+        for cfg in UserConfig.select(UserConfig.id, UserConfig.interval_seconds).where(
+            UserConfig.is_trading == True  # noqa: E712
+        ):
             try:
-                self._schedule(cfg)
+                self._schedule(cfg, now)
                 resumed += 1
             except Exception:  # noqa: BLE001
                 log.exception("could not resume pair %s", cfg.id)
@@ -205,6 +208,8 @@ class BotManager:
             replace_existing=True,
             misfire_grace_time=3600,
         )
+        self.scheduler.start()
+        self._started = True
         log.info("engine started: %d pairs resumed, reconcile %s", resumed, counts)
         return {"resumed": resumed, **counts}
 
@@ -257,9 +262,9 @@ class BotManager:
         # golden-ratio spread: evenly covers the interval whatever the ids are
         return ((config_id * 0.6180339887498949) % 1.0) * interval
 
-    def _schedule(self, cfg: UserConfig) -> None:
+    def _schedule(self, cfg: UserConfig, now: float | None = None) -> None:
         interval = int(cfg.interval_seconds or self.default_interval)
-        now = time.time()
+        now = time.time() if now is None else now
         # align to the interval grid plus the pair's offset so restarts keep the same phase
         base = (now // interval) * interval + self._offset(cfg.id, interval)
         while base <= now:
