@@ -108,6 +108,17 @@ def dir_bytes(path: Path, prefix: str) -> int:
     return sum(p.stat().st_size for p in path.glob(prefix + "*") if p.is_file())
 
 
+def db_bytes(path: Path) -> tuple[int, int]:
+    """(pages in use x page size, rows of ai_decisions + decision_tallies) after a WAL checkpoint."""
+    from tradebot.models import db
+
+    db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    pages = db.execute_sql("PRAGMA page_count").fetchone()[0] - db.execute_sql("PRAGMA freelist_count").fetchone()[0]
+    size = pages * db.execute_sql("PRAGMA page_size").fetchone()[0]
+    rows = sum(db.execute_sql(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("ai_decisions", "decision_tallies"))
+    return size, rows
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--users", type=int, default=200)
@@ -209,6 +220,28 @@ def main(argv=None) -> None:
         return out
 
     mgrmod.BotManager.start = start_hook
+    real_shutdown = mgrmod.BotManager.shutdown
+
+    def shutdown_hook(self, timeout=None):
+        t = time.monotonic()
+        try:
+            return real_shutdown(self, timeout)
+        finally:
+            box["engine_stop_s"] = time.monotonic() - t
+
+    mgrmod.BotManager.shutdown = shutdown_hook
+    from tradebot.telegram import bot as botmod
+
+    real_stop = botmod.BotHandle.stop
+
+    def stop_hook(self, timeout=30):
+        t = time.monotonic()
+        try:
+            return real_stop(self, timeout)
+        finally:
+            box["bot_stop_s"] = time.monotonic() - t
+
+    botmod.BotHandle.stop = stop_hook
     t_launch = time.monotonic()
     result: dict = {}
     report: list[str] = []
@@ -242,12 +275,12 @@ def main(argv=None) -> None:
             time.sleep(args.warmup)
             chat_burst("before the window")
             mgr.stats["lags"].clear()
-            mgr.stats["lag_at"].clear()
+            mgr.stats["lag_t"].clear()
             mgr.stats["durations"].clear()
             c0 = mgr.stats["cycles"]
             e0 = mgr.stats["errors"]
             req0 = fake_counts(ex_url)
-            db0 = dir_bytes(tmp, "tradebot.db")
+            db0, rows0 = db_bytes(tmp)
             log0 = dir_bytes(tmp / "logs", "bot.log")
             cpu0, t0 = cpu_seconds(), time.time()
             rss = [rss_mb()]
@@ -270,7 +303,7 @@ def main(argv=None) -> None:
             lags = list(mgr.stats["lags"])
             done, errors = mgr.stats["cycles"] - c0, mgr.stats["errors"] - e0
             reqs = fake_counts(ex_url) - req0
-            db1 = dir_bytes(tmp, "tradebot.db")
+            db1, rows1 = db_bytes(tmp)
             log1 = dir_bytes(tmp / "logs", "bot.log")
             burst = chat_burst(f"at {n_pairs} pairs") if n_pairs else None
             scheduled = 0
@@ -286,6 +319,10 @@ def main(argv=None) -> None:
                 f"{cfg.trading.record_hold_decisions!r}, scheduler workers {cfg.trading.scheduler_workers}")
             say(f"cycles: ran {done} / scheduled {scheduled} ({100 * done / max(1, scheduled):.1f}%), "
                 f"errors {errors}")
+            late_at = [at for at, lag in list(mgr.stats["lag_t"]) if lag > 1.0 and at < t1]
+            if late_at:
+                secs = Counter(int(at % 60) for at in late_at)
+                say(f"late cycles by second of the minute: {dict(sorted(secs.items()))}")
             if lags:
                 say(f"start lag: p50 {pct(lags, 50) * 1000:.0f} ms, p99 {pct(lags, 99) * 1000:.0f} ms, max "
                     f"{max(lags) * 1000:.0f} ms; > 1 s late: {sum(1 for x in lags if x > 1.0)} of {len(lags)}")
@@ -301,13 +338,17 @@ def main(argv=None) -> None:
                 f"{per_pair:.1f} KB per active pair")
             per_day = 1440 / minutes
             if n_pairs:
-                say(f"disk: database grew {(db1 - db0) / 1024:.0f} KB in the window = "
-                    f"{(db1 - db0) * per_day / n_pairs / 1024:.2f} KB per pair per day")
+                say(f"disk: database (pages in use after a WAL checkpoint) grew {(db1 - db0) / 1024:.0f} KB in "
+                    f"the window = {(db1 - db0) * per_day / n_pairs / 1024:.2f} KB per pair per day; decision rows "
+                    f"(ai_decisions + decision_tallies) +{rows1 - rows0}")
                 say(f"logs: {(log1 - log0) / 1024:.1f} KB in the window = "
                     f"{(log1 - log0) * per_day * 1000 / n_pairs / 1e6:.2f} MB per day at 1,000 pairs (INFO)")
-            say(f"exchange requests per minute, counted by the fake exchange ({len(combos)} streams):")
+            candles = int(t1 // 60) - int(t0 // 60)  # 1m candles (= 60 s cycle slots) begun in the window
+            per_ex = len(combos) // 2
+            say(f"exchange requests counted by the fake exchange over {candles} candles / cycle slots, "
+                f"{per_ex} symbols per exchange:")
             for k, v in sorted(reqs.items(), key=lambda kv: -kv[1]):
-                say(f"  {k}: {v / minutes:.2f} ({v / minutes / len(combos):.2f} per stream)")
+                say(f"  {k}: {v} = {v / max(1, candles) / per_ex:.2f} per symbol per candle")
             result["burst"] = burst
         except Exception as exc:  # noqa: BLE001
             say(f"bench driver failed: {type(exc).__name__}: {exc}")
@@ -333,7 +374,8 @@ def main(argv=None) -> None:
     chat.stdin.close()
     chat.wait(10)
     print("\n".join(report))
-    print(f"SIGTERM: run_forever returned {code} {stop_s:.2f} s after the signal")
+    print(f"SIGTERM: run_forever returned {code} {stop_s:.2f} s after the signal (Telegram bot stop "
+          f"{box.get('bot_stop_s', float('nan')):.2f} s, engine shutdown {box.get('engine_stop_s', float('nan')):.2f} s)")
     print(f"(work dir {tmp}{'' if args.keep else ', removed'}; launched {time.monotonic() - t_launch:.0f} s ago)")
     if not args.keep:
         import shutil

@@ -170,3 +170,31 @@ def test_daily_summary_in_batches_matches_per_user_totals(engine, clock):
     for p in payloads:
         assert [x["symbol"] for x in p["pairs"]] == ["BTC/USDT", "ETH/USDT"]
         assert D(str(p["total_pnl"])) == D("-3.0")
+
+
+def test_candles_are_topped_up_with_the_new_ones_and_equal_a_full_fetch():
+    from tradebot.exchange.market_data import MarketData
+
+    bars = [[i * MINUTE, 10 + i, 11 + i, 9 + i, 10.5 + i, 1.0] for i in range(1000)]
+    now = {"ms": 500 * MINUTE + 5_000}
+
+    class Client:
+        limits: list[int] = []
+
+        def fetch_ohlcv(self, symbol, timeframe, limit):
+            self.limits.append(limit)
+            upto = [b for b in bars if b[0] <= now["ms"]]
+            return upto[-limit:]
+
+    client = Client()
+    md = MarketData(lambda ex, net: client, now_ms=lambda: now["ms"])
+    first = md.candles("binance", "live", "BTC/USDT", "1m", 100)
+    now["ms"] += MINUTE
+    second = md.candles("binance", "live", "BTC/USDT", "1m", 100)
+    now["ms"] += 3 * MINUTE  # three candles closed since
+    third = md.candles("binance", "live", "BTC/USDT", "1m", 100)
+    assert client.limits == [101, 3, 5]
+    fresh = MarketData(lambda ex, net: client, now_ms=lambda: now["ms"]).candles("binance", "live", "BTC/USDT", "1m", 100)
+    assert third == fresh and len(third) == 100
+    assert [c.ts for c in second] == [c.ts + MINUTE for c in first]
+    assert third[-1].ts == now["ms"] - now["ms"] % MINUTE - MINUTE

@@ -322,7 +322,7 @@ def main(argv=None) -> None:
     try:
         while True:
             if args.wall_clock:
-                time.sleep(0.5)
+                time.sleep(0.02)
                 fake.set_time(int(time.time() * 1000))
             elif args.tick_seconds:
                 time.sleep(args.tick_seconds)

@@ -177,6 +177,7 @@ class BotManager:
         self._cv = threading.Condition()
         self.stats = {"cycles": 0, "errors": 0, "lags": [], "durations": []}
         self.stats["lag_at"] = self.stats["lags"]  # same list (bench/engine.py reads it by position)
+        self.stats["lag_t"] = []  # (when, lag) of each cycle start
         self.record_lag = False
 
     # ------------------------------------------------------------ lifecycle
@@ -424,7 +425,9 @@ class BotManager:
             return
         interval = job.trigger.interval.total_seconds()
         t = time.time()
-        self.stats["lags"].append((t - self._offset(config_id, int(interval))) % interval)
+        lag = (t - self._offset(config_id, int(interval))) % interval
+        self.stats["lags"].append(lag)
+        self.stats["lag_t"].append((t, lag))
 
     def _record_error(self, config_id: int, exc: BaseException, now_ms: int) -> bool:
         return self._record_problem(
