@@ -198,3 +198,33 @@ def test_candles_are_topped_up_with_the_new_ones_and_equal_a_full_fetch():
     assert third == fresh and len(third) == 100
     assert [c.ts for c in second] == [c.ts + MINUTE for c in first]
     assert third[-1].ts == now["ms"] - now["ms"] % MINUTE - MINUTE
+
+
+def test_prefetch_refreshes_every_stream_so_cycles_find_the_candle_ready(database, fake_exchange):
+    from tests.fixtures_exchange import fast_settings
+    from tradebot.engine.manager import PREFETCH_LEAD, BotManager
+    from tradebot.exchange.hub import ExchangeHub
+
+    t = {"ms": fake_exchange.now_ms - fake_exchange.now_ms % MINUTE + 20_000}
+    hub = ExchangeHub(fast_settings(fake_exchange.url), now_ms=lambda: t["ms"])
+    mgr = BotManager(hub, lambda name: Hold(), vault=StubVault(), clock=lambda: t["ms"] / 1000)
+    cfgs = [make_pair(make_user(i), sym, "1000", is_trading=True)
+            for i, sym in enumerate(("BTC/USDT", "ETH/USDT", "BTC/USDT"), start=1)]
+    for cfg in cfgs:
+        mgr.run_cycle(cfg.id)
+    t["ms"] += MINUTE - 20_000 + 200  # the next candle closed 0.2 s ago
+    fake_exchange.set_time(t["ms"])
+    fake_exchange.clear()
+    assert mgr.runner.prefetch(t["ms"]) == 2  # two streams, however many pairs
+    assert len(fake_exchange.requests_to("/api/v3/klines")) == 2
+    assert len(fake_exchange.requests_to("/api/v3/ticker/24hr")) == 2
+    fake_exchange.clear()
+    t["ms"] += int(PREFETCH_LEAD * 1000)
+    for cfg in cfgs:
+        mgr.run_cycle(cfg.id)
+    assert fake_exchange.requests_to("/api/v3/klines") == []
+    assert fake_exchange.requests_to("/api/v3/ticker/24hr") == []
+    states = list(UserState.select())
+    assert {s.last_candle_ts for s in states} == {t["ms"] - t["ms"] % MINUTE - MINUTE}
+    # offsets leave the lead free for the prefetch
+    assert all(PREFETCH_LEAD <= mgr._offset(i, 60) < 60 for i in range(1, 500))

@@ -89,6 +89,9 @@ def quiet_scheduler_logs() -> None:
         sched.addFilter(_Throttle())
 
 
+PREFETCH_LEAD = 5.0  # seconds after each minute when no pair starts; market data is refreshed then
+
+
 def _job_id(config_id: int) -> str:
     return f"pair:{config_id}"
 
@@ -209,6 +212,19 @@ class BotManager:
             replace_existing=True,
             misfire_grace_time=3600,
         )
+        self.scheduler.add_job(
+            self._prefetch_job,
+            IntervalTrigger(
+                seconds=60,
+                start_date=dt.datetime.fromtimestamp((now // 60 + 1) * 60 + 0.2, UTC),
+                timezone=UTC,
+            ),
+            id="prefetch",
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=10,
+        )
         self.scheduler.start()
         self._started = True
         log.info("engine started: %d pairs resumed, reconcile %s", resumed, counts)
@@ -260,8 +276,10 @@ class BotManager:
     def _offset(self, config_id: int, interval: int) -> float:
         if not self.spread or interval <= 1:
             return 0.0
-        # golden-ratio spread: evenly covers the interval whatever the ids are
-        return ((config_id * 0.6180339887498949) % 1.0) * interval
+        # golden-ratio spread: evenly covers the interval whatever the ids are, after the first
+        # PREFETCH_LEAD seconds of it, when the prefetch job refreshes the market data
+        lead = PREFETCH_LEAD if interval >= 4 * PREFETCH_LEAD else 0.0
+        return lead + ((config_id * 0.6180339887498949) % 1.0) * (interval - lead)
 
     def _schedule(self, cfg: UserConfig, now: float | None = None) -> None:
         interval = int(cfg.interval_seconds or self.default_interval)
@@ -305,6 +323,7 @@ class BotManager:
     def stop_pair(self, config_id: int) -> bool:
         """Stop trading the pair (an open position stays as it is). True if it was running."""
         was = self.is_running(config_id)
+        self.runner.streams.pop(config_id, None)
         with write_tx():
             n = UserConfig.update(is_trading=False).where(UserConfig.id == config_id).execute()
             UserState.update(status="stopped").where(UserState.config == config_id).execute()
@@ -473,6 +492,14 @@ class BotManager:
         UserState.update(last_error=None).where(
             (UserState.config == config_id) & UserState.last_error.is_null(False)
         ).execute()
+
+    def _prefetch_job(self) -> None:
+        if self._stopping.is_set() or not self.spread:
+            return
+        try:
+            self.runner.prefetch(self.now_ms())
+        except Exception:  # noqa: BLE001
+            log.exception("market data prefetch failed")
 
     # ------------------------------------------------------------ daily summary
 
