@@ -109,10 +109,10 @@ def dir_bytes(path: Path, prefix: str) -> int:
 
 
 def db_bytes(path: Path) -> tuple[int, int]:
-    """(pages in use x page size, rows of ai_decisions + decision_tallies) after a WAL checkpoint."""
+    """(pages in use x page size, rows of ai_decisions + decision_tallies); the WAL's pages count too
+    (no checkpoint here: a forced one would hold up the engine's writers)."""
     from tradebot.models import db
 
-    db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     pages = db.execute_sql("PRAGMA page_count").fetchone()[0] - db.execute_sql("PRAGMA freelist_count").fetchone()[0]
     size = pages * db.execute_sql("PRAGMA page_size").fetchone()[0]
     rows = sum(db.execute_sql(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("ai_decisions", "decision_tallies"))
@@ -286,7 +286,8 @@ def main(argv=None) -> None:
             cpu0, t0 = cpu_seconds(), time.time()
             rss = [rss_mb()]
             window = args.minutes * 60
-            daily_at = t0 + window / 2 if not args.no_daily and n_pairs else None
+            daily_at = t0 + window - 20 if not args.no_daily and n_pairs else None
+            before_daily = None
             daily_lags = None
             while time.time() - t0 < window:
                 time.sleep(1)
@@ -298,6 +299,7 @@ def main(argv=None) -> None:
                     disk_t0, disk_from = None, time.time()
                 if daily_at is not None and time.time() >= daily_at:
                     daily_at = None
+                    before_daily = (db_bytes(tmp), time.time())  # the disk figure excludes the summary
                     n0 = len(mgr.stats["lag_at"])
                     td = time.monotonic()
                     mgr._daily_job()
@@ -309,8 +311,8 @@ def main(argv=None) -> None:
             lags = list(mgr.stats["lags"])
             done, errors = mgr.stats["cycles"] - c0, mgr.stats["errors"] - e0
             reqs = fake_counts(ex_url) - req0
-            db1, rows1 = db_bytes(tmp)
-            disk_minutes = (time.time() - disk_from) / 60
+            (db1, rows1), disk_t1 = before_daily or (db_bytes(tmp), time.time())
+            disk_minutes = (disk_t1 - disk_from) / 60
             log1 = dir_bytes(tmp / "logs", "bot.log")
             burst = chat_burst(f"at {n_pairs} pairs") if n_pairs else None
             scheduled = 0
@@ -345,7 +347,7 @@ def main(argv=None) -> None:
                 f"{per_pair:.1f} KB per active pair")
             per_day = 1440 / minutes
             if n_pairs:
-                say(f"disk: database (pages in use after a WAL checkpoint) grew {(db1 - db0) / 1024:.0f} KB in "
+                say(f"disk: database (pages in use) grew {(db1 - db0) / 1024:.0f} KB in "
                     f"{disk_minutes:.1f} min = {(db1 - db0) * 1440 / disk_minutes / n_pairs / 1024:.2f} KB per pair "
                     f"per day; decision rows (ai_decisions + decision_tallies) +{rows1 - rows0}")
                 say(f"logs: {(log1 - log0) / 1024:.1f} KB in the window = "
