@@ -228,3 +228,22 @@ def test_prefetch_refreshes_every_stream_so_cycles_find_the_candle_ready(databas
     assert {s.last_candle_ts for s in states} == {t["ms"] - t["ms"] % MINUTE - MINUTE}
     # offsets leave the lead free for the prefetch
     assert all(PREFETCH_LEAD <= mgr._offset(i, 60) < 60 for i in range(1, 500))
+
+
+def test_start_returns_early_and_resumes_the_other_pairs_in_the_background(engine, monkeypatch):
+    import time
+
+    from tradebot.engine import manager as mgrmod
+
+    monkeypatch.setattr(mgrmod, "RESUME_INLINE", 2)
+    user = make_user(1)
+    cfgs = [make_pair(user, sym, "1000", exchange=ex, is_trading=True)
+            for sym in ("BTC/USDT", "ETH/USDT", "SOL/USDT") for ex in ("binance", "bybit")]
+    out = engine.start()
+    assert out["resumed"] == 6
+    assert engine.is_running(cfgs[0].id) and engine.is_running(cfgs[1].id)
+    deadline = time.monotonic() + 5
+    while not all(engine.is_running(c.id) for c in cfgs) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert sorted(engine.running_pairs()) == sorted(c.id for c in cfgs)
+    assert engine.shutdown(1)
