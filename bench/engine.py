@@ -268,8 +268,13 @@ def main(argv=None) -> None:
                 time.sleep(0.05)
             first_poll = ask("first_poll")["at"]
             mgr = box["mgr"]
-            say(f"start-up: pairs scheduled in {box.get('start_s', float('nan')):.2f} s; first getUpdates "
-                f"{first_poll - t_launch:.2f} s after run_forever() was called")
+            resumer = getattr(mgr, "_resumer", None)
+            if resumer is not None:
+                resumer.join()
+            all_at = time.monotonic()
+            say(f"start-up: BotManager.start() {box.get('start_s', float('nan')):.2f} s; first getUpdates "
+                f"{first_poll - t_launch:.2f} s and all {n_pairs} pairs scheduled {all_at - t_launch:.2f} s after "
+                f"run_forever() was called")
             # prime every chat user (first message registers them)
             ask(f"prime {args.chat_users}")
             time.sleep(args.warmup)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import signal
-import sys
 import threading
 import time
 from decimal import Decimal
@@ -204,10 +203,6 @@ class BotManager:
         if self._started:
             return {}
         counts = self.runner.reconcile_pending(now_ms=self.now_ms())
-        # With thousands of cycles and a chat burst in one interpreter, a thread that released the GIL for
-        # I/O waits a switch interval per runnable thread to get it back: 1 ms (not 5) keeps the
-        # scheduler thread and short chat replies from queueing behind busy threads.
-        sys.setswitchinterval(0.001)
         # Jobs added before the scheduler starts are stored in one pass, without waking its thread for
         # every one of them. APScheduler spends ~0.3 ms building a job: beyond RESUME_INLINE pairs the
         # rest are added by a background thread, so `tradebot run` polls Telegram within a second or two
