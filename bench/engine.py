@@ -132,6 +132,7 @@ def main(argv=None) -> None:
     ap.add_argument("--chat-rounds", type=int, default=5, help="commands per chat user in the burst")
     ap.add_argument("--no-daily", action="store_true", help="do not run the daily summary in the window")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--workers", type=int, default=None, help="trading.scheduler_workers (default: config)")
     args = ap.parse_args(argv)
     n_pairs = args.users * args.pairs
     if args.pairs > 2 * args.symbols:
@@ -173,7 +174,9 @@ def main(argv=None) -> None:
     )
     cfg_path.write_text(
         f'data_dir = "{tmp}"\n\n[telegram]\ntoken = "{TOKEN}"\napi_url = "{tg_url}"\n\n'
-        f'[logging]\nlevel = "INFO"\n\n{ex_cfg}'
+        f'[logging]\nlevel = "INFO"\n\n'
+        + (f"[trading]\nscheduler_workers = {args.workers}\n\n" if args.workers else "")
+        + ex_cfg
     )
     cfg = load_config(cfg_path, env={})
     from tradebot.vault import generate_key_file
