@@ -385,11 +385,11 @@ def main(argv=None) -> None:
         code = appmod.run_forever(cfg)
     finally:
         os.dup2(saved, 2)
-    stop_s = time.monotonic() - box.get("t_sig", time.monotonic())
-    fake.terminate()
-    fake.wait(10)
-    chat.stdin.close()
-    chat.wait(10)
+        stop_s = time.monotonic() - box.get("t_sig", time.monotonic())
+        fake.terminate()  # also when run_forever failed: no orphaned fake servers
+        fake.wait(10)
+        chat.stdin.close()
+        chat.wait(10)
     print("\n".join(report))
     print(f"SIGTERM: run_forever returned {code} {stop_s:.2f} s after the signal (Telegram bot stop "
           f"{box.get('bot_stop_s', float('nan')):.2f} s, engine shutdown {box.get('engine_stop_s', float('nan')):.2f} s)")
