@@ -199,7 +199,11 @@ def test_sigkill_with_orders_in_flight_never_duplicates_or_loses_a_fill(
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     kills_with_pending = 0
     try:
-        for i in range(4):
+        # at least 4 kills; up to 8 until one of them caught an intent between commit and booking
+        # (on a loaded machine a 1.5 s watch can miss every ~20 ms window)
+        for i in range(8):
+            if i >= 4 and kills_with_pending >= 1:
+                break
             proc = subprocess.Popen(
                 [
                     sys.executable,
@@ -215,7 +219,7 @@ def test_sigkill_with_orders_in_flight_never_duplicates_or_loses_a_fill(
                 env=env,
             )
             assert proc.stdout.readline().strip() == b"ready"
-            time.sleep(1.2 + 0.37 * i)
+            time.sleep(1.2 + 0.37 * (i % 4))
             # kill when an intent is committed but not yet booked, if we can catch one
             deadline = time.monotonic() + 1.5
             while time.monotonic() < deadline:
