@@ -18,6 +18,11 @@ CREATE TABLE IF NOT EXISTS "ai_decisions" ("id" SERIAL NOT NULL PRIMARY KEY, "us
 CREATE INDEX IF NOT EXISTS "ai_decisions_user_id" ON "ai_decisions" ("user_id");
 CREATE INDEX IF NOT EXISTS "ai_decisions_config_id" ON "ai_decisions" ("config_id");
 CREATE INDEX IF NOT EXISTS "ai_decisions_user_id_provider" ON "ai_decisions" ("user_id", "provider");
+CREATE TABLE IF NOT EXISTS "decision_tallies" ("id" SERIAL NOT NULL PRIMARY KEY, "user_id" INTEGER NOT NULL, "config_id" INTEGER, "symbol" VARCHAR(32) NOT NULL, "provider" VARCHAR(64) NOT NULL, "action" VARCHAR(8) NOT NULL, "day" DATE NOT NULL, "decisions" INTEGER NOT NULL, "confidence_sum" BIGINT NOT NULL, "last_candle_ts" BIGINT, FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE, FOREIGN KEY ("config_id") REFERENCES "user_configs" ("id") ON DELETE SET NULL);
+CREATE INDEX IF NOT EXISTS "decision_tallies_user_id" ON "decision_tallies" ("user_id");
+CREATE INDEX IF NOT EXISTS "decision_tallies_config_id" ON "decision_tallies" ("config_id");
+CREATE UNIQUE INDEX IF NOT EXISTS "decision_tallies_config_id_provider_action_day" ON "decision_tallies" ("config_id", "provider", "action", "day");
+CREATE INDEX IF NOT EXISTS "decision_tallies_user_id_provider" ON "decision_tallies" ("user_id", "provider");
 CREATE TABLE IF NOT EXISTS "positions" ("id" SERIAL NOT NULL PRIMARY KEY, "user_id" INTEGER NOT NULL, "config_id" INTEGER, "exchange" VARCHAR(16) NOT NULL, "symbol" VARCHAR(32) NOT NULL, "side" VARCHAR(8) NOT NULL, "leverage" INTEGER NOT NULL, "amount" NUMERIC NOT NULL, "entry_price" NUMERIC NOT NULL, "cost_basis" NUMERIC NOT NULL, "stop_loss_price" NUMERIC, "take_profit_price" NUMERIC, "status" VARCHAR(8) NOT NULL, "exit_price" NUMERIC, "realized_pnl" NUMERIC, "close_reason" VARCHAR(32), "decision_id" INTEGER, "opened_at" TIMESTAMP NOT NULL, "closed_at" TIMESTAMP, FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE, FOREIGN KEY ("config_id") REFERENCES "user_configs" ("id") ON DELETE SET NULL, FOREIGN KEY ("decision_id") REFERENCES "ai_decisions" ("id") ON DELETE SET NULL);
 CREATE INDEX IF NOT EXISTS "positions_user_id" ON "positions" ("user_id");
 CREATE INDEX IF NOT EXISTS "positions_config_id" ON "positions" ("config_id");
@@ -152,18 +157,26 @@ FROM (
         d.user_id,
         u.username,
         d.provider,
-        COUNT(*) AS decisions,
-        SUM(CASE WHEN d.action = 'buy' THEN 1 ELSE 0 END) AS buys,
-        SUM(CASE WHEN d.action = 'sell' THEN 1 ELSE 0 END) AS sells,
-        SUM(CASE WHEN d.action = 'hold' THEN 1 ELSE 0 END) AS holds,
+        SUM(d.n) AS decisions,
+        SUM(CASE WHEN d.action = 'buy' THEN d.n ELSE 0 END) AS buys,
+        SUM(CASE WHEN d.action = 'sell' THEN d.n ELSE 0 END) AS sells,
+        SUM(CASE WHEN d.action = 'hold' THEN d.n ELSE 0 END) AS holds,
         SUM(CASE WHEN d.executed THEN 1 ELSE 0 END) AS executed,
         SUM(CASE WHEN d.outcome IS NOT NULL THEN 1 ELSE 0 END) AS closed,
         SUM(CASE WHEN d.outcome = 'profitable' THEN 1 ELSE 0 END) AS profitable,
         ROUND(100.0 * SUM(CASE WHEN d.outcome = 'profitable' THEN 1 ELSE 0 END)
               / NULLIF(SUM(CASE WHEN d.outcome IS NOT NULL THEN 1 ELSE 0 END), 0), 2) AS accuracy_pct,
-        ROUND(AVG(CAST(d.confidence AS NUMERIC)), 2) AS avg_confidence,
+        ROUND(SUM(d.confidence_sum) * 1.0 / NULLIF(SUM(d.n), 0), 2) AS avg_confidence,
         CAST(COALESCE(SUM(((CAST(substr(CAST(d.pnl AS TEXT), 1, length(CAST(d.pnl AS TEXT)) - length(ltrim(CAST(d.pnl AS TEXT), '-0123456789'))) || substr(substr(ltrim(CAST(d.pnl AS TEXT), '-0123456789'), 2) || '000000000', 1, 9) AS BIGINT) + CASE WHEN substr(CAST(d.pnl AS TEXT), 1, 1) = '-' THEN -5 ELSE 5 END) / 10)), 0) AS BIGINT) AS pnl_units
-    FROM ai_decisions d
+    FROM (
+        -- one row per stored decision, plus the repeated decisions counted in decision_tallies
+        SELECT user_id, provider, action, 1 AS n, confidence AS confidence_sum, executed, outcome, pnl
+        FROM ai_decisions
+        UNION ALL
+        SELECT user_id, provider, action, decisions, confidence_sum, FALSE, CAST(NULL AS VARCHAR(16)),
+               CAST(NULL AS NUMERIC)
+        FROM decision_tallies
+    ) d
     JOIN users u ON u.id = d.user_id
     GROUP BY d.user_id, u.username, d.provider
 ) stats;

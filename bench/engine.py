@@ -1,14 +1,30 @@
-"""Engine benchmark (prints figures; not a test).
+"""Engine benchmark: the real `tradebot run` under N active pairs (prints figures; not a test).
 
-N users x M pairs (paper mode) scheduled by the real BotManager against the STANDALONE fake exchange
-(`python -m tests.fakes.exchange`, started here as a subprocess with added latency and a market clock
-that advances one minute per wall minute). Reports:
-- cycles completed vs scheduled in the measured window, errors;
-- start lag of every cycle against its schedule (p50 / p99 / max);
-- RSS of the process: baseline (hub warm, no pairs), with all pairs active, and per active pair;
-- exchange requests per candle by endpoint (counted at ccxt's HTTP layer).
+What runs:
+- the standalone fake exchange (`python -m tests.fakes.exchange --wall-clock --symbols S`), a subprocess, with
+  added latency; its market clock is the wall clock, so the hub sees 1m candles close every minute;
+- the fake Telegram Bot API (tests/fakes/telegram.py) and the chat users in a subprocess
+  (bench/chat_driver.py), with an added latency per Bot API call standing for the network round trip;
+- `tradebot.app.run_forever(cfg)` in the main thread: the same function `tradebot run` calls, with the
+  config file this bench writes (default settings except URLs, paths and the pairs): logging at INFO to the
+  rotated log file, the Telegram polling thread, the default `trading.record_hold_decisions`, the APScheduler
+  engine with one job per pair, SQLite (WAL);
+- U users x P paper pairs spread over S symbols x {binance, bybit}, created in the database before start.
 
-    python bench/engine.py --users 200 --pairs 5 --minutes 4 --latency-ms 20
+What it prints (with the machine's load average):
+- start-up: seconds to schedule the pairs, to the first getUpdates, to "running";
+- cycles run vs scheduled in the window, start lag p50/p99/max, cycles later than 1 s;
+- CPU of this process over the quiet window, per 1,000 pairs, as % of one core;
+- RSS: before the pairs were started and with all running, per active pair;
+- disk: bytes added to the database per pair per day; log bytes per day scaled to 1,000 pairs;
+- exchange requests per minute by endpoint, as counted by the fake exchange;
+- chat: C users each sending R commands, each on the previous reply (p50/p99 ms), and the cycles that
+  started more than 1 s late during that burst;
+- the daily summary job run once mid-window (cycles late during it);
+- SIGTERM: seconds from the signal to run_forever returning.
+
+    python bench/engine.py --users 200 --pairs 5 --minutes 3
+    python bench/engine.py --users 0 --minutes 0.5     # the chat floor with no pairs
 """
 
 from __future__ import annotations
@@ -16,6 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import signal
 import socket
 import subprocess
 import sys
@@ -25,10 +42,12 @@ import time
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+TOKEN = "123456:AAbenchmarktokenbenchmarktoken00"
+CHAT_BASE = 900_000
 
 
 def rss_mb() -> float:
@@ -39,10 +58,22 @@ def rss_mb() -> float:
     return 0.0
 
 
+def cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(open("/proc/loadavg").read().split()[:3])
+    except OSError:
+        return "?"
 
 
 def machine() -> str:
@@ -54,17 +85,7 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    mem = "?"
-    try:
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemTotal"):
-                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-                break
-    except OSError:
-        pass
-    return (
-        f"{os.cpu_count()} CPU ({cpu}), {mem} RAM, Python {platform.python_version()}, {platform.platform()}"
-    )
+    return f"{os.cpu_count()} CPU ({cpu}), Python {platform.python_version()}, {platform.platform()}"
 
 
 def pct(values, q):
@@ -75,234 +96,308 @@ def pct(values, q):
     return values[k]
 
 
+def fake_counts(url: str) -> Counter:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(url + "/__counts", timeout=10) as r:
+        return Counter(json.loads(r.read()))
+
+
+def dir_bytes(path: Path, prefix: str) -> int:
+    return sum(p.stat().st_size for p in path.glob(prefix + "*") if p.is_file())
+
+
+def db_bytes(path: Path) -> tuple[int, int]:
+    """(pages in use x page size, rows of ai_decisions + decision_tallies); the WAL's pages count too
+    (no checkpoint here: a forced one would hold up the engine's writers)."""
+    from tradebot.models import db
+
+    pages = db.execute_sql("PRAGMA page_count").fetchone()[0] - db.execute_sql("PRAGMA freelist_count").fetchone()[0]
+    size = pages * db.execute_sql("PRAGMA page_size").fetchone()[0]
+    rows = sum(db.execute_sql(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("ai_decisions", "decision_tallies"))
+    return size, rows
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--users", type=int, default=200)
-    ap.add_argument("--pairs", type=int, default=5, help="pairs per user (<= 6: 3 symbols x binance/bybit)")
-    ap.add_argument("--minutes", type=float, default=4.0, help="measured window")
-    ap.add_argument(
-        "--warmup", type=float, default=70.0, help="seconds before measuring (first cycle of all)"
-    )
-    ap.add_argument("--interval", type=int, default=60)
+    ap.add_argument("--pairs", type=int, default=5, help="pairs per user")
+    ap.add_argument("--symbols", type=int, default=20, help="symbols on the fake exchange (x 2 exchanges)")
+    ap.add_argument("--minutes", type=float, default=3.0, help="measured window")
+    ap.add_argument("--warmup", type=float, default=70.0, help="seconds before measuring")
     ap.add_argument("--latency-ms", type=float, default=20.0)
-    ap.add_argument("--workers", type=int, default=None, help="scheduler threads (default: config)")
-    ap.add_argument(
-        "--decider",
-        default="technical",
-        choices=["technical", "flip"],
-        help="flip = buy when flat, sell when holding, on every new candle (an order per pair per minute)",
-    )
-    ap.add_argument(
-        "--no-breaker", action="store_true", help="disable the circuit breaker (keeps flip trading)"
-    )
+    ap.add_argument("--tg-latency-ms", type=float, default=20.0, help="added to each Bot API call (RTT)")
+    ap.add_argument("--chat-users", type=int, default=20)
+    ap.add_argument("--chat-rounds", type=int, default=5, help="commands per chat user in the burst")
+    ap.add_argument("--no-daily", action="store_true", help="do not run the daily summary in the window")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--workers", type=int, default=None, help="trading.scheduler_workers (default: config)")
     args = ap.parse_args(argv)
     n_pairs = args.users * args.pairs
+    if args.pairs > 2 * args.symbols:
+        ap.error("--pairs must be <= 2 x --symbols")
 
-    import ccxt
-
-    # count every HTTP request ccxt makes, by endpoint path
-    requests = Counter()
-    req_lock = threading.Lock()
-    orig_fetch = ccxt.Exchange.fetch
-
-    def counting_fetch(self, url, method="GET", headers=None, body=None):
-        path = urlsplit(url).path
-        with req_lock:
-            requests[f"{method} {path}"] += 1
-        return orig_fetch(self, url, method, headers, body)
-
-    ccxt.Exchange.fetch = counting_fetch
-
+    from tradebot import app as appmod
     from tradebot import db as dbmod
     from tradebot.config import load_config
-    from tradebot.engine.manager import BotManager
-    from tradebot.exchange.hub import ExchangeHub
-    from tradebot.exchange.settings import ExchangeSettings
+    from tradebot.engine import manager as mgrmod
     from tradebot.models import ExchangeCredential, User, UserConfig
 
-    cfg = load_config(None, env={})
-    workers = args.workers or cfg.trading.scheduler_workers
-
-    # ---- the standalone fake exchange, its market clock ticking one minute per minute
-    from tests.fakes.exchange_data import MINUTE, REAL_START
-
     port = free_port()
-    start_ms = REAL_START + 500 * MINUTE  # history for the indicators
     fake = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.fakes.exchange",
-            "--port",
-            str(port),
-            "--latency-ms",
-            str(args.latency_ms),
-            "--tick-seconds",
-            "60",
-            "--start-ms",
-            str(start_ms),
-        ],
-        cwd=str(ROOT),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "tests.fakes.exchange", "--port", str(port), "--latency-ms", str(args.latency_ms),
+         "--wall-clock", "--symbols", str(args.symbols)],
+        cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
     )
     fake.stdout.readline()
-    t_launch = time.time()
+    ex_url = f"http://127.0.0.1:{port}"
+    chat = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "chat_driver.py"), TOKEN, str(args.tg_latency_ms)],
+        cwd=str(ROOT), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    tg_url = chat.stdout.readline().strip()
+    chat_lock = threading.Lock()
 
-    def market_ms() -> int:
-        """The fake's market clock (one candle per wall minute since launch), continuous for the hub."""
-        return start_ms + int((time.time() - t_launch) * 1000)
+    def ask(line: str) -> dict:
+        import json
 
-    url = f"http://127.0.0.1:{port}"
+        with chat_lock:
+            chat.stdin.write(line + "\n")
+            chat.stdin.flush()
+            return json.loads(chat.stdout.readline())
     tmp = Path(tempfile.mkdtemp(prefix="tb-bench-"))
+    cfg_path = tmp / "config.toml"
+    ex_cfg = "".join(
+        f'[exchanges.{ex}]\napi_url = "{ex_url}"\ntestnet_api_url = "{ex_url}"\ntimeout_ms = 5000\n\n'
+        for ex in ("binance", "bybit")
+    )
+    cfg_path.write_text(
+        f'data_dir = "{tmp}"\n\n[telegram]\ntoken = "{TOKEN}"\napi_url = "{tg_url}"\n\n'
+        f'[logging]\nlevel = "INFO"\n\n'
+        + (f"[trading]\nscheduler_workers = {args.workers}\n\n" if args.workers else "")
+        + ex_cfg
+    )
+    cfg = load_config(cfg_path, env={})
+    from tradebot.vault import generate_key_file
+
+    generate_key_file(cfg.key_file)
+
+    # ---- users and pairs, straight into the database (what /addpair + /start_trading leave behind)
+    from tests.fakes.exchange import SYNTHETIC_COINS
+
+    coins = ["BTC", "ETH", "SOL", *SYNTHETIC_COINS][: args.symbols]
+    combos = [(ex, f"{c}/USDT") for c in coins for ex in ("binance", "bybit")]
+    dbmod.open_database(cfg.database_url)
+    dbmod.migrate()
+    n_users = max(args.users, args.chat_users)
+    with dbmod.write_tx():
+        rows = [{"telegram_id": CHAT_BASE + i, "username": f"bench{i}"} for i in range(n_users)]
+        for i in range(0, len(rows), 500):
+            User.insert_many(rows[i:i + 500]).execute()
+        uids = [u.id for u in User.select(User.id).order_by(User.id)]
+        creds = [{"user": u, "exchange": ex, "network": "paper"} for u in uids for ex in ("binance", "bybit")]
+        for i in range(0, len(creds), 500):
+            ExchangeCredential.insert_many(creds[i:i + 500]).execute()
+        pairs = []
+        for k, u in enumerate(uids[: args.users]):
+            for j in range(args.pairs):
+                ex, sym = combos[(k * args.pairs + j) % len(combos)]
+                pairs.append({"user": u, "exchange": ex, "symbol": sym, "budget": Decimal(1000),
+                              "interval_seconds": 60, "is_trading": True})
+        for i in range(0, len(pairs), 500):
+            UserConfig.insert_many(pairs[i:i + 500]).execute()
+    dbmod.close_database()
+
+    # ---- hooks: the manager (start time, start lag of every cycle)
+    box: dict = {}
+    real_start = mgrmod.BotManager.start
+
+    def start_hook(self):
+        self.record_lag = True
+        box["mgr"] = self
+        box["rss_before_pairs"] = rss_mb()
+        t = time.monotonic()
+        out = real_start(self)
+        box["start_s"] = time.monotonic() - t
+        return out
+
+    mgrmod.BotManager.start = start_hook
+    real_shutdown = mgrmod.BotManager.shutdown
+
+    def shutdown_hook(self, timeout=None):
+        t = time.monotonic()
+        try:
+            return real_shutdown(self, timeout)
+        finally:
+            box["engine_stop_s"] = time.monotonic() - t
+
+    mgrmod.BotManager.shutdown = shutdown_hook
+    from tradebot.telegram import bot as botmod
+
+    real_stop = botmod.BotHandle.stop
+
+    def stop_hook(self, timeout=30):
+        t = time.monotonic()
+        try:
+            return real_stop(self, timeout)
+        finally:
+            box["bot_stop_s"] = time.monotonic() - t
+
+    botmod.BotHandle.stop = stop_hook
+    t_launch = time.monotonic()
+    result: dict = {}
+    report: list[str] = []
+
+    def say(line: str = "") -> None:
+        report.append(line)
+
+    def chat_burst(label: str) -> tuple[list[float], int]:
+        """Every chat user sends `rounds` commands, each after the reply to the previous one."""
+        mgr = box.get("mgr")
+        lags0 = len(mgr.stats["lag_at"]) if mgr else 0
+        latencies = ask(f"burst {args.chat_users} {args.chat_rounds}")["latencies"]
+        late = 0
+        if mgr:
+            late = sum(1 for lag in list(mgr.stats["lag_at"])[lags0:] if lag > 1.0)
+        say(f"chat {label}: {args.chat_users} users x {args.chat_rounds} commands at once: p50 "
+            f"{pct(latencies, 50) * 1000:.0f} ms, p99 {pct(latencies, 99) * 1000:.0f} ms, max "
+            f"{max(latencies) * 1000:.0f} ms; cycles > 1 s late meanwhile: {late}")
+        return latencies, late
+
+    def driver() -> None:
+        try:
+            while "mgr" not in box or ask("first_poll")["at"] is None:
+                time.sleep(0.05)
+            first_poll = ask("first_poll")["at"]
+            mgr = box["mgr"]
+            resumer = getattr(mgr, "_resumer", None)
+            if resumer is not None:
+                resumer.join()
+            all_at = time.monotonic()
+            say(f"start-up: BotManager.start() {box.get('start_s', float('nan')):.2f} s; first getUpdates "
+                f"{first_poll - t_launch:.2f} s and all {n_pairs} pairs scheduled {all_at - t_launch:.2f} s after "
+                f"run_forever() was called")
+            # prime every chat user (first message registers them)
+            ask(f"prime {args.chat_users}")
+            time.sleep(args.warmup)
+            chat_burst("before the window")
+            mgr.stats["lags"].clear()
+            mgr.stats["lag_t"].clear()
+            mgr.stats["durations"].clear()
+            c0 = mgr.stats["cycles"]
+            e0 = mgr.stats["errors"]
+            req0 = fake_counts(ex_url)
+            db0, rows0 = db_bytes(tmp)
+            disk_t0 = disk_from = time.time()
+            log0 = dir_bytes(tmp / "logs", "bot.log")
+            cpu0, t0 = cpu_seconds(), time.time()
+            rss = [rss_mb()]
+            window = args.minutes * 60
+            daily_at = t0 + window - 20 if not args.no_daily and n_pairs else None
+            before_daily = None
+            daily_lags = None
+            while time.time() - t0 < window:
+                time.sleep(1)
+                rss.append(rss_mb())
+                if disk_t0 and time.time() - disk_t0 >= 65 and window >= 150:
+                    # every pair has made its day's first tally row by now (one-off per pair per day):
+                    # measure the steady state from here
+                    db0, rows0 = db_bytes(tmp)
+                    disk_t0, disk_from = None, time.time()
+                if daily_at is not None and time.time() >= daily_at:
+                    daily_at = None
+                    before_daily = (db_bytes(tmp), time.time())  # the disk figure excludes the summary
+                    n0 = len(mgr.stats["lag_at"])
+                    td = time.monotonic()
+                    mgr._daily_job()
+                    daily_s = time.monotonic() - td
+                    time.sleep(5)
+                    daily_lags = (daily_s, sum(1 for x in list(mgr.stats["lag_at"])[n0:] if x > 1.0))
+            cpu1, t1 = cpu_seconds(), time.time()
+            minutes = (t1 - t0) / 60
+            lags = list(mgr.stats["lags"])
+            done, errors = mgr.stats["cycles"] - c0, mgr.stats["errors"] - e0
+            reqs = fake_counts(ex_url) - req0
+            (db1, rows1), disk_t1 = before_daily or (db_bytes(tmp), time.time())
+            disk_minutes = (disk_t1 - disk_from) / 60
+            log1 = dir_bytes(tmp / "logs", "bot.log")
+            burst = chat_burst(f"at {n_pairs} pairs") if n_pairs else None
+            scheduled = 0
+            for c in UserConfig.select(UserConfig.id, UserConfig.interval_seconds):
+                iv = c.interval_seconds
+                off = mgr._offset(c.id, iv)
+                scheduled += max(0, int((t1 - off) // iv) - int((t0 - off) // iv))
+            say(f"machine: {machine()}")
+            say(f"load average at the end of the window (1/5/15 min): {loadavg()}")
+            say(f"setup: {args.users} users x {args.pairs} = {n_pairs} active paper pairs on {len(combos)} "
+                f"(exchange, symbol) streams, 60 s interval, 1m candles, fake exchange latency "
+                f"{args.latency_ms:g} ms, fake Bot API latency {args.tg_latency_ms:g} ms, window {minutes:.1f} min, record_hold_decisions = "
+                f"{cfg.trading.record_hold_decisions!r}, scheduler workers {cfg.trading.scheduler_workers}")
+            say(f"cycles: ran {done} / scheduled {scheduled} ({100 * done / max(1, scheduled):.1f}%), "
+                f"errors {errors}")
+            late_at = [at for at, lag in list(mgr.stats["lag_t"]) if lag > 1.0 and at < t1]
+            if late_at:
+                secs = Counter(int(at % 60) for at in late_at)
+                say(f"late cycles by second of the minute: {dict(sorted(secs.items()))}")
+            if lags:
+                say(f"start lag: p50 {pct(lags, 50) * 1000:.0f} ms, p99 {pct(lags, 99) * 1000:.0f} ms, max "
+                    f"{max(lags) * 1000:.0f} ms; > 1 s late: {sum(1 for x in lags if x > 1.0)} of {len(lags)}")
+            if daily_lags:
+                say(f"daily summary job: ran {daily_lags[0]:.2f} s; cycles > 1 s late in it (+5 s): "
+                    f"{daily_lags[1]}")
+            cpu_pct = 100 * (cpu1 - cpu0) / (t1 - t0)
+            per_k = cpu_pct / (n_pairs / 1000) if n_pairs else float("nan")
+            say(f"CPU (whole process) over the window: {cpu_pct:.1f}% of one core = {per_k:.2f}% per 1,000 pairs")
+            base = box.get("rss_before_pairs", rss[0])
+            per_pair = (max(rss) - base) * 1024 / n_pairs if n_pairs else float("nan")
+            say(f"RSS: {base:.1f} MB before the pairs were scheduled, peak {max(rss):.1f} MB, "
+                f"{per_pair:.1f} KB per active pair")
+            per_day = 1440 / minutes
+            if n_pairs:
+                say(f"disk: database (pages in use) grew {(db1 - db0) / 1024:.0f} KB in "
+                    f"{disk_minutes:.1f} min = {(db1 - db0) * 1440 / disk_minutes / n_pairs / 1024:.2f} KB per pair "
+                    f"per day; decision rows (ai_decisions + decision_tallies) +{rows1 - rows0}")
+                say(f"logs: {(log1 - log0) / 1024:.1f} KB in the window = "
+                    f"{(log1 - log0) * per_day * 1000 / n_pairs / 1e6:.2f} MB per day at 1,000 pairs (INFO)")
+            candles = int(t1 // 60) - int(t0 // 60)  # 1m candles (= 60 s cycle slots) begun in the window
+            per_ex = len(combos) // 2
+            say(f"exchange requests counted by the fake exchange over {candles} candles / cycle slots, "
+                f"{per_ex} symbols per exchange:")
+            for k, v in sorted(reqs.items(), key=lambda kv: -kv[1]):
+                say(f"  {k}: {v} = {v / max(1, candles) / per_ex:.2f} per symbol per candle")
+            result["burst"] = burst
+        except Exception as exc:  # noqa: BLE001
+            say(f"bench driver failed: {type(exc).__name__}: {exc}")
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            box["t_sig"] = time.monotonic()
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=driver, name="bench-driver", daemon=True).start()
+    # stderr of the process (the console log handler) goes to a file, like a service's journal
+    err = open(tmp / "stderr.log", "w")
+    saved = os.dup(2)
+    os.dup2(err.fileno(), 2)
     try:
-        dbmod.open_database(f"sqlite:///{tmp / 'bench.db'}")
-        dbmod.migrate()
-        settings = {
-            ex: ExchangeSettings(api_url=url, testnet_api_url=url, timeout_ms=5000)
-            for ex in ("binance", "bybit")
-        }
-        hub = ExchangeHub(settings, now_ms=market_ms)
-        combos = [(ex, sym) for ex in ("binance", "bybit") for sym in ("BTC/USDT", "ETH/USDT", "SOL/USDT")]
-        for ex, sym in combos[: args.pairs]:  # warm: markets, candles, rules (not per-pair memory)
-            hub.market_data.candles(ex, "paper", sym, "1m", 100)
-            hub.market_rules(ex, "live", sym)
-        deciders = cfg
-        if args.decider == "flip":
-            from tradebot.strategy.base import Decision
-
-            class Flip:
-                name = "flip"
-
-                def decide(self, ctx):
-                    return Decision("sell" if ctx.position is not None else "buy", 90, "flip", self.name)
-
-            flip = Flip()
-
-            def deciders(name):
-                return flip
-
-        from tradebot.risk import BreakerLimits
-
-        user_limits = BreakerLimits(0, Decimal(0), Decimal(0)) if args.no_breaker else None
-        mgr = BotManager(
-            hub,
-            deciders,
-            clock=time.time,
-            max_workers=workers,
-            default_interval=args.interval,
-            user_limits=user_limits,
-        )
-        mgr.record_lag = True
-        base_rss = rss_mb()
-
-        # ---- users and pairs (bulk insert)
-        risk_off = (
-            {
-                "max_consecutive_losses": 0,
-                "daily_loss_limit_percent": Decimal(0),
-                "max_drawdown_percent": Decimal(0),
-            }
-            if args.no_breaker
-            else {}
-        )
-        with dbmod.write_tx():
-            User.insert_many(
-                [{"telegram_id": 10_000 + i, "username": f"bench{i}"} for i in range(args.users)]
-            ).execute()
-            uids = [u.id for u in User.select(User.id).order_by(User.id)]
-            ExchangeCredential.insert_many(
-                [{"user": u, "exchange": ex, "network": "paper"} for u in uids for ex in ("binance", "bybit")]
-            ).execute()
-            UserConfig.insert_many(
-                [
-                    {
-                        "user": u,
-                        "exchange": ex,
-                        "symbol": sym,
-                        "budget": Decimal(1000),
-                        "interval_seconds": args.interval,
-                        "is_trading": True,
-                        **risk_off,
-                    }
-                    for u in uids
-                    for ex, sym in combos[: args.pairs]
-                ]
-            ).execute()
-        t_start_engine = time.time()
-        out = mgr.start()
-        print(f"engine started in {time.time() - t_start_engine:.2f}s: {out}", flush=True)
-        time.sleep(args.warmup)
-        with req_lock:
-            requests.clear()
-        mgr.stats["lags"].clear()
-        mgr.stats["durations"].clear()
-        from tradebot.models import Order, Trade
-
-        trades0 = Trade.select().count()
-        c0, e0 = mgr.stats["cycles"], mgr.stats["errors"]
-        t0 = time.time()
-        rss_samples = []
-        while time.time() - t0 < args.minutes * 60:
-            time.sleep(5)
-            rss_samples.append(rss_mb())
-        t1 = time.time()
-        c1, e1 = mgr.stats["cycles"], mgr.stats["errors"]
-        lags = list(mgr.stats["lags"])
-        durations = list(mgr.stats["durations"])
-        trades = Trade.select().count() - trades0
-        open_orders = Order.select().where(Order.status == "pending").count()
-        with req_lock:
-            reqs = dict(requests)
-        # scheduled fire times of every pair inside [t0, t1]
-        scheduled = 0
-        for c in UserConfig.select(UserConfig.id, UserConfig.interval_seconds):
-            iv = c.interval_seconds
-            off = mgr._offset(c.id, iv)
-            k0 = int((t0 - off) // iv) + 1
-            k1 = int((t1 - off) // iv)
-            scheduled += max(0, k1 - k0 + 1)
-        mgr.shutdown(30)
+        code = appmod.run_forever(cfg)
     finally:
-        fake.terminate()
+        os.dup2(saved, 2)
+        stop_s = time.monotonic() - box.get("t_sig", time.monotonic())
+        fake.terminate()  # also when run_forever failed: no orphaned fake servers
         fake.wait(10)
+        chat.stdin.close()
+        chat.wait(10)
+    print("\n".join(report))
+    print(f"SIGTERM: run_forever returned {code} {stop_s:.2f} s after the signal (Telegram bot stop "
+          f"{box.get('bot_stop_s', float('nan')):.2f} s, engine shutdown {box.get('engine_stop_s', float('nan')):.2f} s)")
+    print(f"(work dir {tmp}{'' if args.keep else ', removed'}; launched {time.monotonic() - t_launch:.0f} s ago)")
+    if not args.keep:
+        import shutil
 
-    minutes = (t1 - t0) / 60
-    peak = max(rss_samples) if rss_samples else rss_mb()
-    print()
-    print(f"machine: {machine()}")
-    print(
-        f"setup: {args.users} users x {args.pairs} pairs = {n_pairs} active paper pairs, interval {args.interval}s, "
-        f"fake exchange latency {args.latency_ms} ms, scheduler workers {workers}, decider {args.decider}, "
-        f"window {minutes:.1f} min"
-    )
-    done = c1 - c0
-    print(
-        f"cycles: completed {done} / scheduled {scheduled} ({100 * done / max(1, scheduled):.1f}%), errors {e1 - e0}"
-    )
-    print(
-        f"start lag: p50 {pct(lags, 50) * 1000:.0f} ms, p99 {pct(lags, 99) * 1000:.0f} ms, "
-        f"max {max(lags) * 1000 if lags else float('nan'):.0f} ms, "
-        f"within 2 s: {100 * sum(1 for x in lags if x <= 2.0) / max(1, len(lags)):.2f}% of {len(lags)}"
-    )
-    print(
-        f"cycle duration: p50 {pct(durations, 50) * 1000:.1f} ms, p99 {pct(durations, 99) * 1000:.1f} ms; "
-        f"paper trades booked in the window: {trades}; pending intents at the end: {open_orders}"
-    )
-    print(
-        f"RSS: baseline {base_rss:.1f} MB (imports + hub warm), peak with pairs {peak:.1f} MB, "
-        f"per active pair {(peak - base_rss) * 1024 / n_pairs:.1f} KB"
-    )
-    candles = minutes  # one 1m candle per minute per symbol
-    print(
-        f"exchange requests per candle (minute), by endpoint, over {len(combos[: args.pairs])} (exchange, symbol) streams:"
-    )
-    for k, v in sorted(reqs.items(), key=lambda kv: -kv[1]):
-        print(f"  {k}: {v / candles:.2f}")
-    total = sum(reqs.values())
-    print(
-        f"  total: {total / candles:.2f} per minute for {n_pairs} pairs ({total / candles / n_pairs:.4f} per pair)"
-    )
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

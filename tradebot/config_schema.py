@@ -28,7 +28,7 @@ class TelegramConfig:
     admin_ids: list[int] = field(default_factory=list)
     access: str = "open"
     allowlist: list[int] = field(default_factory=list)
-    workers: int = 4
+    workers: int = 32
     rate_limit_per_minute: int = 30
     poll_timeout: int = 20
 
@@ -61,8 +61,9 @@ class TradingConfig:
     min_budget: Decimal = Decimal("10")
     max_budget: Decimal = Decimal("1000000")
     scheduler_workers: int = 16
-    shutdown_timeout_seconds: int = 30
+    shutdown_timeout_seconds: int = 2
     record_hold_decisions: str = "all"
+    decision_retention_days: int = 30
 
 
 @dataclass(frozen=True)
@@ -225,6 +226,7 @@ SECTIONS: dict[str, tuple[type, dict[str, tuple[type, Any]]]] = {
             "scheduler_workers": (int, _range(1, 256)),
             "shutdown_timeout_seconds": (int, _range(1, 600)),
             "record_hold_decisions": (str, _choice("all", "nontechnical", "none")),
+            "decision_retention_days": (int, _range(1, 36500)),
         },
     ),
     "risk": (

@@ -175,6 +175,26 @@ class AIDecision(BaseModel):
         indexes = ((("user", "provider"), False),)
 
 
+class DecisionTally(BaseModel):
+    """Repeated decisions of one pair and provider, counted per UTC day instead of one ai_decisions row per
+    candle (see engine/decisions.py): a 1m pair makes 1,440 mostly identical "hold" decisions a day.
+    `day` 1970-01-01 holds the counts folded in from days older than the retention window."""
+
+    user = pw.ForeignKeyField(User, on_delete="CASCADE")
+    config = pw.ForeignKeyField(UserConfig, null=True, on_delete="SET NULL")
+    symbol = pw.CharField(max_length=32)
+    provider = pw.CharField(max_length=64)
+    action = pw.CharField(max_length=8)
+    day = pw.DateField()
+    decisions = pw.IntegerField(default=0)
+    confidence_sum = pw.BigIntegerField(default=0)
+    last_candle_ts = pw.BigIntegerField(null=True)
+
+    class Meta:
+        table_name = "decision_tallies"
+        indexes = ((("config", "provider", "action", "day"), True), (("user", "provider"), False))
+
+
 class Position(BaseModel):
     user = pw.ForeignKeyField(User, backref="positions", on_delete="CASCADE")
     config = pw.ForeignKeyField(UserConfig, null=True, on_delete="SET NULL")
@@ -344,6 +364,7 @@ ALL_MODELS = [
     UserConfig,
     UserState,
     AIDecision,
+    DecisionTally,
     Position,
     Order,
     Trade,

@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from tests.fakes import exchange_binance, exchange_bybit
 from tests.fakes.exchange_book import Account, Book, Order
-from tests.fakes.exchange_data import BINANCE_SPECS, BYBIT_SPECS, MINUTE, REAL_START, load_series
+from tests.fakes.exchange_data import BINANCE_SPECS, BYBIT_SPECS, MINUTE, REAL_START, Spec, load_series
 
 
 @dataclass
@@ -169,8 +169,19 @@ class FakeExchange:
         with self._lock:
             self.requests.append(rec)
 
+    def counts(self) -> dict:
+        """Requests served so far, by 'METHOD path' (benchmarks read it over HTTP: GET /__counts)."""
+        out: dict[str, int] = {}
+        with self._lock:
+            for r in self.requests:
+                key = f"{r.method} {r.path}"
+                out[key] = out.get(key, 0) + 1
+        return out
+
     def dispatch(self, req: _Req):
         """-> (status, body, signature_ok, exchange)."""
+        if req.path == "/__counts":
+            return 200, self.counts(), None, "?"
         if req.path.startswith("/api/v3/"):
             status, body, sig = exchange_binance.handle(self.book, req)
             return status, body, sig, "binance"
@@ -213,7 +224,8 @@ class _Handler(BaseHTTPRequestHandler):
             except ValueError:
                 pass
         rec = Request(time.time(), self.command, parts.path, shown, exchange, api_key, None)
-        fake._record(rec)
+        if parts.path != "/__counts":
+            fake._record(rec)
         if fake.latency_ms:
             time.sleep(fake.latency_ms / 1000)
         f = fake._take_fault(parts.path, self.command)
@@ -260,6 +272,24 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_DELETE = do_PUT = _serve
 
 
+SYNTHETIC_COINS = ("ADA", "XRP", "DOGE", "DOT", "LINK", "AVAX", "LTC", "TRX", "ATOM", "UNI", "XLM", "BCH",
+                   "ETC", "FIL", "NEAR", "APT", "ARB", "OP", "SUI", "INJ", "AAVE", "ALGO", "EOS", "SAND",
+                   "MANA", "AXS", "GRT", "CRV", "RUNE", "KAVA")
+
+
+def add_synthetic_symbols(n: int) -> tuple[str, ...]:
+    """Register `n` extra coins (seeded random-walk candles around 100 USDT) on both exchanges."""
+    out = []
+    for coin in SYNTHETIC_COINS[:n]:
+        sym = f"{coin}USDT"
+        spec = Spec(sym, coin, "USDT", Decimal("0.01"), Decimal("0.001"), Decimal("0.001"), Decimal("9000000"),
+                    Decimal("5"))
+        BINANCE_SPECS.setdefault(sym, spec)
+        BYBIT_SPECS.setdefault(sym, spec)
+        out.append(sym)
+    return tuple(out)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--host", default="127.0.0.1")
@@ -269,17 +299,32 @@ def main(argv=None) -> None:
     ap.add_argument("--tick-seconds", type=float, default=0.0, help="advance the clock 1 minute every N seconds")
     ap.add_argument("--account", action="append", default=[],
                     help="key:secret:exchange:ASSET=amount[,ASSET=amount]")
+    ap.add_argument("--wall-clock", action="store_true", help="the market clock follows the wall clock")
+    ap.add_argument("--symbols", type=int, default=3,
+                    help="serve this many USDT symbols (BTC, ETH, SOL, then synthetic coins)")
     args = ap.parse_args(argv)
-    fake = FakeExchange(start_ms=args.start_ms, latency_ms=args.latency_ms, host=args.host, port=args.port)
+    symbols = ("BTCUSDT", "ETHUSDT", "SOLUSDT") + add_synthetic_symbols(max(0, args.symbols - 3))
+    fake = FakeExchange(symbols=symbols[: max(1, args.symbols)], start_ms=args.start_ms,
+                        latency_ms=args.latency_ms, host=args.host, port=args.port)
     for spec in args.account:
         key, secret, exchange, bal = (spec.split(":") + ["", "", "binance", ""])[:4]
         balances = dict(item.split("=") for item in bal.split(",") if item)
         fake.add_account(key, secret, balances, exchange=exchange)
+    if args.wall_clock:
+        # the market clock is the wall clock, 500 minutes into the data (for a real `tradebot run`)
+        now = int(time.time() * 1000)
+        start = now - now % MINUTE - 500 * MINUTE
+        for series in fake.book.series.values():
+            series.start = start
+        fake.set_time(now)
     fake.start()
     print(f"fake exchange on {fake.url}", flush=True)
     try:
         while True:
-            if args.tick_seconds:
+            if args.wall_clock:
+                time.sleep(0.02)
+                fake.set_time(int(time.time() * 1000))
+            elif args.tick_seconds:
                 time.sleep(args.tick_seconds)
                 fake.advance(1)
             else:

@@ -17,6 +17,7 @@ import email.parser
 import email.policy
 import itertools
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ class FakeTelegram:
     ):
         self.token = token
         self.username = username
+        self.latency_ms = 0.0  # added to every Bot API call but getUpdates (benches model a network RTT)
         self.calls: list[Call] = []
         self.sent: list[Sent] = []  # every sendMessage / sendPhoto, in order
         self.incoming: dict[tuple[int, int], dict] = {}  # (chat_id, message_id) -> user message
@@ -88,6 +90,12 @@ class FakeTelegram:
 
             def log_message(self, *args):  # quiet
                 pass
+
+            def setup(self):
+                super().setup()
+                # headers and body go out as two writes: without NODELAY, Nagle + the client's delayed ACK
+                # added ~40 ms to every Bot API call on loopback (set `latency_ms` to model a real RTT)
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def do_GET(self):
                 fake._serve(self)
@@ -309,6 +317,8 @@ class FakeTelegram:
         call = Call(method, params, time.monotonic())
         with self._cond:
             self.calls.append(call)
+        if self.latency_ms and method != "getUpdates":
+            time.sleep(self.latency_ms / 1000)
         fault = self._take_fault(method)
         if fault is not None:
             if fault.kind == "drop":

@@ -36,8 +36,10 @@ from ..models import (
 from ..strategy.base import DecisionContext, PositionView
 from . import core
 from .accounting import DAY_MS, PairBook, mark_to_market
+from .decisions import DecisionRecorder
 from .errors import ExchangeError, NetworkChanged, is_ambiguous
 from .order_log import order_failed, order_filled, order_sent
+from .pair_rows import load_pair, update_state
 
 log = logging.getLogger(__name__)
 
@@ -417,12 +419,16 @@ class CycleRunner:
             indicators = IndicatorCache()
         self.indicators = indicators
         self.candle_limit = candle_limit
-        self.record_holds = record_holds  # "all" | "nontechnical" | "none"
+        self.decisions = DecisionRecorder(record_holds)
         self.user_limits = user_limits or risk.BreakerLimits(max_drawdown_percent=ZERO)
         self._brokers: OrderedDict[tuple, object] = OrderedDict()
         self._brokers_lock = threading.Lock()
         self._locks: dict[int, threading.Lock] = {}
         self._locks_lock = threading.Lock()
+        self._pos_networks: dict[int, str] = {}
+        self._lp_slots: bool | None = None
+        # config id -> (exchange, data network, symbol, timeframe, interval): what prefetch() refreshes
+        self.streams: dict[int, tuple] = {}
 
     # -------------------------------------------------------------- helpers
 
@@ -461,11 +467,46 @@ class CycleRunner:
                 self._brokers.popitem(last=False)
         return broker
 
+    def _slot(self, lp, cfg) -> dict:
+        """One ticker per symbol per cycle slot (the pair's interval) when the market data supports it."""
+        if self._lp_slots is None:
+            import inspect
+
+            self._lp_slots = "slot_ms" in inspect.signature(lp).parameters
+        return {"slot_ms": int(cfg.interval_seconds or 60) * 1000} if self._lp_slots else {}
+
     def data_network(self, exchange: str, network: str) -> str:
         """Where the pair's market data comes from (paper reads public data of another network): shared
         candles and indicators are keyed by it, so paper and live pairs of a symbol share one series."""
         dn = getattr(self.hub, "data_network", None)
         return dn(exchange, network) if dn is not None else network
+
+    def prefetch(self, now_ms: int, workers: int = 8) -> int:
+        """Fetch, right after a candle closes, the candles and the slot's price of every stream the pairs
+        use, so the cycles that follow find them ready instead of each stream's first cycle fetching while
+        the others of that stream wait (with 40 streams behind one host's rate limit, seconds of waiting
+        at the start of every minute). Returns the number of streams refreshed."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        md = self.hub.market_data
+        lp = getattr(md, "last_price", None)
+        streams = set(self.streams.values())
+        if not streams:
+            return 0
+
+        def one(stream) -> None:
+            exchange, net, symbol, timeframe, interval = stream
+            try:
+                md.candles(exchange, net, symbol, timeframe, self.candle_limit)
+                slot = interval * 1000
+                if lp is not None and self._lp_slots and now_ms % slot < 60_000:
+                    lp(exchange, net, symbol, slot_ms=slot)
+            except Exception as exc:  # noqa: BLE001 - the pair's own cycle retries and reports it
+                log.debug("prefetch of %s %s failed: %s", exchange, symbol, exc)
+
+        with ThreadPoolExecutor(max(1, min(workers, len(streams))), thread_name_prefix="prefetch") as pool:
+            list(pool.map(one, sorted(streams)))
+        return len(streams)
 
     # -------------------------------------------------------------- reconcile
 
@@ -495,35 +536,54 @@ class CycleRunner:
 
     # -------------------------------------------------------------- cycle
 
-    def run(self, config_id: int, now_ms: int) -> dict:
-        """One cycle of one pair. Raises on errors; the manager records them (see manager.run_job)."""
-        with self.lock_for(config_id):
-            return self._run(config_id, now_ms)
+    @property
+    def record_holds(self) -> str:
+        return self.decisions.record_holds
 
-    def _run(self, config_id: int, now_ms: int) -> dict:
+    def run(self, config_id: int, now_ms: int, require_active: bool = False) -> dict:
+        """One cycle of one pair. Raises on errors; the manager records them (see manager.run_job).
+        With `require_active`, a pair no longer trading (or whose owner is not active) returns
+        {"inactive": True} without doing anything."""
+        with self.lock_for(config_id):
+            return self._run(config_id, now_ms, require_active)
+
+    def _run(self, config_id: int, now_ms: int, require_active: bool = False) -> dict:
         now = ms_to_dt(now_ms)
-        cfg = UserConfig.select(UserConfig, User).join(User).where(UserConfig.id == config_id).get()
-        cred = self.credential(cfg.user_id, cfg.exchange)
+        rows = load_pair(config_id)  # ONE statement: config, owner, credential, state, position, pending
+        if rows is None:
+            if require_active:
+                return {"inactive": True}
+            raise UserConfig.DoesNotExist(f"pair {config_id} does not exist")
+        cfg = rows.cfg
+        if require_active and not (cfg.is_trading and rows.user_status == "active"):
+            # stopped, removed or blocked from outside this process (`tradebot admin block`)
+            return {"inactive": True}
+        cred = rows.cred
         network = cred.network if cred is not None else "paper"
         broker = self.broker_for(cfg.user_id, cfg.exchange, cred)
-        state = ensure_state(cfg, network)
+        state = rows.state
+        if state is None:
+            with write_tx():
+                state = ensure_state(cfg, network)
+        pos = rows.position
 
         # 1. settle intents a crash or an ambiguous error left behind
-        pending_q = Order.select(Order.id).where((Order.config == cfg.id) & (Order.status == "pending"))
         unsettled = False
-        if pending_q.exists():
+        if rows.pending:
+            pending_q = Order.select(Order.id).where((Order.config == cfg.id) & (Order.status == "pending"))
             self.reconcile_pending(cfg.id, now_ms)
             state = UserState.get_by_id(state.id)
             # An intent still unsettled (order open on the exchange, lookup failed) may yet fill: the book
             # does not know it, so a new order now could buy twice or sell what is already being sold.
             unsettled = pending_q.exists()
-        pos = open_position(cfg.id)
+            pos = open_position(cfg.id)
         self._check_network(cfg, network, pos, unsettled)
         book = load_book(cfg, state, pos)
 
         # 2. shared market data and indicators
         md = self.hub.market_data
         data_net = self.data_network(cfg.exchange, network)
+        self.streams[cfg.id] = (cfg.exchange, data_net, cfg.symbol, cfg.timeframe, int(cfg.interval_seconds or 60))
         candles = md.candles(cfg.exchange, data_net, cfg.symbol, cfg.timeframe, self.candle_limit)
         last_ts = state.last_candle_ts
         if not candles:
@@ -539,7 +599,7 @@ class CycleRunner:
         lp = getattr(md, "last_price", None)
         if lp is not None:
             try:
-                last_price = float(lp(cfg.exchange, data_net, cfg.symbol))
+                last_price = float(lp(cfg.exchange, data_net, cfg.symbol, **self._slot(lp, cfg)))
             except ExchangeError:
                 raise
             except Exception:  # noqa: BLE001 - fall back to the last close
@@ -568,7 +628,6 @@ class CycleRunner:
                 last_price=px,
             )
             decision = decider.decide(ctx)
-            decision_row = self._record_decision(cfg, decision, since[-1].ts, now)
 
         # 4. pure core: exits, breaker, sizing
         prev_day, prev_start = book.day, book.day_start_equity
@@ -578,23 +637,31 @@ class CycleRunner:
         status = "paused" if book.breaker_until_ms else "running"
         if not cfg.is_trading:
             status = "stopped"
-        extra = {
-            "status": status,
-            "mode": network,
-            "last_candle_ts": candles[-1].ts if candles else last_ts,
-            "last_cycle_at": now,
-        }
-        with write_tx():
-            save_state(state.id, book, now, **extra)
-            if res.rolled_day is not None and prev_day is not None:
-                self._daily_performance(cfg, prev_day, prev_start, book.day_start_equity, now)
-            if res.trip is not None:
-                record_trip(cfg, "pair", res.trip, book.breaker_until_ms, now)
-            if res.breaker_expired:
-                record_reset(cfg.user_id, cfg.id, cfg.symbol, "pair", "cooldown over", now)
+        fields = state_fields(book, now)
+        fields.update(status=status, mode=network, last_candle_ts=candles[-1].ts if candles else last_ts)
+        # Nothing written when nothing changed (no new candle, same price of a flat pair, same book): at
+        # 20,000 pairs the calm cycles are most of them. `updated_at` / `last_cycle_at` move with a write.
+        changed = {k: v for k, v in fields.items() if k != "updated_at" and getattr(state, k) != v}
+        if not book.holdings and not book.in_position and set(changed) == {"last_price"}:
+            changed = {}  # a flat pair's equity does not depend on the price: no write for a tick
+        record = decision is not None and self.decisions.wanted(decision)
+        if changed or record or res.trip is not None or res.breaker_expired or res.rolled_day is not None:
+            changed.update(updated_at=now, last_cycle_at=now)
+            with write_tx():
+                if record:
+                    decision_row = self.decisions.record(cfg, decision, since[-1].ts, now)
+                if changed:
+                    update_state(state.id, changed)
+                if res.rolled_day is not None and prev_day is not None:
+                    self._daily_performance(cfg, prev_day, prev_start, book.day_start_equity, now)
+                if res.trip is not None:
+                    record_trip(cfg, "pair", res.trip, book.breaker_until_ms, now)
+                if res.breaker_expired:
+                    record_reset(cfg.user_id, cfg.id, cfg.symbol, "pair", "cooldown over", now)
 
         # 5. orders
-        outcome = {"orders": 0, "exit": res.exit, "skipped": res.skipped, "trip": res.trip, "problem": None}
+        outcome = {"orders": 0, "exit": res.exit, "skipped": res.skipped, "trip": res.trip, "problem": None,
+                   "had_error": state.last_error is not None}
         if res.skipped == "below_minimum":
             outcome["problem"] = (self._below_minimum_message(cfg, book, settings, broker), True)
         for req in res.orders:
@@ -613,8 +680,7 @@ class CycleRunner:
                 outcome["orders"] += 1
         return outcome
 
-    @staticmethod
-    def _check_network(cfg, network: str, pos: Position | None, unsettled: bool = True) -> None:
+    def _check_network(self, cfg, network: str, pos: Position | None, unsettled: bool = True) -> None:
         """Never trade a position or an order of one network on another (paper coins sold on a live account,
         live coins forgotten in paper mode): the user reconnects the old network to settle it first."""
         other = None
@@ -626,13 +692,7 @@ class CycleRunner:
             )
         what = "an unsettled order"
         if other is None and pos is not None:
-            other = (
-                Order.select(Order.network)
-                .join(Trade, on=(Trade.order == Order.id))
-                .where((Trade.position == pos.id) & (Trade.side == "buy"))
-                .order_by(Trade.id.desc())
-                .scalar()
-            )
+            other = self._position_network(pos.id)
             what = f"an open position of {pos.amount:f} {cfg.symbol.split('/')[0]}"
         if other is not None and other != network:
             raise NetworkChanged(
@@ -640,6 +700,26 @@ class CycleRunner:
                 f"exchange is now connected in {network} mode. Connect {other} again to close it, or remove "
                 f"the pair."
             )
+
+    def _position_network(self, position_id: int) -> str | None:
+        """The network a position was opened on (its last buy's order). Fixed once known: cached."""
+        with self._locks_lock:
+            hit = self._pos_networks.get(position_id)
+        if hit is not None:
+            return hit
+        found = (
+            Order.select(Order.network)
+            .join(Trade, on=(Trade.order == Order.id))
+            .where((Trade.position == position_id) & (Trade.side == "buy"))
+            .order_by(Trade.id.desc())
+            .scalar()
+        )
+        if found is not None:
+            with self._locks_lock:
+                if len(self._pos_networks) > 50_000:
+                    self._pos_networks.clear()
+                self._pos_networks[position_id] = found
+        return found
 
     @staticmethod
     def _below_minimum_message(cfg, book, settings, broker) -> str:
@@ -669,34 +749,6 @@ class CycleRunner:
             f"below the exchange minimum order of {settings.min_cost or 0:f} {quote}. Raise the budget or the "
             f"max position %."
         )
-
-    def _record_decision(self, cfg, decision, candle_ts: int, now) -> AIDecision | None:
-        if decision is None:
-            return None
-        if decision.action == "hold":
-            if self.record_holds == "none":
-                return None
-            if self.record_holds == "nontechnical" and decision.provider == "technical":
-                return None
-        rows = [decision] + list(decision.parts or [])
-        first = None
-        for d in rows:
-            row = AIDecision.create(
-                user=cfg.user_id,
-                config=cfg.id,
-                symbol=cfg.symbol,
-                provider=d.provider,
-                action=d.action,
-                confidence=int(d.confidence),
-                reasoning=d.reasoning,
-                inputs=d.inputs or None,
-                response=d.response or None,
-                candle_ts=candle_ts,
-                created_at=now,
-            )
-            if first is None:
-                first = row
-        return first
 
     def _execute(
         self, cfg, network, broker, req: core.OrderRequest, decision, decision_row, settings, now_ms

@@ -22,10 +22,10 @@ import threading
 import time
 from decimal import Decimal
 
-from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from peewee import fn
 
 from .. import db as dbmod
 from .. import events, risk
@@ -44,12 +44,62 @@ from .cycle import (
     save_state,
 )
 from .cycle import record_reset as _record_reset
+from .decisions import apply_retention
 from .errors import needs_user_action, user_message
+from .pool import DaemonPoolExecutor
 
 log = logging.getLogger(__name__)
 
 ZERO = Decimal(0)
 UTC = dt.UTC
+
+
+class _Throttle(logging.Filter):
+    """APScheduler logs every missed or skipped run (under overload: one line per pair per interval).
+    Let one such line through per minute, saying how many were held back."""
+
+    def __init__(self, every: float = 60.0):
+        super().__init__()
+        self.every = every
+        self._next = 0.0
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR:
+            return True
+        now = time.monotonic()
+        with self._lock:
+            if now < self._next:
+                self._held += 1
+                return False
+            held, self._held, self._next = self._held, 0, now + self.every
+        if held:
+            record.msg = f"{record.msg} (and {held} similar in the last minute)"
+        return True
+
+
+def quiet_scheduler_logs() -> None:
+    """Log volume follows events, not cycles: APScheduler's two INFO lines per job run ("Running job",
+    "executed successfully") are dropped and its per-run warnings throttled."""
+    logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
+    sched = logging.getLogger("apscheduler.scheduler")
+    sched.setLevel(logging.WARNING)
+    if not any(isinstance(f, _Throttle) for f in sched.filters):
+        sched.addFilter(_Throttle())
+
+
+RESUME_INLINE = 2000  # pairs scheduled before start() returns; the rest by a background thread
+PREFETCH_LEAD = 5.0  # seconds after each minute when no pair starts; market data is refreshed then
+
+
+class _PairRef:
+    """What _schedule needs of a pair."""
+
+    __slots__ = ("id", "interval_seconds")
+
+    def __init__(self, config_id: int, interval: int):
+        self.id, self.interval_seconds = config_id, interval
 
 
 def _job_id(config_id: int) -> str:
@@ -106,8 +156,9 @@ class BotManager:
         self.clock = clock or time.time  # -> epoch seconds
         self.max_workers = max_workers or getattr(trading, "scheduler_workers", None) or 16
         self.default_interval = default_interval or getattr(trading, "default_interval_seconds", None) or 60
-        self.shutdown_timeout = shutdown_timeout or getattr(trading, "shutdown_timeout_seconds", None) or 30
+        self.shutdown_timeout = shutdown_timeout or getattr(trading, "shutdown_timeout_seconds", None) or 2
         self.spread = spread
+        self.decision_retention_days = int(getattr(trading, "decision_retention_days", None) or 30)
         rc = getattr(src, "risk", None)
         if user_limits is None and rc is not None:
             # user scope: the configured streak / daily-loss limits over all of a user's pairs (no drawdown)
@@ -126,8 +177,9 @@ class BotManager:
             record_holds=record_holds,
             user_limits=user_limits,
         )
+        quiet_scheduler_logs()
         self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(self.max_workers)},
+            executors={"default": DaemonPoolExecutor(self.max_workers)},
             job_defaults={"coalesce": True, "max_instances": 1},
             timezone=UTC,
         )
@@ -137,6 +189,8 @@ class BotManager:
         self._inflight = 0
         self._cv = threading.Condition()
         self.stats = {"cycles": 0, "errors": 0, "lags": [], "durations": []}
+        self.stats["lag_at"] = self.stats["lags"]  # same list (bench/engine.py reads it by position)
+        self.stats["lag_t"] = []  # (when, lag) of each cycle start
         self.record_lag = False
 
     # ------------------------------------------------------------ lifecycle
@@ -149,15 +203,19 @@ class BotManager:
         if self._started:
             return {}
         counts = self.runner.reconcile_pending(now_ms=self.now_ms())
-        self.scheduler.start()
-        self._started = True
-        resumed = 0
-        for cfg in UserConfig.select().where(UserConfig.is_trading == True):  # noqa: E712
-            try:
-                self._schedule(cfg)
-                resumed += 1
-            except Exception:  # noqa: BLE001
-                log.exception("could not resume pair %s", cfg.id)
+        # Jobs added before the scheduler starts are stored in one pass, without waking its thread for
+        # every one of them. APScheduler spends ~0.3 ms building a job: beyond RESUME_INLINE pairs the
+        # rest are added by a background thread, so `tradebot run` polls Telegram within a second or two
+        # whatever the number of pairs (a pair's first cycle is at its slot of the minute anyway).
+        now = time.time()
+        ids = [
+            (c.id, c.interval_seconds)
+            for c in UserConfig.select(UserConfig.id, UserConfig.interval_seconds)
+            .where(UserConfig.is_trading == True)  # noqa: E712
+            .order_by(UserConfig.id)
+            .namedtuples()
+        ]
+        resumed = self._resume(ids[:RESUME_INLINE], now)
         self.scheduler.add_job(
             self._daily_job,
             CronTrigger(hour=0, minute=0, second=0, timezone=UTC),
@@ -165,6 +223,28 @@ class BotManager:
             replace_existing=True,
             misfire_grace_time=3600,
         )
+        self.scheduler.add_job(
+            self._prefetch_job,
+            IntervalTrigger(
+                seconds=60,
+                start_date=dt.datetime.fromtimestamp((now // 60 + 1) * 60 + 0.2, UTC),
+                timezone=UTC,
+            ),
+            id="prefetch",
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=10,
+        )
+        self.scheduler.start()
+        self._started = True
+        if len(ids) > RESUME_INLINE:
+            rest = ids[RESUME_INLINE:]
+            self._resumer = threading.Thread(
+                target=self._resume, args=(rest, None), name="resume-pairs", daemon=True
+            )
+            self._resumer.start()
+            resumed += len(rest)
         log.info("engine started: %d pairs resumed, reconcile %s", resumed, counts)
         return {"resumed": resumed, **counts}
 
@@ -211,15 +291,33 @@ class BotManager:
 
     # ------------------------------------------------------------ pairs
 
+    def _resume(self, pairs: list[tuple[int, int]], now: float | None) -> int:
+        """Schedule (config id, interval) pairs; returns how many. `now` None: the scheduler runs."""
+        done = 0
+        t0 = time.monotonic()
+        for config_id, interval in pairs:
+            if self._stopping.is_set():
+                break
+            try:
+                self._schedule(_PairRef(config_id, interval), now if now is not None else time.time())
+                done += 1
+            except Exception:  # noqa: BLE001
+                log.exception("could not resume pair %s", config_id)
+        if now is None:
+            log.info("resumed %d more pairs in %.1f s", done, time.monotonic() - t0)
+        return done
+
     def _offset(self, config_id: int, interval: int) -> float:
         if not self.spread or interval <= 1:
             return 0.0
-        # golden-ratio spread: evenly covers the interval whatever the ids are
-        return ((config_id * 0.6180339887498949) % 1.0) * interval
+        # golden-ratio spread: evenly covers the interval whatever the ids are, after the first
+        # PREFETCH_LEAD seconds of it, when the prefetch job refreshes the market data
+        lead = PREFETCH_LEAD if interval >= 4 * PREFETCH_LEAD else 0.0
+        return lead + ((config_id * 0.6180339887498949) % 1.0) * (interval - lead)
 
-    def _schedule(self, cfg: UserConfig) -> None:
+    def _schedule(self, cfg: UserConfig, now: float | None = None) -> None:
         interval = int(cfg.interval_seconds or self.default_interval)
-        now = time.time()
+        now = time.time() if now is None else now
         # align to the interval grid plus the pair's offset so restarts keep the same phase
         base = (now // interval) * interval + self._offset(cfg.id, interval)
         while base <= now:
@@ -259,6 +357,7 @@ class BotManager:
     def stop_pair(self, config_id: int) -> bool:
         """Stop trading the pair (an open position stays as it is). True if it was running."""
         was = self.is_running(config_id)
+        self.runner.streams.pop(config_id, None)
         with write_tx():
             n = UserConfig.update(is_trading=False).where(UserConfig.id == config_id).execute()
             UserState.update(status="stopped").where(UserState.config == config_id).execute()
@@ -347,12 +446,12 @@ class BotManager:
             now_ms = self.now_ms()
             t0 = time.perf_counter()
             try:
-                if not self._still_wanted(config_id):
+                out = self.runner.run(config_id, now_ms, require_active=True)
+                if out.get("inactive"):
                     # stopped, removed or blocked from outside this process (`tradebot admin block`)
                     log.info("pair %s is no longer active; dropping its job", config_id)
                     self.stop_pair(config_id)
                     return
-                out = self.runner.run(config_id, now_ms)
                 if self.record_lag:
                     self.stats["durations"].append(time.perf_counter() - t0)
                 with self._cv:
@@ -361,9 +460,11 @@ class BotManager:
             except Exception as exc:  # noqa: BLE001 - isolation: record, never propagate
                 with self._cv:
                     self.stats["errors"] += 1
-                log.warning("pair %s cycle failed: %s", config_id, user_message(exc))
                 try:
-                    self._record_error(config_id, exc, now_ms)
+                    # logged when the pair's error changes, not every cycle it persists (log volume
+                    # follows events: a pair failing every minute for a day is one line, not 1,440)
+                    if self._record_error(config_id, exc, now_ms):
+                        log.warning("pair %s cycle failed: %s", config_id, user_message(exc))
                 except Exception:  # noqa: BLE001
                     log.exception("could not record the error of pair %s", config_id)
         finally:
@@ -371,35 +472,29 @@ class BotManager:
                 self._inflight -= 1
                 self._cv.notify_all()
 
-    @staticmethod
-    def _still_wanted(config_id: int) -> bool:
-        row = (
-            UserConfig.select(UserConfig.is_trading, User.status)
-            .join(User)
-            .where(UserConfig.id == config_id)
-            .tuples()
-            .first()
-        )
-        return bool(row and row[0] and row[1] == "active")
-
     def _note_lag(self, config_id: int) -> None:
         job = self.scheduler.get_job(_job_id(config_id))
         if job is None:
             return
         interval = job.trigger.interval.total_seconds()
         t = time.time()
-        self.stats["lags"].append((t - self._offset(config_id, int(interval))) % interval)
+        lag = (t - self._offset(config_id, int(interval))) % interval
+        self.stats["lags"].append(lag)
+        self.stats["lag_t"].append((t, lag))
 
-    def _record_error(self, config_id: int, exc: BaseException, now_ms: int) -> None:
-        self._record_problem(config_id, user_message(exc), needs_user_action(exc), now_ms, status="error")
+    def _record_error(self, config_id: int, exc: BaseException, now_ms: int) -> bool:
+        return self._record_problem(
+            config_id, user_message(exc), needs_user_action(exc), now_ms, status="error"
+        )
 
     def _record_problem(
         self, config_id: int, msg: str, needs_action: bool, now_ms: int, status: str | None = None
-    ) -> None:
-        """Store the pair's current problem; ONE pair_error event per change of problem, not per cycle."""
+    ) -> bool:
+        """Store the pair's current problem; ONE pair_error event per change of problem, not per cycle.
+        Returns True when the problem changed."""
         cfg = UserConfig.get_or_none(UserConfig.id == config_id)
         if cfg is None:
-            return
+            return False
         with write_tx():
             state = ensure_state(cfg)
             changed = state.last_error != msg
@@ -418,18 +513,27 @@ class BotManager:
                     {"symbol": cfg.symbol, "message": msg, "needs_action": needs_action},
                     cfg.id,
                 )
+        return changed
 
     def _after_cycle(self, config_id: int, out: dict, now_ms: int) -> None:
         problem = out.get("problem") if out else None
         if problem:
             self._record_problem(config_id, problem[0], problem[1], now_ms)
-        else:
+        elif not out or out.get("had_error", True):  # no write when there was no error to clear
             self._clear_error(config_id)
 
     def _clear_error(self, config_id: int) -> None:
         UserState.update(last_error=None).where(
             (UserState.config == config_id) & UserState.last_error.is_null(False)
         ).execute()
+
+    def _prefetch_job(self) -> None:
+        if self._stopping.is_set() or not self.spread:
+            return
+        try:
+            self.runner.prefetch(self.now_ms())
+        except Exception:  # noqa: BLE001
+            log.exception("market data prefetch failed")
 
     # ------------------------------------------------------------ daily summary
 
@@ -441,58 +545,82 @@ class BotManager:
             self.daily_summary(day_to_date(day))
         except Exception:  # noqa: BLE001
             log.exception("daily summary failed")
+        try:
+            out = apply_retention(
+                self.decision_retention_days,
+                day_to_date(day + 1),
+                should_stop=self._stopping.is_set,
+            )
+            if any(out.values()):
+                log.info("decision retention (%d days): %s", self.decision_retention_days, out)
+        except Exception:  # noqa: BLE001
+            log.exception("decision retention failed")
 
-    def daily_summary(self, day: dt.date) -> int:
-        """Emit one `daily_summary` event per user with pairs, for the UTC `day`. Idempotent. Returns count."""
+    def daily_summary(self, day: dt.date, batch: int = 200, pause: float = 0.02) -> int:
+        """Emit one `daily_summary` event per user with pairs, for the UTC `day`. Idempotent. Returns count.
+
+        A handful of set-wide queries (not a few per pair), then the events in transactions of `batch`
+        users with a short pause between them: at 20,000 pairs the job neither holds the database nor the
+        interpreter long enough to delay a trading cycle."""
         lo = dt.datetime(day.year, day.month, day.day)
         hi = lo + dt.timedelta(days=1)
-        sent = 0
-        users = {s.user_id for s in UserState.select(UserState.user)}
-        for user_id in sorted(users):
-            tag = f'"day": "{day.isoformat()}"'
-            if (
-                Notification.select(Notification.id)
-                .where(
-                    (Notification.user == user_id)
-                    & (Notification.kind == "daily_summary")
-                    & (Notification.payload.contains(tag))
-                )
-                .exists()
-            ):
+        tag = f'"day": "{day.isoformat()}"'
+        done = {
+            uid
+            for (uid,) in Notification.select(Notification.user)
+            .where((Notification.kind == "daily_summary") & (Notification.payload.contains(tag)))
+            .tuples()
+        }
+        perf = dict(
+            DailyPerformance.select(DailyPerformance.config, DailyPerformance.pnl)
+            .where(DailyPerformance.day == day)
+            .tuples()
+        )
+        counts = dict(
+            Trade.select(Trade.config, fn.COUNT(Trade.id))
+            .where((Trade.executed_at >= lo) & (Trade.executed_at < hi))
+            .group_by(Trade.config)
+            .tuples()
+        )
+        per_user: dict[int, list] = {}
+        rows = (
+            UserState.select(
+                UserState.user, UserState.equity, UserState.daily_pnl, UserState.daily_pnl_date,
+                UserConfig.id, UserConfig.symbol,
+            )
+            .join(UserConfig)
+            .order_by(UserState.user, UserConfig.id)
+            .tuples()
+        )
+        for user_id, equity, daily_pnl, pnl_date, config_id, symbol in rows:
+            if user_id in done:
                 continue
-            pairs = []
-            total_eq = ZERO
-            total_pnl = ZERO
-            q = UserState.select(UserState, UserConfig).join(UserConfig).where(UserState.user == user_id)
-            for st in q.order_by(UserConfig.id):
-                cfg = st.config
-                perf = DailyPerformance.get_or_none(
-                    (DailyPerformance.config == cfg.id) & (DailyPerformance.day == day)
-                )
-                if perf is not None:
-                    pnl = perf.pnl
-                elif st.daily_pnl_date == day:
-                    pnl = st.daily_pnl or ZERO
-                else:
-                    pnl = ZERO
-                n = (
-                    Trade.select()
-                    .where((Trade.config == cfg.id) & (Trade.executed_at >= lo) & (Trade.executed_at < hi))
-                    .count()
-                )
-                pairs.append({"symbol": cfg.symbol, "equity": st.equity, "pnl": pnl, "trades": n})
-                total_eq += st.equity
-                total_pnl += pnl
+            if config_id in perf:
+                pnl = perf[config_id]
+            elif pnl_date == day:
+                pnl = daily_pnl or ZERO
+            else:
+                pnl = ZERO
+            per_user.setdefault(user_id, []).append(
+                {"symbol": symbol, "equity": equity, "pnl": pnl, "trades": counts.get(config_id, 0)}
+            )
+        sent = 0
+        users = sorted(per_user)
+        for i in range(0, len(users), batch):
+            if i:
+                time.sleep(pause)
             with write_tx():
-                events.emit(
-                    user_id,
-                    "daily_summary",
-                    {
-                        "day": day.isoformat(),
-                        "pairs": pairs,
-                        "total_equity": total_eq,
-                        "total_pnl": total_pnl,
-                    },
-                )
-            sent += 1
+                for user_id in users[i:i + batch]:
+                    pairs = per_user[user_id]
+                    events.emit(
+                        user_id,
+                        "daily_summary",
+                        {
+                            "day": day.isoformat(),
+                            "pairs": pairs,
+                            "total_equity": sum((p["equity"] for p in pairs), ZERO),
+                            "total_pnl": sum((p["pnl"] for p in pairs), ZERO),
+                        },
+                    )
+                    sent += 1
         return sent

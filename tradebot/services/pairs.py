@@ -140,7 +140,14 @@ class PairsMixin:
         )
 
     def list_pairs(self, user: User) -> list[PairView]:
-        return [self._view(c) for c in self._pairs(user)]
+        # three queries for all the pairs, not two per pair (a /status is answered while 20,000 pairs trade)
+        configs = list(self._pairs(user))
+        ids = [c.id for c in configs]
+        states = {s.config_id: s for s in UserState.select().where(UserState.config.in_(ids))} if ids else {}
+        creds = {
+            c.exchange: c for c in ExchangeCredential.select().where(ExchangeCredential.user == user.id)
+        }
+        return [self._view(c, (states.get(c.id), creds.get(c.exchange))) for c in configs]
 
     def status(
         self, user: User, symbol_text: str | None = None, exchange: str | None = None
@@ -149,15 +156,18 @@ class PairsMixin:
             return [self._view(self.find_pair(user, symbol_text, exchange, "status"))]
         return self.list_pairs(user)
 
-    def _view(self, config: UserConfig) -> PairView:
-        state = UserState.get_or_none(UserState.config == config.id)
+    def _view(self, config: UserConfig, rows: tuple | None = None) -> PairView:
+        if rows is None:
+            state = UserState.get_or_none(UserState.config == config.id)
+            cred = ExchangeCredential.get_or_none(
+                (ExchangeCredential.user == config.user_id) & (ExchangeCredential.exchange == config.exchange)
+            )
+        else:
+            state, cred = rows
         budget = config.budget
         equity = state.equity if state is not None and state.equity is not None else budget
         pnl = equity - budget
         percent = (pnl * HUNDRED / budget) if budget else ZERO
-        cred = ExchangeCredential.get_or_none(
-            (ExchangeCredential.user == config.user_id) & (ExchangeCredential.exchange == config.exchange)
-        )
         network = state.mode if state is not None else (cred.network if cred else "paper")
         status = "running" if config.is_trading else "stopped"
         if config.is_trading and state is not None:

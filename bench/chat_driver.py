@@ -1,0 +1,71 @@
+"""The fake Telegram Bot API and the chat users of bench/engine.py, in a process of their own (Telegram's
+servers and the users' phones are not in the bot's process either, so they do not compete for its CPU).
+
+Prints its Bot API URL, then answers one JSON line per command read from stdin:
+    first_poll                -> {"at": monotonic time of the first getUpdates, or null}
+    prime N                   -> users CHAT_BASE..+N send /start and get their reply: {"ok": true}
+    burst N R                 -> N users each send R commands, each after the reply to the previous one:
+                                 {"latencies": [seconds, ...]}
+(time.monotonic() is one clock for every process of the machine on Linux.)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.fakes.telegram import FakeTelegram  # noqa: E402
+
+CHAT_BASE = 900_000
+
+
+def main() -> None:
+    token, latency_ms = sys.argv[1], float(sys.argv[2])
+    tg = FakeTelegram(token=token).start()
+    tg.latency_ms = latency_ms
+    print(tg.api_url, flush=True)
+    for line in sys.stdin:
+        cmd, *args = line.split()
+        if cmd == "first_poll":
+            calls = tg.calls_of("getUpdates")
+            out = {"at": calls[0].at if calls else None}
+        elif cmd == "prime":
+            for i in range(int(args[0])):
+                tg.push_message(CHAT_BASE + i, "/start")
+            for i in range(int(args[0])):
+                tg.wait_for_replies(CHAT_BASE + i, 1, timeout=60)
+            out = {"ok": True}
+        elif cmd == "burst":
+            n, rounds = int(args[0]), int(args[1])
+            latencies: list[float] = []
+            lock = threading.Lock()
+
+            def user(i: int, rounds=rounds, lock=lock, latencies=latencies) -> None:
+                uid = CHAT_BASE + i
+                for r in range(rounds):
+                    before = len(tg.replies(uid))
+                    t = time.monotonic()
+                    tg.push_message(uid, "/status" if r % 2 == 0 else "/help")
+                    tg.wait_for_replies(uid, before + 1, timeout=60)
+                    with lock:
+                        latencies.append(time.monotonic() - t)
+
+            threads = [threading.Thread(target=user, args=(i,)) for i in range(n)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+            out = {"latencies": latencies}
+        else:
+            out = {"error": f"unknown command {cmd}"}
+        print(json.dumps(out), flush=True)
+    tg.stop()
+
+
+if __name__ == "__main__":
+    main()
