@@ -33,17 +33,9 @@ from ..db import write_tx
 from ..models import DailyPerformance, Notification, Trade, User, UserConfig, UserState
 from . import core
 from .accounting import DAY_MS
-from .cycle import (
-    CycleRunner,
-    day_to_date,
-    dt_to_ms,
-    ensure_state,
-    load_book,
-    ms_to_dt,
-    open_position,
-    save_state,
-)
-from .cycle import record_reset as _record_reset
+from .book_rows import day_to_date, dt_to_ms, ensure_state, load_book, ms_to_dt, open_position, save_state
+from .breaker import record_reset as _record_reset
+from .cycle import CycleRunner
 from .decisions import apply_retention
 from .errors import needs_user_action, user_message
 from .pool import DaemonPoolExecutor
