@@ -20,7 +20,7 @@ from .book_rows import (
 from .booking import book_order_fill
 from .order_log import order_filled
 
-log = logging.getLogger("tradebot.engine.cycle")
+log = logging.getLogger("tradebot.engine.cycle")  # the cycle's logger, as before the split
 
 
 # ---------------------------------------------------------------- reconcile

@@ -10,7 +10,7 @@ from ..models import (
     ExchangeCredential,
 )
 
-log = logging.getLogger("tradebot.engine.cycle")
+log = logging.getLogger("tradebot.engine.cycle")  # the cycle's logger, as before the split
 
 
 class CycleWiring:
