@@ -48,6 +48,23 @@ def pg_url():
     prefix = base.rsplit("/", 1)[0]
     yield f"{prefix}/{name}"
     dbmod.close_database()
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _drop_database(admin, name)
     admin.close()
+
+
+def _drop_database(admin, name: str) -> None:
+    """DROP ... WITH (FORCE), retried: it cannot terminate an autovacuum worker (a superuser process) that
+    happens to be busy on the fresh database, and fails with InsufficientPrivilege until that one ends."""
+    import time
+
+    import psycopg2
+
+    for attempt in range(50):
+        try:
+            with admin.cursor() as cur:
+                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except (psycopg2.errors.InsufficientPrivilege, psycopg2.errors.ObjectInUse):
+            if attempt == 49:
+                raise
+            time.sleep(0.2)
