@@ -48,7 +48,8 @@ def test_scripted_round_trip_books_trades_positions_and_events(engine, clock, de
 def test_reconcile_leaves_a_young_absent_intent_pending_until_its_recv_window_passed(database):
     """An order sent right before a crash may still be in transit: 'absent' is final only later."""
     from tests.fixtures_engine import make_pair, make_user
-    from tradebot.engine.cycle import dt_to_ms, reconcile_order
+    from tradebot.engine.book_rows import dt_to_ms
+    from tradebot.engine.reconcile import reconcile_order
     from tradebot.models import Order
 
     class Absent:

@@ -15,7 +15,7 @@ from tests.fixtures_telegram import setup_user
 from tradebot import admin as uc
 from tradebot import db as dbmod
 from tradebot.backtest.data import DataError, load_candles, parse_date
-from tradebot.cli import _admin_ids
+from tradebot.cli.setup import _admin_ids
 from tradebot.config import ConfigError, load_config
 from tradebot.models import UserConfig
 from tradebot.services import find_user

@@ -1,3 +1,5 @@
+"""`python -m tradebot`: the same command line as `tradebot`."""
+
 from .cli import main
 
 main()

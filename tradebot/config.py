@@ -1,4 +1,5 @@
-"""Configuration: a TOML file plus TRADEBOT_* environment overrides, validated once.
+"""Configuration: a TOML file plus TRADEBOT_* environment overrides, validated once
+(the sections and their rules are in config_schema.py).
 
 Every problem becomes ONE `ConfigError` line naming the key; the CLI prints it and exits 2.
 """
@@ -8,273 +9,23 @@ from __future__ import annotations
 import math
 import os
 import tomllib
-from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from .ascii_digits import ascii_int
-from .db import DatabaseURLError, parse_url
+from .config_schema import (
+    DEFAULT_CONFIG_NAME,
+    EXCHANGE_KEYS,
+    EXCHANGES,
+    SECTIONS,
+    Config,
+    ConfigError,
+    ExchangeConfig,
+)
 
-DEFAULT_CONFIG_NAME = "config.toml"
-
-
-class ConfigError(Exception):
-    """One line: which key, what is wrong."""
-
-
-# ---------------------------------------------------------------- typed sections
-
-
-@dataclass(frozen=True)
-class TelegramConfig:
-    token: str = ""
-    api_url: str = "https://api.telegram.org"
-    admin_ids: list[int] = field(default_factory=list)
-    access: str = "open"
-    allowlist: list[int] = field(default_factory=list)
-    workers: int = 32
-    rate_limit_per_minute: int = 30
-    poll_timeout: int = 20
-
-
-@dataclass(frozen=True)
-class DatabaseConfig:
-    url: str = ""
-    lease_seconds: int = 30
-
-
-@dataclass(frozen=True)
-class SecurityConfig:
-    key_file: str = ""
-
-
-@dataclass(frozen=True)
-class LoggingConfig:
-    level: str = "INFO"
-    file: str = ""
-    max_bytes: int = 10 * 1024 * 1024
-    backups: int = 5
-
-
-@dataclass(frozen=True)
-class TradingConfig:
-    default_interval_seconds: int = 60
-    default_timeframe: str = "1m"
-    default_decider: str = "technical"
-    max_pairs_per_user: int = 20
-    min_budget: Decimal = Decimal("10")
-    max_budget: Decimal = Decimal("1000000")
-    scheduler_workers: int = 16
-    shutdown_timeout_seconds: int = 2
-    record_hold_decisions: str = "all"
-    decision_retention_days: int = 30
-
-
-@dataclass(frozen=True)
-class RiskConfig:
-    max_position_percent: Decimal = Decimal("30")
-    stop_loss_percent: Decimal = Decimal("2")
-    take_profit_percent: Decimal = Decimal("5")
-    max_consecutive_losses: int = 5
-    daily_loss_limit_percent: Decimal = Decimal("5")
-    max_drawdown_percent: Decimal = Decimal("15")
-    cooldown_minutes: int = 60
-
-
-@dataclass(frozen=True)
-class ExchangeConfig:
-    api_url: str = ""
-    testnet_api_url: str = ""
-    timeout_ms: int = 10000
-    markets_refresh_seconds: int = 3600
-    paper_data_network: str = "live"
-
-
-@dataclass(frozen=True)
-class LLMConfig:
-    base_url: str = "https://api.openai.com/v1"
-    api_key: str = ""
-    model: str = "gpt-4o-mini"
-    timeout_seconds: int = 20
-    temperature: float = 0.2
-
-
-@dataclass(frozen=True)
-class EnsembleConfig:
-    members: list[str] = field(default_factory=lambda: ["technical", "llm"])
-    min_agree: int = 2
-    min_confidence: int = 60
-
-
-EXCHANGES = ("binance", "bybit")
-
-
-@dataclass(frozen=True)
-class Config:
-    data_dir: Path
-    telegram: TelegramConfig
-    database: DatabaseConfig
-    security: SecurityConfig
-    logging: LoggingConfig
-    trading: TradingConfig
-    risk: RiskConfig
-    exchanges: dict[str, ExchangeConfig]
-    llm: LLMConfig
-    ensemble: EnsembleConfig
-    path: Path | None = None  # the file it was read from, if any
-
-    @property
-    def database_url(self) -> str:
-        return self.database.url or f"sqlite:///{self.data_dir / 'tradebot.db'}"
-
-    @property
-    def key_file(self) -> Path:
-        return Path(self.security.key_file).expanduser() if self.security.key_file else self.data_dir / "secret.key"
-
-    @property
-    def log_file(self) -> Path:
-        return Path(self.logging.file).expanduser() if self.logging.file else self.data_dir / "logs" / "bot.log"
-
-
-# ---------------------------------------------------------------- validation rules
-# (type, check) per key; check returns an error text or None.
-
-
-def _range(lo=None, hi=None):
-    def check(v):
-        if lo is not None and v < lo:
-            return f"must be >= {lo}"
-        if hi is not None and v > hi:
-            return f"must be <= {hi}"
-        return None
-
-    return check
-
-
-def _choice(*options):
-    return lambda v: None if v in options else f"must be one of {', '.join(options)}"
-
-
-def _telegram_ids(v):
-    bad = [i for i in v if not 0 < i < 2**63]
-    return f"Telegram user ids are positive numbers ({bad[0]} is not one)" if bad else None
-
-
-def _url(v):
-    if v == "":
-        return None
-    if not v.startswith(("http://", "https://")):
-        return "must start with http:// or https://"
-    try:
-        parts = urlsplit(v)
-        parts.port  # noqa: B018 - raises ValueError on a port outside 0..65535
-    except ValueError:
-        return "is not a valid URL"
-    if not parts.hostname or any(ch.isspace() for ch in v):
-        return "is not a valid URL (needs a host name, no spaces)"
-    return None
-
-
-# The timeframes a pair can use (`/set <symbol> timeframe`, services.TEXT_SETTINGS): both exchanges serve them.
-TIMEFRAMES = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d")
-
-
-def _timeframe(v):
-    return None if v in TIMEFRAMES else f"must be one of {', '.join(TIMEFRAMES)}"
-
-
-def _db_url(v):
-    if v == "":
-        return None
-    try:
-        parse_url(v)
-    except DatabaseURLError as exc:
-        return str(exc)
-    return None
-
-
-_SECTIONS: dict[str, tuple[type, dict[str, tuple[type, Any]]]] = {
-    "telegram": (
-        TelegramConfig,
-        {
-            "token": (str, None),
-            "api_url": (str, _url),
-            "admin_ids": (list[int], _telegram_ids),
-            "access": (str, _choice("open", "approval", "allowlist")),
-            "allowlist": (list[int], _telegram_ids),
-            "workers": (int, _range(1, 64)),
-            "rate_limit_per_minute": (int, _range(1, 10000)),
-            "poll_timeout": (int, _range(1, 60)),
-        },
-    ),
-    "database": (DatabaseConfig, {"url": (str, _db_url), "lease_seconds": (int, _range(3, 600))}),
-    "security": (SecurityConfig, {"key_file": (str, None)}),
-    "logging": (
-        LoggingConfig,
-        {
-            "level": (str, _choice("DEBUG", "INFO", "WARNING", "ERROR")),
-            "file": (str, None),
-            "max_bytes": (int, _range(10_000, 10 << 30)),
-            "backups": (int, _range(0, 100)),
-        },
-    ),
-    "trading": (
-        TradingConfig,
-        {
-            "default_interval_seconds": (int, _range(5, 86400)),
-            "default_timeframe": (str, _timeframe),
-            "default_decider": (str, _choice("technical", "llm", "ensemble")),
-            "max_pairs_per_user": (int, _range(1, 1000)),
-            "min_budget": (Decimal, _range(Decimal("0.01"), Decimal("1000000000000"))),
-            "max_budget": (Decimal, _range(Decimal("1"), Decimal("1000000000000"))),
-            "scheduler_workers": (int, _range(1, 256)),
-            "shutdown_timeout_seconds": (int, _range(1, 600)),
-            "record_hold_decisions": (str, _choice("all", "nontechnical", "none")),
-            "decision_retention_days": (int, _range(1, 36500)),
-        },
-    ),
-    "risk": (
-        RiskConfig,
-        {
-            "max_position_percent": (Decimal, _range(Decimal("1"), Decimal("100"))),
-            "stop_loss_percent": (Decimal, _range(Decimal("0.1"), Decimal("50"))),
-            "take_profit_percent": (Decimal, _range(Decimal("0.1"), Decimal("500"))),
-            "max_consecutive_losses": (int, _range(1, 100)),
-            "daily_loss_limit_percent": (Decimal, _range(Decimal("0.1"), Decimal("100"))),
-            "max_drawdown_percent": (Decimal, _range(Decimal("0.1"), Decimal("100"))),
-            "cooldown_minutes": (int, _range(1, 7 * 24 * 60)),
-        },
-    ),
-    "llm": (
-        LLMConfig,
-        {
-            "base_url": (str, _url),
-            "api_key": (str, None),
-            "model": (str, None),
-            "timeout_seconds": (int, _range(1, 300)),
-            "temperature": (float, _range(0.0, 2.0)),
-        },
-    ),
-    "ensemble": (
-        EnsembleConfig,
-        {
-            "members": (list[str], lambda v: None if v and set(v) <= {"technical", "llm"} else
-                        "must list deciders from: technical, llm"),
-            "min_agree": (int, _range(1, 10)),
-            "min_confidence": (int, _range(0, 100)),
-        },
-    ),
-}
-
-_EXCHANGE_KEYS: dict[str, tuple[type, Any]] = {
-    "api_url": (str, _url),
-    "testnet_api_url": (str, _url),
-    "timeout_ms": (int, _range(500, 120_000)),
-    "markets_refresh_seconds": (int, _range(60, 7 * 86400)),
-    "paper_data_network": (str, _choice("live", "testnet")),
-}
+__all__ = ["Config", "ConfigError", "default_config_path", "default_data_dir", "load_config",
+           "require_telegram_token", "token_problem"]
 
 # Environment variables with a name that is not simply TRADEBOT_<SECTION>_<KEY>.
 _ENV_ALIASES = {
@@ -398,12 +149,12 @@ def _env_overrides(env) -> dict[tuple[str | None, str], str]:
                 raise ConfigError(f"{name}: unknown exchange (supported: {', '.join(EXCHANGES)}; "
                                   f"use TRADEBOT_EXCHANGES_<EXCHANGE>_<KEY>)")
             key = rest[len(f"exchanges_{exchange}_"):]
-            if key not in _EXCHANGE_KEYS:
+            if key not in EXCHANGE_KEYS:
                 raise ConfigError(f"{name}: unknown setting exchanges.{exchange}.{key} "
-                                  f"(known: {', '.join(_EXCHANGE_KEYS)})")
+                                  f"(known: {', '.join(EXCHANGE_KEYS)})")
             out[(f"exchanges_{exchange}", key)] = value
             continue
-        for section in _SECTIONS:
+        for section in SECTIONS:
             if rest.startswith(section + "_"):
                 out[(section, rest[len(section) + 1:])] = value
                 break
@@ -453,7 +204,7 @@ def load_config(path: str | Path | None = None, env=None, *, must_exist: bool = 
         cfg_path = None
 
     overrides = _env_overrides(env)
-    known_top = set(_SECTIONS) | {"data_dir", "exchanges"}
+    known_top = set(SECTIONS) | {"data_dir", "exchanges"}
     for key in raw:
         if key not in known_top:
             raise ConfigError(f"{key}: unknown key (known: {', '.join(sorted(known_top))})")
@@ -465,7 +216,7 @@ def load_config(path: str | Path | None = None, env=None, *, must_exist: bool = 
         data_dir = Path(_coerce("data_dir", str, data_dir_value, from_env=True)).expanduser()
 
     sections = {}
-    for name, (cls, rules) in _SECTIONS.items():
+    for name, (cls, rules) in SECTIONS.items():
         env_values = {k: v for (s, k), v in overrides.items() if s == name}
         for (s, k) in overrides:
             if s == name and k not in rules:
@@ -482,7 +233,7 @@ def load_config(path: str | Path | None = None, env=None, *, must_exist: bool = 
     for name in EXCHANGES:
         env_values = {k: v for (s, k), v in overrides.items() if s == f"exchanges_{name}"}
         exchanges[name] = _build_section(
-            f"exchanges.{name}", ExchangeConfig, _EXCHANGE_KEYS, raw_ex.get(name, {}), env_values
+            f"exchanges.{name}", ExchangeConfig, EXCHANGE_KEYS, raw_ex.get(name, {}), env_values
         )
 
     ensemble = sections["ensemble"]

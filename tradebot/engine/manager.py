@@ -25,69 +25,24 @@ from decimal import Decimal
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from peewee import fn
 
 from .. import db as dbmod
-from .. import events, risk
+from .. import risk
 from ..db import write_tx
-from ..models import DailyPerformance, Notification, Trade, User, UserConfig, UserState
+from ..models import User, UserConfig, UserState
 from . import core
-from .accounting import DAY_MS
-from .cycle import (
-    CycleRunner,
-    day_to_date,
-    dt_to_ms,
-    ensure_state,
-    load_book,
-    ms_to_dt,
-    open_position,
-    save_state,
-)
-from .cycle import record_reset as _record_reset
-from .decisions import apply_retention
-from .errors import needs_user_action, user_message
+from .book_rows import ensure_state, load_book, ms_to_dt, open_position, save_state
+from .breaker import record_reset as _record_reset
+from .cycle import CycleRunner
+from .cycle_jobs import CycleJobs, _job_id
+from .daily import DailySummary
 from .pool import DaemonPoolExecutor
+from .scheduler_logs import quiet_scheduler_logs
 
 log = logging.getLogger(__name__)
 
 ZERO = Decimal(0)
 UTC = dt.UTC
-
-
-class _Throttle(logging.Filter):
-    """APScheduler logs every missed or skipped run (under overload: one line per pair per interval).
-    Let one such line through per minute, saying how many were held back."""
-
-    def __init__(self, every: float = 60.0):
-        super().__init__()
-        self.every = every
-        self._next = 0.0
-        self._held = 0
-        self._lock = threading.Lock()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.ERROR:
-            return True
-        now = time.monotonic()
-        with self._lock:
-            if now < self._next:
-                self._held += 1
-                return False
-            held, self._held, self._next = self._held, 0, now + self.every
-        if held:
-            record.msg = f"{record.msg} (and {held} similar in the last minute)"
-        return True
-
-
-def quiet_scheduler_logs() -> None:
-    """Log volume follows events, not cycles: APScheduler's two INFO lines per job run ("Running job",
-    "executed successfully") are dropped and its per-run warnings throttled."""
-    logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
-    sched = logging.getLogger("apscheduler.scheduler")
-    sched.setLevel(logging.WARNING)
-    if not any(isinstance(f, _Throttle) for f in sched.filters):
-        sched.addFilter(_Throttle())
-
 
 RESUME_INLINE = 2000  # pairs scheduled before start() returns; the rest by a background thread
 PREFETCH_LEAD = 5.0  # seconds after each minute when no pair starts; market data is refreshed then
@@ -100,10 +55,6 @@ class _PairRef:
 
     def __init__(self, config_id: int, interval: int):
         self.id, self.interval_seconds = config_id, interval
-
-
-def _job_id(config_id: int) -> str:
-    return f"pair:{config_id}"
 
 
 def _deciders(source):
@@ -133,7 +84,9 @@ def _deciders(source):
     return decider_for
 
 
-class BotManager:
+class BotManager(CycleJobs, DailySummary):
+    """Schedules every active pair; its cycle jobs and the daily summary are in cycle_jobs.py and daily.py."""
+
     def __init__(
         self,
         hub,
@@ -413,214 +366,3 @@ class BotManager:
                     _record_reset(user.id, None, None, "user", "reset by user", now)
                     done = True
         return done
-
-    # ------------------------------------------------------------ cycles
-
-    def run_cycle(self, config_id: int, now=None) -> dict:
-        """Run one cycle synchronously (tests, drivers). `now`: datetime (UTC), ms int, or None = clock.
-        Exceptions are recorded like scheduled cycles and then re-raised."""
-        now_ms = self._to_ms(now)
-        try:
-            out = self.runner.run(config_id, now_ms)
-        except Exception as exc:
-            self._record_error(config_id, exc, now_ms)
-            raise
-        self._after_cycle(config_id, out, now_ms)
-        return out
-
-    def _to_ms(self, now) -> int:
-        if now is None:
-            return self.now_ms()
-        if isinstance(now, dt.datetime):
-            return dt_to_ms(now)
-        return int(now)
-
-    def _job(self, config_id: int) -> None:
-        if self._stopping.is_set():
-            return
-        with self._cv:
-            self._inflight += 1
-        try:
-            if self.record_lag:  # bench: start lag against this pair's schedule grid
-                self._note_lag(config_id)
-            now_ms = self.now_ms()
-            t0 = time.perf_counter()
-            try:
-                out = self.runner.run(config_id, now_ms, require_active=True)
-                if out.get("inactive"):
-                    # stopped, removed or blocked from outside this process (`tradebot admin block`)
-                    log.info("pair %s is no longer active; dropping its job", config_id)
-                    self.stop_pair(config_id)
-                    return
-                if self.record_lag:
-                    self.stats["durations"].append(time.perf_counter() - t0)
-                with self._cv:
-                    self.stats["cycles"] += 1
-                self._after_cycle(config_id, out, now_ms)
-            except Exception as exc:  # noqa: BLE001 - isolation: record, never propagate
-                with self._cv:
-                    self.stats["errors"] += 1
-                try:
-                    # logged when the pair's error changes, not every cycle it persists (log volume
-                    # follows events: a pair failing every minute for a day is one line, not 1,440)
-                    if self._record_error(config_id, exc, now_ms):
-                        log.warning("pair %s cycle failed: %s", config_id, user_message(exc))
-                except Exception:  # noqa: BLE001
-                    log.exception("could not record the error of pair %s", config_id)
-        finally:
-            with self._cv:
-                self._inflight -= 1
-                self._cv.notify_all()
-
-    def _note_lag(self, config_id: int) -> None:
-        job = self.scheduler.get_job(_job_id(config_id))
-        if job is None:
-            return
-        interval = job.trigger.interval.total_seconds()
-        t = time.time()
-        lag = (t - self._offset(config_id, int(interval))) % interval
-        self.stats["lags"].append(lag)
-        self.stats["lag_t"].append((t, lag))
-
-    def _record_error(self, config_id: int, exc: BaseException, now_ms: int) -> bool:
-        return self._record_problem(
-            config_id, user_message(exc), needs_user_action(exc), now_ms, status="error"
-        )
-
-    def _record_problem(
-        self, config_id: int, msg: str, needs_action: bool, now_ms: int, status: str | None = None
-    ) -> bool:
-        """Store the pair's current problem; ONE pair_error event per change of problem, not per cycle.
-        Returns True when the problem changed."""
-        cfg = UserConfig.get_or_none(UserConfig.id == config_id)
-        if cfg is None:
-            return False
-        with write_tx():
-            state = ensure_state(cfg)
-            changed = state.last_error != msg
-            fields = {
-                "last_error": msg,
-                "error_count": UserState.error_count + 1,
-                "updated_at": ms_to_dt(now_ms),
-            }
-            if status is not None:
-                fields["status"] = status
-            UserState.update(**fields).where(UserState.id == state.id).execute()
-            if changed:
-                events.emit(
-                    cfg.user_id,
-                    "pair_error",
-                    {"symbol": cfg.symbol, "message": msg, "needs_action": needs_action},
-                    cfg.id,
-                )
-        return changed
-
-    def _after_cycle(self, config_id: int, out: dict, now_ms: int) -> None:
-        problem = out.get("problem") if out else None
-        if problem:
-            self._record_problem(config_id, problem[0], problem[1], now_ms)
-        elif not out or out.get("had_error", True):  # no write when there was no error to clear
-            self._clear_error(config_id)
-
-    def _clear_error(self, config_id: int) -> None:
-        UserState.update(last_error=None).where(
-            (UserState.config == config_id) & UserState.last_error.is_null(False)
-        ).execute()
-
-    def _prefetch_job(self) -> None:
-        if self._stopping.is_set() or not self.spread:
-            return
-        try:
-            self.runner.prefetch(self.now_ms())
-        except Exception:  # noqa: BLE001
-            log.exception("market data prefetch failed")
-
-    # ------------------------------------------------------------ daily summary
-
-    def _daily_job(self) -> None:
-        if self._stopping.is_set():
-            return
-        try:
-            day = self.now_ms() // DAY_MS - 1
-            self.daily_summary(day_to_date(day))
-        except Exception:  # noqa: BLE001
-            log.exception("daily summary failed")
-        try:
-            out = apply_retention(
-                self.decision_retention_days,
-                day_to_date(day + 1),
-                should_stop=self._stopping.is_set,
-            )
-            if any(out.values()):
-                log.info("decision retention (%d days): %s", self.decision_retention_days, out)
-        except Exception:  # noqa: BLE001
-            log.exception("decision retention failed")
-
-    def daily_summary(self, day: dt.date, batch: int = 200, pause: float = 0.02) -> int:
-        """Emit one `daily_summary` event per user with pairs, for the UTC `day`. Idempotent. Returns count.
-
-        A handful of set-wide queries (not a few per pair), then the events in transactions of `batch`
-        users with a short pause between them: at 20,000 pairs the job neither holds the database nor the
-        interpreter long enough to delay a trading cycle."""
-        lo = dt.datetime(day.year, day.month, day.day)
-        hi = lo + dt.timedelta(days=1)
-        tag = f'"day": "{day.isoformat()}"'
-        done = {
-            uid
-            for (uid,) in Notification.select(Notification.user)
-            .where((Notification.kind == "daily_summary") & (Notification.payload.contains(tag)))
-            .tuples()
-        }
-        perf = dict(
-            DailyPerformance.select(DailyPerformance.config, DailyPerformance.pnl)
-            .where(DailyPerformance.day == day)
-            .tuples()
-        )
-        counts = dict(
-            Trade.select(Trade.config, fn.COUNT(Trade.id))
-            .where((Trade.executed_at >= lo) & (Trade.executed_at < hi))
-            .group_by(Trade.config)
-            .tuples()
-        )
-        per_user: dict[int, list] = {}
-        rows = (
-            UserState.select(
-                UserState.user, UserState.equity, UserState.daily_pnl, UserState.daily_pnl_date,
-                UserConfig.id, UserConfig.symbol,
-            )
-            .join(UserConfig)
-            .order_by(UserState.user, UserConfig.id)
-            .tuples()
-        )
-        for user_id, equity, daily_pnl, pnl_date, config_id, symbol in rows:
-            if user_id in done:
-                continue
-            if config_id in perf:
-                pnl = perf[config_id]
-            elif pnl_date == day:
-                pnl = daily_pnl or ZERO
-            else:
-                pnl = ZERO
-            per_user.setdefault(user_id, []).append(
-                {"symbol": symbol, "equity": equity, "pnl": pnl, "trades": counts.get(config_id, 0)}
-            )
-        sent = 0
-        users = sorted(per_user)
-        for i in range(0, len(users), batch):
-            if i:
-                time.sleep(pause)
-            with write_tx():
-                for user_id in users[i:i + batch]:
-                    pairs = per_user[user_id]
-                    events.emit(
-                        user_id,
-                        "daily_summary",
-                        {
-                            "day": day.isoformat(),
-                            "pairs": pairs,
-                            "total_equity": sum((p["equity"] for p in pairs), ZERO),
-                            "total_pnl": sum((p["pnl"] for p in pairs), ZERO),
-                        },
-                    )
-                    sent += 1
-        return sent

@@ -3,7 +3,7 @@
 concurrent.futures' own workers are joined when the interpreter exits, so one cycle stuck in an exchange
 request (up to its timeout) would hold `tradebot run` after SIGTERM. A cycle still running after the
 shutdown grace is abandoned instead: its order intent was committed before anything was sent, and the
-next start reconciles it by client order id (engine/cycle.py), so nothing is left ambiguous.
+next start reconciles it by client order id (engine/reconcile.py), so nothing is left ambiguous.
 """
 
 from __future__ import annotations

@@ -1,0 +1,18 @@
+"""`tradebot` command line: init, run, admin, db (and backtest). One module per command group; importing
+them registers their commands on `main`."""
+
+from . import admin, db, setup  # noqa: F401  (registers the commands)
+from .common import main
+
+__all__ = ["main"]
+
+
+def _register_optional_commands():
+    try:
+        from ..backtest.cli import backtest_command
+    except ImportError:
+        return
+    main.add_command(backtest_command, "backtest")
+
+
+_register_optional_commands()

@@ -1,0 +1,98 @@
+"""Read-only views of a user's account: /config, /stats and /position."""
+
+from __future__ import annotations
+
+from ..models import Position, Trade, User, UserConfig, UserState
+from .common import HUNDRED, ZERO, _mask
+from .settings import SETTINGS
+from .views import ConfigView, CredentialView, PairConfigView, PositionView, StatsView, TradeStats
+
+
+class ReportsMixin:
+    """Reading use cases (part of Services)."""
+
+    def config_view(self, user: User, configs: list[UserConfig] | None = None) -> ConfigView:
+        creds = []
+        for cred in self.credentials(user):
+            masked = None
+            if cred.api_key_enc:
+                try:
+                    masked = _mask(self.vault.decrypt(cred.api_key_enc))
+                except Exception:
+                    masked = "(cannot decrypt)"
+            creds.append(CredentialView(cred.exchange, cred.network, masked))
+        configs = list(self._pairs(user)) if configs is None else configs
+        pairs = []
+        for config in configs:
+            settings = {name: getattr(config, spec[0]) for name, spec in SETTINGS.items()}
+            settings.update(
+                timeframe=config.timeframe, interval_seconds=config.interval_seconds, decider=config.decider
+            )
+            pairs.append(PairConfigView(self._view(config), settings))
+        fresh = User.get_by_id(user.id)
+        return ConfigView(creds, pairs, bool(fresh.notify))
+
+    def stats(self, user: User) -> StatsView:
+        per_pair = []
+        ids = set()
+        for config in self._pairs(user):
+            ids.add(config.id)
+            trades = list(Trade.select().where((Trade.user == user.id) & (Trade.config == config.id)))
+            per_pair.append(_trade_stats(f"{config.symbol} ({config.exchange})", trades))
+        every = list(Trade.select().where(Trade.user == user.id))
+        # Trades of removed pairs are kept (config set to NULL) and count in the total: show them as a row
+        # of their own, so that the rows add up to the total.
+        gone = [t for t in every if t.config_id is None or t.config_id not in ids]
+        if gone:
+            per_pair.append(_trade_stats("Removed pairs", gone))
+        return StatsView(per_pair, _trade_stats("Total", every))
+
+    def positions(self, user: User, configs: list[UserConfig] | None = None) -> list[PositionView]:
+        configs = list(self._pairs(user)) if configs is None else configs
+        ids = [c.id for c in configs]
+        if not ids:
+            return []
+        out = []
+        query = (
+            Position.select()
+            .where((Position.user == user.id) & (Position.config.in_(ids)) & (Position.status == "open"))
+            .order_by(Position.opened_at)
+        )
+        for pos in query:
+            state = UserState.get_or_none(UserState.config == pos.config_id)
+            last = state.last_price if state is not None else None
+            upnl = upct = None
+            if last is not None:
+                upnl = pos.amount * last - pos.cost_basis
+                upct = (upnl * HUNDRED / pos.cost_basis) if pos.cost_basis else ZERO
+            out.append(
+                PositionView(
+                    symbol=pos.symbol,
+                    exchange=pos.exchange,
+                    amount=pos.amount,
+                    entry_price=pos.entry_price,
+                    last_price=last,
+                    cost_basis=pos.cost_basis,
+                    unrealized_pnl=upnl,
+                    unrealized_percent=upct,
+                    stop_loss_price=pos.stop_loss_price,
+                    take_profit_price=pos.take_profit_price,
+                    opened_at=pos.opened_at,
+                )
+            )
+        return out
+
+
+def _trade_stats(label: str, trades: list[Trade]) -> TradeStats:
+    closed = [t.pnl for t in trades if t.pnl is not None]
+    return TradeStats(
+        label=label,
+        fills=len(trades),
+        closed=len(closed),
+        wins=sum(1 for p in closed if p > 0),
+        losses=sum(1 for p in closed if p <= 0),
+        realized_pnl=sum(closed, ZERO),
+        best=max(closed) if closed else None,
+        worst=min(closed) if closed else None,
+        fees=sum((t.fee or ZERO for t in trades), ZERO),
+    )

@@ -1,0 +1,125 @@
+"""What /set can change on a pair (names, ranges, aliases) and /set, /notify themselves."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from ..models import User, UserConfig, utcnow
+from .common import _action, _plain
+from .views import InvalidValue, SettingChange
+
+# ---------------------------------------------------------------- settings /set can change
+
+# name -> (model field, kind, lo, hi, description). kind: "percent" | "int"
+SETTINGS: dict[str, tuple[str, str, Decimal, Decimal, str]] = {
+    "stop_loss": ("stop_loss_percent", "percent", Decimal("0.1"), Decimal("50"), "stop-loss, % below entry"),
+    "take_profit": (
+        "take_profit_percent",
+        "percent",
+        Decimal("0.1"),
+        Decimal("500"),
+        "take-profit, % above entry",
+    ),
+    "max_position": (
+        "max_position_percent",
+        "percent",
+        Decimal("1"),
+        Decimal("100"),
+        "max position, % of equity",
+    ),
+    "max_losses": (
+        "max_consecutive_losses",
+        "int",
+        Decimal("1"),
+        Decimal("100"),
+        "losses in a row before pausing",
+    ),
+    "daily_loss": (
+        "daily_loss_limit_percent",
+        "percent",
+        Decimal("0.5"),
+        Decimal("100"),
+        "daily loss limit, %",
+    ),
+    "max_drawdown": ("max_drawdown_percent", "percent", Decimal("1"), Decimal("100"), "max drawdown, %"),
+    "cooldown": (
+        "cooldown_minutes",
+        "int",
+        Decimal("0"),
+        Decimal("10080"),
+        "pause after a breaker trip, minutes",
+    ),
+    "min_confidence": ("min_confidence", "int", Decimal("0"), Decimal("100"), "minimum signal confidence"),
+}
+# Settings whose value is a word: name -> (model field, allowed values, description).
+TIMEFRAMES = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d")
+TEXT_SETTINGS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "timeframe": ("timeframe", TIMEFRAMES, "candle timeframe the decider reads"),
+    "decider": ("decider", ("technical", "llm", "ensemble"), "who decides: technical, llm or ensemble"),
+}
+SETTING_ALIASES = {
+    "sl": "stop_loss",
+    "stoploss": "stop_loss",
+    "tp": "take_profit",
+    "takeprofit": "take_profit",
+    "position": "max_position",
+    "max_position_percent": "max_position",
+    "losses": "max_losses",
+    "max_consecutive_losses": "max_losses",
+    "daily_loss_limit": "daily_loss",
+    "drawdown": "max_drawdown",
+    "confidence": "min_confidence",
+    "stop_loss_percent": "stop_loss",
+    "take_profit_percent": "take_profit",
+}
+
+
+class SettingsMixin:
+    """Settings use cases (part of Services)."""
+
+    def set_setting(self, user: User, config: UserConfig, name: str, value) -> SettingChange:
+        """`value` is a Decimal already parsed; range-checked here."""
+        key = SETTING_ALIASES.get(name.lower(), name.lower())
+        if key in TEXT_SETTINGS:
+            return self._set_text_setting(user, config, key, str(value))
+        if key not in SETTINGS:
+            raise InvalidValue(f"Unknown setting. Use one of: {', '.join([*SETTINGS, *TEXT_SETTINGS])}.")
+        column, kind, lo, hi, _ = SETTINGS[key]
+        if not isinstance(value, Decimal) or not value.is_finite():
+            raise InvalidValue("That value is not a number.")
+        if value < lo or value > hi:
+            raise InvalidValue(f"{key} must be between {_plain(lo)} and {_plain(hi)}.")
+        if kind == "int":
+            if value != value.to_integral_value():
+                raise InvalidValue(f"{key} must be a whole number.")
+            new: Any = int(value)
+        else:
+            new = value
+        config = self.pair_by_id(user, config.id)
+        old = getattr(config, column)
+        UserConfig.update({getattr(UserConfig, column): new, UserConfig.updated_at: utcnow()}).where(
+            UserConfig.id == config.id
+        ).execute()
+        _action(user, "set", pair=config.symbol, exchange=config.exchange, setting=key, old=old, new=new)
+        return SettingChange(config.symbol, config.exchange, key, old, new)
+
+    def _set_text_setting(self, user: User, config: UserConfig, key: str, value: str) -> SettingChange:
+        column, allowed, _ = TEXT_SETTINGS[key]
+        value = value.strip().lower()
+        if value not in allowed:
+            raise InvalidValue(f"{key} must be one of: {', '.join(allowed)}.")
+        if key == "decider" and value != "technical" and not self.app.cfg.llm.api_key:
+            raise InvalidValue("The LLM decider is not configured on this bot (ask the administrator).")
+        config = self.pair_by_id(user, config.id)
+        old = getattr(config, column)
+        UserConfig.update({getattr(UserConfig, column): value, UserConfig.updated_at: utcnow()}).where(
+            UserConfig.id == config.id
+        ).execute()
+        _action(user, "set", pair=config.symbol, exchange=config.exchange, setting=key, old=old, new=value)
+        return SettingChange(config.symbol, config.exchange, key, old, value)
+
+    def set_notify(self, user: User, on: bool) -> bool:
+        User.update(notify=bool(on), updated_at=utcnow()).where(User.id == user.id).execute()
+        _action(user, "notify", on=bool(on))
+        return bool(on)

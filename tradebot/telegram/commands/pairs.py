@@ -1,0 +1,97 @@
+"""Pair commands: /addpair, /listpairs, /status, /removepair, the pair buttons, and finding the pairs a
+command's [symbol] [exchange] arguments name."""
+
+from __future__ import annotations
+
+import logging
+
+from telebot import types
+
+from ... import services as svc
+from .. import format as fmt
+from ..parsing import ParseError, check_args, check_symbol_text, parse_amount
+from .args import Usage, exchange_arg, symbol_and_exchange
+
+log = logging.getLogger("tradebot.telegram")
+
+MAX_BUTTON_PAIRS = 20
+
+
+class PairCommands:
+    """Part of the Dispatcher."""
+
+    def cmd_addpair(self, m, args, user) -> None:
+        try:
+            check_args(args, 2, 3)
+        except ParseError as exc:
+            raise Usage("addpair", str(exc).capitalize() + ".") from None
+        try:
+            check_symbol_text(args[0])
+        except ParseError as exc:
+            raise Usage("addpair", str(exc)) from None
+        tcfg = self.cfg.trading
+        try:
+            budget = parse_amount(args[1], "Balance", tcfg.min_budget, tcfg.max_budget)
+        except ParseError as exc:
+            raise Usage("addpair", str(exc)) from None
+        exchange = exchange_arg("addpair", args[2]) if len(args) == 3 else None
+        view = self.services.add_pair(user, args[0], budget, exchange)
+        try:
+            short = self.services.funding_shortfall(user, view)
+        except Exception as exc:  # best effort: the pair is added either way
+            log.info("funding check after /addpair failed: %s", type(exc).__name__)
+            short = None
+        self.reply(m, fmt.pair_added(view, short))
+
+    def _pair_buttons(self, views: list[svc.PairView]):
+        if not views or len(views) > MAX_BUTTON_PAIRS:
+            return None
+        markup = types.InlineKeyboardMarkup()
+        # The same symbol on two exchanges would give two identical buttons: name the exchange then.
+        show_exchange = len({v.exchange for v in views}) > 1
+        for v in views:
+            label = f"{v.symbol} ({v.exchange})" if show_exchange else v.symbol
+            if v.is_trading:
+                markup.row(types.InlineKeyboardButton(f"⏸️ Stop {label}", callback_data=f"stop:{v.config_id}"))
+            else:
+                markup.row(types.InlineKeyboardButton(f"▶️ Start {label}", callback_data=f"start:{v.config_id}"))
+        return markup
+
+    def cmd_listpairs(self, m, args, user) -> None:
+        if args:
+            raise Usage("listpairs", "This command takes no arguments.")
+        views = self.services.list_pairs(user)
+        self.reply(m, fmt.list_pairs(views), self._pair_buttons(views))
+
+    def cmd_status(self, m, args, user) -> None:
+        symbol, exchange = symbol_and_exchange("status", args, required=False)
+        if symbol is None and exchange is not None:
+            views = [v for v in self.services.list_pairs(user) if v.exchange == exchange]
+            if not views:
+                raise svc.NotFound(f"You have no pairs on {exchange}. See /listpairs.")
+        else:
+            views = self.services.status(user, symbol, exchange)
+        self.reply(m, fmt.status(views), self._pair_buttons(views))
+
+    def _configs(self, command: str, args: list[str], user, required: bool = False):
+        """None (= all pairs) or [one pair] from [symbol] [exchange] arguments."""
+        symbol, exchange = symbol_and_exchange(command, args, required)
+        if symbol is None and exchange is None:
+            return None
+        if symbol is None:
+            configs = [c for c in self.services._pairs(user) if c.exchange == exchange]
+            if not configs:
+                raise svc.NotFound(f"You have no pairs on {exchange}. See /listpairs.")
+            return configs
+        return [self.services.find_pair(user, symbol, exchange, command)]
+
+    def cmd_removepair(self, m, args, user) -> None:
+        (config,) = self._configs("removepair", args, user, required=True)
+        self.services.remove_pair(user, config, confirmed=False)
+        markup = types.InlineKeyboardMarkup()
+        markup.row(
+            types.InlineKeyboardButton("🗑️ Yes, remove", callback_data=f"rm:{config.id}"),
+            types.InlineKeyboardButton("Cancel", callback_data=f"cancel:{m.from_user.id}"),
+        )
+        held = self.services.positions(user, [config])
+        self.reply(m, fmt.removal_confirm(config.symbol, config.exchange, held), markup)

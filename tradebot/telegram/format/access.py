@@ -1,0 +1,64 @@
+"""Replies about access: registration, approval requests, user lists and the admin stop-all."""
+
+from __future__ import annotations
+
+from ...services import (
+    UserView,
+)
+from .base import e
+
+# ---------------------------------------------------------------- users
+
+
+def welcome(created: bool, name: str | None) -> str:
+    if created:
+        return "👋 Welcome! You've been registered.\nNext: /connect an exchange, then /addpair. Send /help for all commands."
+    return f"👋 Welcome back{', ' + e(name) if name else ''}! Send /help for the commands."
+
+
+def pending_registration() -> str:
+    return "⏳ Thanks! Your registration is waiting for an admin's approval. I'll message you when it's done."
+
+
+def refused_registration() -> str:
+    return "⛔ This bot is private."
+
+
+def admin_approval_request(user_id: int, username: str | None, first_name: str | None) -> str:
+    who = e(first_name or "") + (f" (@{e(username)})" if username else "")
+    return f"🆕 <b>Approval request</b>\n{who.strip() or 'A user'} — id <code>{int(user_id)}</code>"
+
+
+def approved_notice() -> str:
+    return "✅ You've been approved! Send /help to get started."
+
+
+def user_status_changed(user_id: int, username: str | None, status: str) -> str:
+    who = f"@{e(username)}" if username else f"<code>{int(user_id)}</code>"
+    icon = {"active": "✅", "blocked": "⛔", "pending": "⏳"}.get(status, "")
+    return f"{icon} User {who} is now {e(status)}."
+
+
+def users_list(users: list[UserView]) -> str:
+    if not users:
+        return "No users."
+    lines = [f"👥 <b>Users ({len(users)})</b>"]
+    for u in users:
+        name = f"@{e(u.username)}" if u.username else e(u.first_name or "")
+        admin = " 👑" if u.is_admin else ""
+        lines.append(
+            f"<code>{u.telegram_id}</code> {name}{admin} — {e(u.status)}, {u.pairs} pairs, {u.trading} trading"
+        )
+    return "\n".join(lines)
+
+
+def stop_all_confirm(n_running: int) -> str:
+    return f"🛑 <b>Emergency stop</b>\nStop all {n_running} running pairs of every user?"
+
+
+def stop_all_nothing() -> str:
+    return "ℹ️ No pair of any user is trading: nothing to stop."
+
+
+def stop_all_done(n: int) -> str:
+    return f"🛑 Emergency stop done: {n} pairs stopped."
