@@ -96,13 +96,7 @@ class SettingsMixin:
             new: Any = int(value)
         else:
             new = value
-        config = self.pair_by_id(user, config.id)
-        old = getattr(config, column)
-        UserConfig.update({getattr(UserConfig, column): new, UserConfig.updated_at: utcnow()}).where(
-            UserConfig.id == config.id
-        ).execute()
-        _action(user, "set", pair=config.symbol, exchange=config.exchange, setting=key, old=old, new=new)
-        return SettingChange(config.symbol, config.exchange, key, old, new)
+        return self._store_setting(user, config, key, column, new)
 
     def _set_text_setting(self, user: User, config: UserConfig, key: str, value: str) -> SettingChange:
         column, allowed, _ = TEXT_SETTINGS[key]
@@ -111,13 +105,17 @@ class SettingsMixin:
             raise InvalidValue(f"{key} must be one of: {', '.join(allowed)}.")
         if key == "decider" and value != "technical" and not self.app.cfg.llm.api_key:
             raise InvalidValue("The LLM decider is not configured on this bot (ask the administrator).")
+        return self._store_setting(user, config, key, column, value)
+
+    def _store_setting(self, user: User, config: UserConfig, key: str, column: str, new: Any) -> SettingChange:
+        """Write one validated setting of the user's pair (re-read: it may have changed) and log the action."""
         config = self.pair_by_id(user, config.id)
         old = getattr(config, column)
-        UserConfig.update({getattr(UserConfig, column): value, UserConfig.updated_at: utcnow()}).where(
+        UserConfig.update({getattr(UserConfig, column): new, UserConfig.updated_at: utcnow()}).where(
             UserConfig.id == config.id
         ).execute()
-        _action(user, "set", pair=config.symbol, exchange=config.exchange, setting=key, old=old, new=value)
-        return SettingChange(config.symbol, config.exchange, key, old, value)
+        _action(user, "set", pair=config.symbol, exchange=config.exchange, setting=key, old=old, new=new)
+        return SettingChange(config.symbol, config.exchange, key, old, new)
 
     def set_notify(self, user: User, on: bool) -> bool:
         User.update(notify=bool(on), updated_at=utcnow()).where(User.id == user.id).execute()
