@@ -1,23 +1,11 @@
 """`tradebot run` as the admin starts it: a real process against fake Telegram and exchange servers."""
 
-import os
 import signal
 import subprocess
 import sys
 import time
 
-import pytest
-
-from tests.fakes.telegram import FakeTelegram
-
-TOKEN = "123456:TESTTOKENabcdefghijklmnopqrstuvwxyz"
-
-
-@pytest.fixture
-def telegram():
-    fake = FakeTelegram(token=TOKEN).start()
-    yield fake
-    fake.stop()
+from tests.fixtures_run import TOKEN, start_run
 
 
 def _config(tmp_path, telegram, exchange_url):
@@ -36,12 +24,6 @@ def _config(tmp_path, telegram, exchange_url):
     return cfg
 
 
-def _start(cfg):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEBOT_")}
-    return subprocess.Popen([sys.executable, "-m", "tradebot", "--config", str(cfg), "run"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-
-
 def _wait_polling(telegram, since=0, timeout=30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -53,14 +35,14 @@ def _wait_polling(telegram, since=0, timeout=30):
 
 def test_run_serves_chat_refuses_second_instance_and_stops_cleanly(tmp_path, telegram, fake_exchange):
     cfg = _config(tmp_path, telegram, fake_exchange.url)
-    first = _start(cfg)
+    first = start_run(cfg)
     try:
         _wait_polling(telegram)
         assert telegram.calls_of("setMyCommands"), "command menu not set at start"
         telegram.push_message(501, "/start", username="alice")
         assert "Welcome" in telegram.wait_for_replies(501, 1, timeout=15)[0]
 
-        second = _start(cfg)
+        second = start_run(cfg)
         out, err = second.communicate(timeout=60)
         assert second.returncode == 1
         assert "already running" in err and f"pid {first.pid}" in err and "since" in err
@@ -80,7 +62,7 @@ def test_run_serves_chat_refuses_second_instance_and_stops_cleanly(tmp_path, tel
 def test_bad_token_is_one_clear_line(tmp_path, telegram, fake_exchange):
     cfg = _config(tmp_path, telegram, fake_exchange.url)
     cfg.write_text(cfg.read_text().replace(TOKEN, "999:wrongtoken"))
-    proc = _start(cfg)
+    proc = start_run(cfg)
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1
     last = err.strip().splitlines()[-1]
@@ -90,13 +72,13 @@ def test_bad_token_is_one_clear_line(tmp_path, telegram, fake_exchange):
 
 def test_killed_run_does_not_leave_a_blocking_lock(tmp_path, telegram, fake_exchange):
     cfg = _config(tmp_path, telegram, fake_exchange.url)
-    first = _start(cfg)
+    first = start_run(cfg)
     try:
         _wait_polling(telegram)
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
         polls = len(telegram.calls_of("getUpdates"))
-        again = _start(cfg)
+        again = start_run(cfg)
         try:
             _wait_polling(telegram, since=polls + 1)
             assert again.poll() is None

@@ -1,26 +1,13 @@
 """`tradebot run` stops at once: a real process against the fake Telegram and exchange servers."""
 
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.fakes.telegram import FakeTelegram
+from tests.fixtures_run import TOKEN, start_run
 
 pytestmark = pytest.mark.slow
-
-TOKEN = "123456:TESTTOKENabcdefghijklmnopqrstuvwxyz"
-
-
-@pytest.fixture
-def telegram():
-    fake = FakeTelegram(token=TOKEN).start()
-    yield fake
-    fake.stop()
-
 
 def _config(tmp_path, telegram, exchange_url, poll_timeout=20):
     data = tmp_path / "data"
@@ -38,12 +25,6 @@ def _config(tmp_path, telegram, exchange_url, poll_timeout=20):
     return cfg
 
 
-def _start(cfg):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEBOT_")}
-    return subprocess.Popen([sys.executable, "-m", "tradebot", "--config", str(cfg), "run"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-
-
 def _wait_long_poll(telegram, timeout=30):
     """Until a getUpdates is open on the fake server (nothing queued, so it waits its poll_timeout)."""
     deadline = time.monotonic() + timeout
@@ -56,7 +37,7 @@ def _wait_long_poll(telegram, timeout=30):
 
 
 def test_sigterm_during_a_long_poll_exits_at_once(tmp_path, telegram, fake_exchange):
-    proc = _start(_config(tmp_path, telegram, fake_exchange.url))
+    proc = start_run(_config(tmp_path, telegram, fake_exchange.url))
     try:
         _wait_long_poll(telegram)
         polls = len(telegram.calls_of("getUpdates"))
@@ -77,14 +58,14 @@ def test_sigterm_during_a_long_poll_exits_at_once(tmp_path, telegram, fake_excha
 def test_an_update_arriving_during_shutdown_is_not_lost(tmp_path, telegram, fake_exchange):
     """A message that the abandoned long poll brings in is not confirmed: the next start answers it."""
     cfg = _config(tmp_path, telegram, fake_exchange.url)
-    proc = _start(cfg)
+    proc = start_run(cfg)
     try:
         _wait_long_poll(telegram)
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
         telegram.push_message(501, "/start")  # arrives after the stop: nobody confirmed it
         assert telegram.pending_updates() == 1
-        again = _start(cfg)
+        again = start_run(cfg)
         try:
             assert "Welcome" in telegram.wait_for_replies(501, 1, timeout=30)[0]
         finally:
@@ -98,7 +79,7 @@ def test_an_update_arriving_during_shutdown_is_not_lost(tmp_path, telegram, fake
 
 def test_a_second_interrupt_forces_the_exit(tmp_path, telegram, fake_exchange):
     fake_exchange.add_account("slowkey1234567", "slowsecret7654321", {"USDT": "1000"}, exchange="binance")
-    proc = _start(_config(tmp_path, telegram, fake_exchange.url, poll_timeout=1))
+    proc = start_run(_config(tmp_path, telegram, fake_exchange.url, poll_timeout=1))
     try:
         _wait_long_poll(telegram)
         telegram.push_message(1, "/start")

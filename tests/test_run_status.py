@@ -11,19 +11,12 @@ import time
 
 import pytest
 
-from tests.fakes.telegram import FakeTelegram
 from tests.fixtures_cli import tb
-from tests.test_foundation_run import TOKEN, _config, _start, _wait_polling
+from tests.fixtures_run import start_run
+from tests.test_foundation_run import _config, _wait_polling
 from tradebot import db as dbmod
 from tradebot.health import HealthRecorder, format_status, read_status
 from tradebot.instance_lock import InstanceLease
-
-
-@pytest.fixture
-def telegram():
-    fake = FakeTelegram(token=TOKEN).start()
-    yield fake
-    fake.stop()
 
 
 def _files_digest(data_dir):
@@ -55,7 +48,7 @@ def test_status_rotate_key_and_admin_sync_around_a_running_bot(tmp_path, telegra
     assert never.returncode == 1 and "running:    no" in never.stdout
 
     key_before = (data / "secret.key").read_bytes()
-    run = _start(cfg)
+    run = start_run(cfg)
     try:
         _wait_polling(telegram)
         res = _wait_status(cfg, "telegram:   reachable")
@@ -102,7 +95,7 @@ def test_status_rotate_key_and_admin_sync_around_a_running_bot(tmp_path, telegra
 def test_status_of_a_crashed_run_is_stale(tmp_path, telegram, fake_exchange):
     cfg = _config(tmp_path, telegram, fake_exchange.url)
     cfg.write_text(cfg.read_text() + "\n[database]\nlease_seconds = 3\n")
-    run = _start(cfg)
+    run = start_run(cfg)
     try:
         _wait_polling(telegram)
         _wait_status(cfg, "running:    yes")
