@@ -118,6 +118,7 @@ class Config:
     llm: LLMConfig
     ensemble: EnsembleConfig
     path: Path | None = None  # the file it was read from, if any
+    presets: dict = field(default_factory=dict)  # name -> presets.Preset ([presets.<name>] tables)
 
     @property
     def database_url(self) -> str:

@@ -311,11 +311,18 @@ def _m003_decision_tallies() -> None:
     db.create_tables([DecisionTally], safe=True)
 
 
+def _m006_pair_preset() -> None:
+    from .models import UserConfig
+
+    _add_missing_columns(UserConfig, ["preset"])
+
+
 # (version, name, function). Append only; never edit an applied migration.
 MIGRATIONS: list[tuple[int, str, callable]] = [
     (1, "initial schema", _m001_initial),
     (2, "instance lease and health", _m002_instance_lease),
     (3, "decision tallies (repeated hold decisions counted per pair and day)", _m003_decision_tallies),
+    (6, "pair preset (user_configs.preset)", _m006_pair_preset),
 ]
 
 

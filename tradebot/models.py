@@ -111,6 +111,7 @@ class UserConfig(BaseModel):
     is_trading = pw.BooleanField(default=False)
     created_at = pw.DateTimeField(default=utcnow)
     updated_at = pw.DateTimeField(default=utcnow)
+    preset = pw.CharField(max_length=32, null=True)  # [presets.<name>] applied by /set <symbol> preset (migration 6)
 
     class Meta:
         table_name = "user_configs"

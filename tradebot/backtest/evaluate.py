@@ -107,7 +107,7 @@ def expand_grid(grid: dict[str, list[str]]) -> list[dict[str, str]]:
     keys = list(grid)
     out = []
     for combo in itertools.product(*(grid[k] for k in keys)):
-        params = dict(zip(keys, combo))
+        params = dict(zip(keys, combo, strict=True))
         try:
             TechnicalParams.from_mapping({k: v for k, v in params.items() if k in TECH_KEYS})
         except ValueError:
@@ -146,7 +146,7 @@ def choose(train: list[dict], min_trades: int) -> int:
 
 def changes(choices: list[int]) -> int:
     """How many times the chosen parameter set differs from the previous window's."""
-    return sum(1 for a, b in zip(choices, choices[1:]) if a != b)
+    return sum(1 for a, b in zip(choices, choices[1:], strict=False) if a != b)
 
 
 def chain(tests: list[dict]) -> dict:

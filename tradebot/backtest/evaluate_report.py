@@ -74,7 +74,7 @@ def plot(report: dict, path) -> None:
 
     results = [r for r in report["results"] if r["_curves"][0]]
     fig, axes = plt.subplots(max(1, len(results)), 1, figsize=(12, 3.2 * max(1, len(results))), squeeze=False)
-    for ax, r in zip(axes[:, 0], results):
+    for ax, r in zip(axes[:, 0], results, strict=False):
         tests, eq, bh = r["_curves"]
         x = [dt.datetime.fromtimestamp(tests[0]["ts"][0] / 1000, dt.timezone.utc)]
         for t in tests:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from decimal import Decimal
 
 import click
 
 from ..backtest.cli import _balance, _defaults_from_config, _fee, _output_path, parse_sets
 from ..backtest.data import DataError, timeframe_ms
+from ..engine.core import PairSettings
 from ..exchange.base import MarketRules
 
 
@@ -19,6 +21,29 @@ def _jobs(ctx, param, value):
     if value < 1:
         raise click.BadParameter("must be at least 1")
     return value
+
+
+def _preset_base(ctx: click.Context, name: str, base: PairSettings):
+    """(settings, technical parameters, timeframe) of a config preset, over the config's risk defaults."""
+    from ..backtest.cli import ConfigProblem
+    from ..config import ConfigError, load_config
+
+    obj = ctx.find_root().obj
+    try:
+        presets = load_config(obj.get("config_path") if isinstance(obj, dict) else None).presets
+    except ConfigError as e:
+        raise ConfigProblem(str(e)) from None
+    p = presets.get(name.strip().lower())
+    if p is None:
+        raise click.BadParameter(f"{name!r} is not a [presets.<name>] of the config file (known: "
+                                 f"{', '.join(sorted(presets)) or 'none'})", param_hint="--preset")
+    cols = p.columns
+    pair = {k: cols[k] for k in ("max_position_percent", "stop_loss_percent", "take_profit_percent", "min_confidence")
+            if k in cols}
+    lim = {k: cols[k] for k in ("max_consecutive_losses", "daily_loss_limit_percent", "max_drawdown_percent",
+                                "cooldown_minutes") if k in cols}
+    settings = replace(base, limits=replace(base.limits, **lim), **pair)
+    return settings, p.technical, p.timeframe
 
 
 @click.command("evaluate")
@@ -73,9 +98,7 @@ def evaluate_command(ctx, data_paths, timeframe, decider, grid_items, train, tes
     base_settings, _llm, _ens = _defaults_from_config(ctx)
     technical = None
     if preset:
-        from .presets_cli import preset_base
-
-        base_settings, technical, preset_tf = preset_base(ctx, preset, base_settings)
+        base_settings, technical, preset_tf = _preset_base(ctx, preset, base_settings)
         timeframe = timeframe or preset_tf
     rules = MarketRules("X/USDT", "X", "USDT", Decimal("0.00000001"), None, None, None, fee)
     settings, _rules, _run = parse_sets(sets, base_settings, rules)

@@ -58,6 +58,7 @@ def config(view: ConfigView) -> str:
             f"<b>{e(p.symbol)}</b> ({e(p.exchange)}, {e(p.network)}) {status_icon(p)}",
             f"Balance: {money(p.budget)}",
             f"Strategy: {e(s['decider'])}, {e(s['timeframe'])} candles, every {int(s['interval_seconds'])} s",
+            f"Preset: {e(s['preset']) if s.get('preset') else 'none (defaults)'}",
         ]
         for name in SETTINGS:
             lines.append(f"{name}: {e(_setting_value(name, s[name]))}")
