@@ -97,8 +97,8 @@ def check_value(key: str, value: str) -> None:
         lo, hi = _RISK_RANGES[key]
         if not d.is_finite() or not lo <= d <= hi:
             raise ValueError(f"{key}={value!r}: must be between {lo} and {hi}")
-    else:
-        TechnicalParams.from_mapping({key: value})
+    else:  # alone: the fast/slow order is checked per combination (expand_grid)
+        TechnicalParams.from_mapping({"ema_fast": 2, "ema_slow": 500, key: value})
 
 
 def expand_grid(grid: dict[str, list[str]]) -> list[dict[str, str]]:

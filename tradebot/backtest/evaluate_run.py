@@ -92,7 +92,7 @@ def run_span(spec: EvalSpec, file_idx: int, params: dict, start_ms: int, end_ms:
     bal = float(spec.balance)
     out.update(return_pct=round((float(res.final_equity) / bal - 1.0) * 100.0, 6),
                max_drawdown_pct=round(max_drawdown_pct(bal, res.equity), 6),
-               trades=sum(1 for t in res.trades if t.closed),
+               trades=len(res.trades),  # positions opened (one still open at the end counts)
                fees=format(res.book.fees_paid.normalize(), "f"), candles=len(sub))
     if curves:
         n = len(sub)
