@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from tests.test_strategy_indicators import _load
-from tradebot.strategy.base import DecisionContext, PositionView
+from tradebot.strategy.base import DecisionContext
 from tradebot.strategy.indicators import IndicatorSet
 from tradebot.strategy.technical import TechnicalDecider, TechnicalParams
 
