@@ -79,7 +79,7 @@ def help_text(is_admin: bool = False) -> str:
     lines += [
         "",
         "Symbols can be written BTC/USDT, btcusdt or BTC-USDT.",
-        "Settings for /set: " + ", ".join([*SETTINGS, *TEXT_SETTINGS]),
+        "Settings for /set: " + ", ".join([*SETTINGS, *TEXT_SETTINGS, "preset (a named set from the bot's config)"]),
     ]
     return "\n".join(lines)
 
