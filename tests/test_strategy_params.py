@@ -109,3 +109,31 @@ def test_short_signals_only_when_allowed_and_mirrored():
                 assert d.action == quick and 50 <= d.confidence <= 100
                 seen.add(quick)
     assert seen == {"short", "close"}
+
+
+def test_backtest_feeds_the_deciders_own_periods():
+    """The replay's indicator set has the decider's periods: its entries are the decider's own signals
+    (stops off, so a position changes only on a signal; orders fill at the next candle's open)."""
+    from tests.test_strategy_indicators import DATA
+    from tradebot.backtest.data import load_candles
+    from tradebot.backtest.replay import BacktestConfig, run_backtest
+    from tradebot.engine.core import PairSettings
+    from tradebot.exchange.base import MarketRules
+
+    series = load_candles(DATA / BTC_1H)
+    dec = TechnicalDecider(TechnicalParams(ema_fast=20, ema_slow=50, rsi_exit=100))
+    rules = MarketRules("BTC/USDT", "BTC", "USDT", Decimal("0.00000001"), None, None, None, Decimal("0.001"))
+    settings = PairSettings(stop_loss_percent=Decimal(0), take_profit_percent=Decimal(0),
+                            amount_step=rules.amount_step)
+    res = run_backtest(series, dec, BacktestConfig("BTC/USDT", "1h", rules, settings))
+    iset, holding, expected = dec.indicator_set(), False, []
+    for i in range(len(series) - 1):
+        iset.update(series.ts[i], series.high[i], series.low[i], series.close[i])
+        a = dec.quick_action(iset, holding)
+        if a == "buy":
+            expected.append(series.ts[i + 1])
+            holding = True
+        elif a == "sell":
+            holding = False
+    assert len(expected) >= 5 and [t.entry_ts for t in res.trades] == expected
+    assert all("EMA20" in t.reasoning for t in res.trades)
