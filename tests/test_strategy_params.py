@@ -81,7 +81,7 @@ def test_other_periods_change_the_signals_and_the_decider_recomputes_a_default_s
 
 def test_min_edge_stops_entries_whose_candles_do_not_pay_the_fees():
     candles = _load(BTC_1H)
-    free = _actions(TechnicalDecider(), candles)
+    free = _actions(TechnicalDecider(min_edge=0), candles)
     # 1h BTC candles move ~0.5 % (ATR) against a 0.2 % round trip: min_edge 1 keeps most entries, 10 none
     some = _actions(TechnicalDecider(min_edge=1.0), candles)
     none = _actions(TechnicalDecider(min_edge=10.0), candles)

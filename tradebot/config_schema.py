@@ -55,7 +55,7 @@ class LoggingConfig:
 @dataclass(frozen=True)
 class TradingConfig:
     default_interval_seconds: int = 60
-    default_timeframe: str = "1m"
+    default_timeframe: str = "1h"
     default_decider: str = "technical"
     max_pairs_per_user: int = 20
     min_budget: Decimal = Decimal("10")

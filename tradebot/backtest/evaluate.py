@@ -125,7 +125,7 @@ def describe(params: dict[str, str]) -> str:
 # ---------------------------------------------------------------- objective and choice
 
 OBJECTIVE = ("return / max drawdown (drawdown floored at 1 %) when the return is positive, else the return "
-             "itself (a smaller loss ranks higher); parameter sets with fewer than --min-trades closed trades "
+             "itself (a smaller loss ranks higher); parameter sets with fewer than --min-trades trades (positions opened) "
              "rank below every set that has enough; ties go to the earlier set in grid order")
 
 

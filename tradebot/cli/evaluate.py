@@ -60,7 +60,7 @@ def _preset_base(ctx: click.Context, name: str, base: PairSettings):
 @click.option("--test", "test", default="14d", show_default=True, help="out-of-sample span per window (m/h/d/w)")
 @click.option("--jobs", type=int, default=None, callback=_jobs, help="worker processes (default: every core)")
 @click.option("--min-trades", default=3, show_default=True, type=click.IntRange(0, 100000),
-              help="closed trades a parameter set needs in a training span to be preferred")
+              help="trades (positions opened) a parameter set needs in a training span to be preferred")
 @click.option("--preset", default=None, help="start from this [presets.<name>] of the config file")
 @click.option("--balance", default="1000", callback=_balance, show_default=True, help="starting budget (quote)")
 @click.option("--fee", default="0.001", callback=_fee, show_default=True, help="taker fee rate")

@@ -46,7 +46,7 @@ class TechnicalParams:
     rsi_exit: float = 80.0
     min_gap_atr: float = 0.5
     trend_full: float = 0.005  # EMA gap (fraction) that counts as a full-strength trend (confidence only)
-    min_edge: float = 0.0  # expected move (1 ATR) must be >= min_edge round-trip fees; 0 = off
+    min_edge: float = 1.0  # expected move (1 ATR) must be >= min_edge round-trip fees; 0 = off
     fee_rate: float = 0.001  # taker fee the edge filter compares with
 
     @property
