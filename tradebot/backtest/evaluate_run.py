@@ -4,6 +4,7 @@ with --jobs 1 and --jobs N (every backtest is deterministic and sees only its ow
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -38,6 +39,7 @@ class EvalSpec:
     min_trades: int = 3
 
 
+@functools.lru_cache(maxsize=256)  # read once per file and process, not once per backtest
 def symbol_of(path: str) -> str:
     found = file_symbol(path)
     if found and found.endswith("USDT") and len(found) > 4:
@@ -53,8 +55,9 @@ _SERIES: dict[tuple[int, str | None], Series] = {}
 
 def _init(spec: EvalSpec) -> None:
     global _SPEC
+    if _SPEC is not None and _SPEC.paths != spec.paths:
+        _SERIES.clear()  # another run in this process: other files
     _SPEC = spec
-    _SERIES.clear()
 
 
 def _series(spec: EvalSpec, file_idx: int, tf: str | None) -> Series:
@@ -107,37 +110,32 @@ def _task(task: tuple) -> dict:
     return run_span(_SPEC, file_idx, _SPEC.grid[param_idx], start_ms, end_ms, curves)
 
 
-def _map(spec: EvalSpec, tasks: list[tuple], jobs: int, progress: Callable[[int], None] | None) -> list[dict]:
+def _map(spec: EvalSpec, tasks: list[tuple], pool: ProcessPoolExecutor | None, jobs: int,
+         progress: Callable[[int], None] | None) -> list[dict]:
     out = []
-    if jobs <= 1:
+    if pool is None:
         _init(spec)
         for t in tasks:
             out.append(_task(t))
             if progress:
                 progress(1)
         return out
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_init, initargs=(spec,)) as pool:
-        for r in pool.map(_task, tasks, chunksize=max(1, min(16, len(tasks) // (jobs * 8) or 1))):
-            out.append(r)
-            if progress:
-                progress(1)
+    for r in pool.map(_task, tasks, chunksize=max(1, min(16, len(tasks) // (jobs * 8) or 1))):
+        out.append(r)
+        if progress:
+            progress(1)
     return out
 
 
 # ---------------------------------------------------------------- driver
 
-def file_bounds(path: str, tf: str | None) -> tuple[int, int]:
-    """(first open, end of the last candle) of a file, in ms."""
-    s = load_candles(path)
-    return s.ts[0], s.ts[-1] + s.interval_ms
-
-
 def plan(spec: EvalSpec) -> list[list[ev.Window]]:
-    """The windows of each file."""
+    """The windows of each file (from its first open to the end of its last candle)."""
+    _init(spec)
     out = []
-    for path in spec.paths:
-        first, end = file_bounds(path, spec.timeframe)
-        out.append(ev.make_windows(first, end, spec.train_ms, spec.test_ms))
+    for i in range(len(spec.paths)):
+        s = _series(spec, i, None)  # kept for a run in this process (--jobs 1)
+        out.append(ev.make_windows(s.ts[0], s.ts[-1] + s.interval_ms, spec.train_ms, spec.test_ms))
     return out
 
 
@@ -149,22 +147,32 @@ def evaluate(spec: EvalSpec, jobs: int | None = None, progress: Callable[[int], 
     t0 = time.perf_counter()
     train_tasks = [(f, p, w.train_start, w.train_end, False)
                    for f, ws in enumerate(windows) for w in ws for p in range(len(spec.grid))]
-    train = _map(spec, train_tasks, jobs, progress)
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_init, initargs=(spec,)) if jobs > 1 else None
+    try:
+        train = _map(spec, train_tasks, pool, jobs, progress)
+        chosen = _choices(spec, windows, train)
+        test_tasks = [(f, chosen[f][i], w.test_start, w.test_end, True)
+                      for f, ws in enumerate(windows) for i, w in enumerate(ws)]
+        tests = _map(spec, test_tasks, pool, jobs, progress)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    seconds = time.perf_counter() - t0
+    candles = sum(r["candles"] for r in train) + sum(r["candles"] for r in tests)
+    return _report(spec, windows, train, chosen, tests, candles, seconds, jobs)
+
+
+def _choices(spec: EvalSpec, windows: list[list[ev.Window]], train: list[dict]) -> list[list[int]]:
+    """The chosen parameter set (grid index) per file and window, from the training runs only."""
     g = len(spec.grid)
-    chosen: list[list[int]] = []
-    k = 0
+    chosen, k = [], 0
     for ws in windows:
         picks = []
         for _w in ws:
             picks.append(ev.choose(train[k:k + g], spec.min_trades))
             k += g
         chosen.append(picks)
-    test_tasks = [(f, chosen[f][i], w.test_start, w.test_end, True)
-                  for f, ws in enumerate(windows) for i, w in enumerate(ws)]
-    tests = _map(spec, test_tasks, jobs, progress)
-    seconds = time.perf_counter() - t0
-    candles = sum(r["candles"] for r in train) + sum(r["candles"] for r in tests)
-    return _report(spec, windows, train, chosen, tests, candles, seconds, jobs)
+    return chosen
 
 
 def _report(spec, windows, train, chosen, tests, candles, seconds, jobs) -> dict:
