@@ -55,8 +55,6 @@ _SERIES: dict[tuple[int, str | None], Series] = {}
 
 def _init(spec: EvalSpec) -> None:
     global _SPEC
-    if _SPEC is not None and _SPEC.paths != spec.paths:
-        _SERIES.clear()  # another run in this process: other files
     _SPEC = spec
 
 
@@ -130,7 +128,9 @@ def _map(spec: EvalSpec, tasks: list[tuple], pool: ProcessPoolExecutor | None, j
 # ---------------------------------------------------------------- driver
 
 def plan(spec: EvalSpec) -> list[list[ev.Window]]:
-    """The windows of each file (from its first open to the end of its last candle)."""
+    """The windows of each file (from its first open to the end of its last candle). Starts a run: the files
+    are read afresh (they may have changed since an earlier run in this process)."""
+    _SERIES.clear()
     _init(spec)
     out = []
     for i in range(len(spec.paths)):
