@@ -185,3 +185,13 @@ def test_bad_input_gets_one_line(args, text):
     r = run("--data", BTC_1H, "--quiet", *args)
     assert r.exit_code != 0 and text in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_set_applies_market_rules_and_exit_fill_to_every_run():
+    base = ("--data", BTC_1H, "--train", "30d", "--test", "30d", "--timeframe", "4h", "--jobs", "1")
+    plain = report(*base)["results"][0]["windows"]
+    # a minimum order of 10,000 USDT is more than the 300 a 30 % position of 1,000 spends: nothing trades
+    blocked = report(*base, "--set", "min_cost=10000")["results"][0]["windows"]
+    assert sum(w["trades"] for w in plain) > 0 and sum(w["trades"] for w in blocked) == 0
+    next_open = report(*base, "--set", "exit_fill=next_open")["results"][0]["windows"]
+    assert [w["return_pct"] for w in next_open] != [w["return_pct"] for w in plain]

@@ -37,6 +37,8 @@ class EvalSpec:
     fee: Decimal = Decimal("0.001")
     balance: Decimal = Decimal(1000)
     min_trades: int = 3
+    rules: tuple = (DEFAULT_STEP, None, None)  # amount_step, min_amount, min_cost (`--set`, as in backtest)
+    run_options: tuple = ()  # (key, value) pairs for BacktestConfig: exit_fill, interval_seconds
 
 
 @functools.lru_cache(maxsize=256)  # read once per file and process, not once per backtest
@@ -86,9 +88,10 @@ def run_span(spec: EvalSpec, file_idx: int, params: dict, start_ms: int, end_ms:
         return out  # no candle in the span (a gap): nothing traded
     symbol = symbol_of(spec.paths[file_idx])
     base, _, quote = symbol.partition("/")
-    rules = MarketRules(symbol, base, quote, DEFAULT_STEP, None, None, None, spec.fee)
-    settings = replace(settings, amount_step=rules.amount_step, fee_rate=spec.fee)
-    cfg = BacktestConfig(symbol, out["timeframe"], rules, settings, spec.balance)
+    step, min_amount, min_cost = spec.rules
+    rules = MarketRules(symbol, base, quote, step, None, min_amount, min_cost, spec.fee)
+    settings = replace(settings, amount_step=step, min_amount=min_amount, min_cost=min_cost, fee_rate=spec.fee)
+    cfg = BacktestConfig(symbol, out["timeframe"], rules, settings, spec.balance, **dict(spec.run_options))
     res = run_backtest(sub, TechnicalDecider(tech), cfg, start)
     bal = float(spec.balance)
     out.update(return_pct=round((float(res.final_equity) / bal - 1.0) * 100.0, 6),

@@ -101,7 +101,7 @@ def evaluate_command(ctx, data_paths, timeframe, decider, grid_items, train, tes
         base_settings, technical, preset_tf = _preset_base(ctx, preset, base_settings)
         timeframe = timeframe or preset_tf
     rules = MarketRules("X/USDT", "X", "USDT", Decimal("0.00000001"), None, None, None, fee)
-    settings, _rules, _run = parse_sets(sets, base_settings, rules)
+    settings, rules, run_opts = parse_sets(sets, base_settings, rules)
     if plot_path:
         from ..backtest.plot import PlotUnavailable, require_matplotlib
 
@@ -112,7 +112,9 @@ def evaluate_command(ctx, data_paths, timeframe, decider, grid_items, train, tes
 
     kw = {"technical": technical} if technical is not None else {}
     spec = EvalSpec(tuple(str(p) for p in data_paths), tuple(grid), train_ms, test_ms, timeframe, settings,
-                    fee=fee, balance=balance, min_trades=min_trades, **kw)
+                    fee=fee, balance=balance, min_trades=min_trades,
+                    rules=(rules.amount_step, rules.min_amount, rules.min_cost),
+                    run_options=tuple(sorted(run_opts.items())), **kw)
     try:
         windows = plan(spec)
     except DataError as e:
