@@ -64,13 +64,10 @@ def _deciders(source):
     if callable(source) and not hasattr(source, "llm"):
         build = source
     else:
-        from ..strategy.factory import build_decider
+        from ..strategy.factory import DeciderFactory
 
-        llm = getattr(source, "llm", None)
-        ens = getattr(source, "ensemble", None)
-
-        def build(name):
-            return build_decider(name, llm, ens)
+        factory = DeciderFactory(getattr(source, "llm", None), getattr(source, "ensemble", None))
+        build = factory.build
 
     def decider_for(name: str):
         d = cache.get(name)

@@ -40,7 +40,7 @@ class DecisionContext:
 
 @dataclass(slots=True)
 class Decision:
-    action: str  # "buy" | "sell" | "hold"
+    action: str  # "buy" | "sell" | "short" | "close" | "hold"
     confidence: int  # 0..100
     reasoning: str
     provider: str  # "technical" | "llm:<model>" | "ensemble"
@@ -49,6 +49,7 @@ class Decision:
     stop_loss: Decimal | None = None  # optional absolute price
     take_profit: Decimal | None = None
     parts: list[Decision] = field(default_factory=list)  # ensemble members
+    call: object | None = None  # an LLM member's strategy.llm_shared.MemberCall (answer, tokens, cost)
 
 
 class Decider(Protocol):
