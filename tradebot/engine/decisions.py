@@ -77,6 +77,7 @@ class DecisionRecorder:
                 response=d.response or None,
                 candle_ts=candle_ts,
                 created_at=now,
+                llm_answer=getattr(getattr(d.call, "answer", None), "answer_id", None),
             )
             if i == 0:
                 first = row
