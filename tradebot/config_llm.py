@@ -62,7 +62,8 @@ def load_providers(llm: LLMConfig, raw_providers, overrides: dict, build_section
 def usable_providers(llm) -> list[str]:
     """Providers a pair may use: every named section, and "llm" once it has an API key (as before)."""
     providers = getattr(llm, "providers", None) or {}
-    return [n for n, p in providers.items() if n != "llm" or p.api_key]
+    names = [n for n in providers if n != "llm"]
+    return (["llm"] if getattr(llm, "api_key", "") else []) + names
 
 
 def decider_problem(name: str, llm) -> str | None:

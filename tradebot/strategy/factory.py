@@ -55,7 +55,8 @@ class DeciderFactory:
         raise ValueError(f"unknown decider {name!r} (use one of: {known}, ensemble)")
 
     def _legacy(self) -> ProviderSettings:
-        base = self.providers.get("llm") or self.llm
+        has_own = _get(self.llm, "model", None) is not None or _get(self.llm, "base_url", None) is not None
+        base = self.llm if has_own or "llm" not in self.providers else self.providers["llm"]
         return ProviderSettings.from_any(base, name="llm")
 
     def build(self, name: str = "technical") -> Decider:

@@ -17,7 +17,9 @@ class SettingsCommands:
         sym_args = [args[0]] + ([args[3]] if len(args) == 4 else [])
         name = args[1].lower()
         key = svc.SETTING_ALIASES.get(name, name)
-        if key in svc.TEXT_SETTINGS:
+        if key == "decider":
+            value = self.services.check_decider(args[2])  # the deciders this bot's config offers
+        elif key in svc.TEXT_SETTINGS:
             allowed = svc.TEXT_SETTINGS[key][1]
             value = args[2].lower()
             if value not in allowed:
