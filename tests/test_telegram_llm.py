@@ -114,7 +114,6 @@ def test_cli_admin_llm_prints_the_same_numbers(tmp_path, servers, clock):
 
     claude, gpt = servers
     claude.answer_json({"action": "buy", "confidence": 82, "reasoning": "r"})
-    gpt.answer_overloaded = None
     gpt.answer_status(503)
     url = f"sqlite:///{tmp_path / 'bot.db'}"
     path = _write_config(tmp_path / "config.toml", claude.base_url, gpt.base_url, db_url=url)
