@@ -165,3 +165,38 @@ def test_instance_cost_budget_tells_admins_once(database, replay_hub, clock, ser
         assert last.action == "hold" and "bot's daily LLM budget is reached ($0.0006 of $0.0006" in last.reasoning
     finally:
         mgr.shutdown(2)
+
+
+def test_a_provider_failing_for_an_hour_is_reported_to_admins_once(database, replay_hub, clock, servers):
+    claude, gpt = servers
+    claude.answer_status(529, '{"type":"error","error":{"type":"overloaded_error"}}')
+    admin = User.create(telegram_id=900, username="admin")
+    mgr = _manager(replay_hub, clock, _settings(claude, gpt, members=("claude",), min_agree=1))
+    try:
+        cfg = make_pair(make_user(1), "BTC/USDT", "1000", decider="llm:claude")
+
+        def failing_notes():
+            return list(Notification.select().where(Notification.kind == "llm_provider_failing"))
+
+        for _ in range(60):  # 0 .. 59 minutes of failures: not yet an hour
+            mgr.run_cycle(cfg.id)
+            clock.advance(1)
+        assert failing_notes() == []
+        for _ in range(5):
+            mgr.run_cycle(cfg.id)
+            clock.advance(1)
+        (note,) = failing_notes()
+        assert note.user_id == admin.id and "llm:claude" in note.payload and "529" in note.payload
+        # it answers once, then fails again: a new hour is needed before the next notice
+        claude.clear()
+        claude.answer_json(BUY)
+        mgr.run_cycle(cfg.id)
+        clock.advance(1)
+        claude.clear()
+        claude.answer_status(529, '{"type":"error","error":{"type":"overloaded_error"}}')
+        for _ in range(30):
+            mgr.run_cycle(cfg.id)
+            clock.advance(1)
+        assert len(failing_notes()) == 1
+    finally:
+        mgr.shutdown(2)

@@ -138,7 +138,7 @@ def _short_ctx(side="long", allow_short=False):
 @pytest.mark.parametrize("answer,holding,expect", [
     ("short", False, "hold"),  # spot: shorts not allowed
     ("close", False, "hold"),  # nothing to close
-    ("close", True, "close"),
+    ("close", True, "sell"),  # closing a long is a sell
     ("sell", True, "sell"),
 ])
 def test_short_and_close_are_validated(gpt, answer, holding, expect):

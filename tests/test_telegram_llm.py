@@ -159,3 +159,17 @@ def test_llm_config_errors_are_one_clear_line(tmp_path):
     with pytest.raises(Exception, match="TRADEBOT_LLM_PROVIDERS_<NAME>_<KEY>"):
         load_config(good, env={"TRADEBOT_LLM_PROVIDERS_CLAUDE": "x"})
     assert dataclasses.is_dataclass(cfg.llm)
+
+
+def test_llm_notices_read_plainly():
+    import json
+
+    from tradebot.telegram import format as fmt
+
+    text = fmt.event("llm_budget", json.dumps({"scope": "user", "why": "240 of 200 tokens used today"}))
+    assert "Your daily LLM budget is reached (240 of 200 tokens used today)" in text and "midnight UTC" in text
+    text = fmt.event("llm_budget", json.dumps({"scope": "instance", "why": "$1 of $1 spent today"}))
+    assert text.startswith("💸 The bot's daily LLM budget")
+    text = fmt.event("llm_provider_failing", json.dumps({"provider": "llm:<b>", "minutes": 61, "error": "HTTP 529"}))
+    assert "llm:&lt;b&gt; has failed every call for 61 minutes: HTTP 529" in text
+    assert {"llm_budget", "llm_provider_failing"} <= fmt.ALWAYS_DELIVERED

@@ -181,6 +181,8 @@ class LLMDecider:
         if why:
             reasoning = f"{action} ignored ({why}): {reasoning}"
             action = "hold"
+        elif action == "close" and state == "long":
+            action = "sell"  # closing a long is a sell, on spot and futures alike
         return Decision(action, a.confidence, reasoning, self.name, inputs=prompt, response=response,
                         stop_loss=a.stop_loss, take_profit=a.take_profit, call=call)
 
