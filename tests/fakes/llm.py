@@ -96,6 +96,10 @@ class FakeLLM:
         obj = obj or {"action": "buy", "confidence": 90, "reasoning": "late"}
         self._script.append(("ok", seconds, 200, self._body(json.dumps(obj))))
 
+    def answer_with(self, fn) -> None:
+        """Answer every request with fn(request JSON body) -> decision dict (benches, long runs)."""
+        self._script.append(("fn", 0.0, 200, fn))
+
     def clear(self) -> None:
         with self._lock:
             self._script.clear()
@@ -142,6 +146,8 @@ class FakeLLM:
                     kind, delay, status, payload, *extra = ("raw", 0.0, *problem)
                 else:
                     kind, delay, status, payload, *extra = fake._next()
+                if kind == "fn":
+                    kind, payload = "ok", fake._body(json.dumps(payload(body)))
                 retry_after = extra[0] if extra else None
                 if delay:
                     time.sleep(delay)
