@@ -11,11 +11,22 @@ import pytest
 
 from tests.fakes.llm import FakeAnthropic, FakeLLM
 from tests.fixtures_engine import StubVault, make_pair, make_user
+from tradebot import db as dbmod
 from tradebot.config_schema import LLMConfig, LLMProviderConfig
 from tradebot.engine.manager import BotManager
 from tradebot.models import AIDecision, LLMAnswer, Notification, User, db
 
 BUY = {"action": "buy", "confidence": 80, "reasoning": "breakout"}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
+def any_database(request, sqlite_url):
+    """The same test on SQLite and on PostgreSQL."""
+    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    dbmod.open_database(url)
+    dbmod.migrate()
+    yield
+    dbmod.close_database()
 
 
 @pytest.fixture
@@ -50,7 +61,7 @@ def _run_all(mgr, pairs):
         return list(pool.map(lambda c: mgr.run_cycle(c.id), pairs))
 
 
-def test_fifty_users_share_one_call_per_provider_candle_and_state(database, replay_hub, clock, servers):
+def test_fifty_users_share_one_call_per_provider_candle_and_state(any_database, replay_hub, clock, servers):
     claude, gpt = servers
     claude.answer_json(BUY)
     gpt.answer_json({**BUY, "confidence": 70})
@@ -80,7 +91,7 @@ def test_fifty_users_share_one_call_per_provider_candle_and_state(database, repl
         # the per-user stats add up to the daily report
         stats = db.execute_sql(
             "SELECT provider, SUM(llm_calls), SUM(input_tokens), SUM(output_tokens) FROM ai_provider_stats_by_user "
-            "WHERE provider LIKE 'llm:%' GROUP BY provider ORDER BY provider").fetchall()
+            "WHERE substr(provider, 1, 4) = 'llm:' GROUP BY provider ORDER BY provider").fetchall()
         daily = db.execute_sql(
             "SELECT provider, calls, input_tokens, output_tokens, cost FROM llm_usage_daily ORDER BY provider"
         ).fetchall()
@@ -113,7 +124,7 @@ def test_a_failing_provider_is_shared_and_abstains(database, replay_hub, clock, 
         mgr.shutdown(2)
 
 
-def test_user_budget_trips_and_the_ensemble_falls_back(database, replay_hub, clock, servers):
+def test_user_budget_trips_and_the_ensemble_falls_back(any_database, replay_hub, clock, servers):
     claude, gpt = servers
     claude.answer_json(BUY)
     gpt.answer_json(BUY)

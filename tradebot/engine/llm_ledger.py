@@ -43,6 +43,7 @@ class LLMLedger:
         self._spent: dict[tuple, list] = {}  # (day, user_id or None) -> [tokens, cost]
         self._failing_since: dict[str, float] = {}
         self._reported: set[str] = set()
+        self._noticed: set[tuple] = set()  # (day, user id or None) whose budget notice is settled
 
     def gate(self, cfg) -> PairGate:
         return PairGate(self, cfg)
@@ -137,6 +138,10 @@ class LLMLedger:
                                                      "error": answer.error[:200]})
 
     def _notice_once(self, day: dt.date, user_id: int | None, why: str) -> None:
+        with self._lock:  # checked in the outbox once per process and day, then remembered
+            if (day, user_id) in self._noticed:
+                return
+            self._noticed.add((day, user_id))
         scope = "user" if user_id is not None else "instance"
         targets = [user_id] if user_id is not None else self._admin_user_ids()
         start = dt.datetime(day.year, day.month, day.day)
