@@ -248,6 +248,11 @@ def test_prompt_holds_no_per_pair_money(gpt):
     candles = _load("binance-spot-BTCUSDT-1h-2022-01.csv.gz", 60)
     ctx = DecisionContext("BTC/USDT", "1h", candles, None, None, Decimal("1234.5"), Decimal("9876.5"),
                           Decimal(str(candles[-1].close)))
-    LLMDecider(ProviderSettings(base_url=gpt.base_url, api_key=KEY, model="m")).decide(ctx)
+    dec = LLMDecider(ProviderSettings(base_url=gpt.base_url, api_key=KEY, model="m"))
+    dec.decide(ctx)
     prompt = gpt.requests[0]["json"]["messages"][1]["content"]
     assert "1234.5" not in prompt and "9876.5" not in prompt and "Cash" not in prompt
+    # another pair of the same market: other budget, a ticker read a few seconds later -> the same call
+    other = DecisionContext("BTC/USDT", "1h", candles, None, None, Decimal("50"), Decimal("50"),
+                            Decimal(str(candles[-1].close)) + 7)
+    assert dec.decide(other).action == "buy" and len(gpt.requests) == 1

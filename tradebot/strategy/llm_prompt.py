@@ -58,7 +58,10 @@ def market_prompt(ctx: DecisionContext, market: MarketInfo | None = None, histor
             f"close {last.close:.8g}, change {chg:+.2f}%"
         )
         lines.append("Recent closes (oldest first): " + ", ".join(f"{c.close:.8g}" for c in recent[-10:]))
-    lines.append(f"Last price: {ctx.last_price}")
+        # the close, not the live ticker: pairs that cycle at different seconds of the candle share the prompt
+        lines.append(f"Last price: {last.close:.8g} (close of the last candle)")
+    else:
+        lines.append(f"Last price: {ctx.last_price}")
     ind = ctx.indicators
     if ind is not None:
         describe = getattr(ind, "describe", None)
