@@ -40,7 +40,7 @@ class DecisionContext:
 
 @dataclass(slots=True)
 class Decision:
-    action: str  # "buy" | "sell" | "short" | "close" | "hold"
+    action: str  # "buy" | "sell" | "hold"
     confidence: int  # 0..100
     reasoning: str
     provider: str  # "technical" | "llm:<model>" | "ensemble"
