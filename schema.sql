@@ -14,9 +14,15 @@ CREATE UNIQUE INDEX IF NOT EXISTS "user_configs_user_id_exchange_symbol" ON "use
 CREATE TABLE IF NOT EXISTS "user_states" ("id" SERIAL NOT NULL PRIMARY KEY, "user_id" INTEGER NOT NULL, "config_id" INTEGER NOT NULL, "status" VARCHAR(16) NOT NULL, "mode" VARCHAR(8) NOT NULL, "balance" NUMERIC NOT NULL, "cash" NUMERIC NOT NULL, "holdings" NUMERIC NOT NULL, "equity" NUMERIC NOT NULL, "realized_pnl" NUMERIC NOT NULL, "unrealized_pnl" NUMERIC NOT NULL, "fees_paid" NUMERIC NOT NULL, "daily_pnl" NUMERIC NOT NULL, "daily_pnl_date" DATE, "day_start_equity" NUMERIC, "peak_equity" NUMERIC NOT NULL, "last_price" NUMERIC, "consecutive_losses" INTEGER NOT NULL, "breaker_until" TIMESTAMP, "breaker_reason" VARCHAR(255), "risk_day_ref" NUMERIC, "risk_peak_ref" NUMERIC, "last_candle_ts" BIGINT, "last_cycle_at" TIMESTAMP, "last_error" TEXT, "error_count" INTEGER NOT NULL, "updated_at" TIMESTAMP NOT NULL, FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE, FOREIGN KEY ("config_id") REFERENCES "user_configs" ("id") ON DELETE CASCADE);
 CREATE INDEX IF NOT EXISTS "user_states_user_id" ON "user_states" ("user_id");
 CREATE UNIQUE INDEX IF NOT EXISTS "user_states_config_id" ON "user_states" ("config_id");
-CREATE TABLE IF NOT EXISTS "ai_decisions" ("id" SERIAL NOT NULL PRIMARY KEY, "user_id" INTEGER NOT NULL, "config_id" INTEGER, "symbol" VARCHAR(32) NOT NULL, "provider" VARCHAR(64) NOT NULL, "action" VARCHAR(8) NOT NULL, "confidence" INTEGER NOT NULL, "reasoning" TEXT, "inputs" TEXT, "response" TEXT, "executed" BOOLEAN NOT NULL, "outcome" VARCHAR(16), "profitable" BOOLEAN, "pnl" NUMERIC, "candle_ts" BIGINT, "created_at" TIMESTAMP NOT NULL, FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE, FOREIGN KEY ("config_id") REFERENCES "user_configs" ("id") ON DELETE SET NULL);
+CREATE TABLE IF NOT EXISTS "llm_answers" ("id" SERIAL NOT NULL PRIMARY KEY, "provider" VARCHAR(64) NOT NULL, "model" VARCHAR(128) NOT NULL, "prompt_hash" VARCHAR(32) NOT NULL, "user_id" INTEGER, "config_id" INTEGER, "exchange" VARCHAR(16) NOT NULL, "symbol" VARCHAR(32) NOT NULL, "timeframe" VARCHAR(8) NOT NULL, "candle_ts" BIGINT, "state" VARCHAR(8) NOT NULL, "ok" BOOLEAN NOT NULL, "action" VARCHAR(8), "confidence" INTEGER, "reasoning" TEXT, "error" TEXT, "latency_ms" INTEGER NOT NULL, "input_tokens" INTEGER NOT NULL, "output_tokens" INTEGER NOT NULL, "cost" NUMERIC NOT NULL, "response" TEXT, "day" DATE NOT NULL, "created_at" TIMESTAMP NOT NULL, FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE SET NULL, FOREIGN KEY ("config_id") REFERENCES "user_configs" ("id") ON DELETE SET NULL);
+CREATE INDEX IF NOT EXISTS "llm_answers_user_id" ON "llm_answers" ("user_id");
+CREATE INDEX IF NOT EXISTS "llm_answers_config_id" ON "llm_answers" ("config_id");
+CREATE INDEX IF NOT EXISTS "llm_answers_day_provider" ON "llm_answers" ("day", "provider");
+CREATE INDEX IF NOT EXISTS "llm_answers_user_id_day" ON "llm_answers" ("user_id", "day");
+CREATE TABLE IF NOT EXISTS "ai_decisions" ("id" SERIAL NOT NULL PRIMARY KEY, "user_id" INTEGER NOT NULL, "config_id" INTEGER, "symbol" VARCHAR(32) NOT NULL, "provider" VARCHAR(64) NOT NULL, "action" VARCHAR(8) NOT NULL, "confidence" INTEGER NOT NULL, "reasoning" TEXT, "inputs" TEXT, "response" TEXT, "executed" BOOLEAN NOT NULL, "outcome" VARCHAR(16), "profitable" BOOLEAN, "pnl" NUMERIC, "candle_ts" BIGINT, "created_at" TIMESTAMP NOT NULL, "llm_answer_id" INTEGER, FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE, FOREIGN KEY ("config_id") REFERENCES "user_configs" ("id") ON DELETE SET NULL, FOREIGN KEY ("llm_answer_id") REFERENCES "llm_answers" ("id") ON DELETE SET NULL);
 CREATE INDEX IF NOT EXISTS "ai_decisions_user_id" ON "ai_decisions" ("user_id");
 CREATE INDEX IF NOT EXISTS "ai_decisions_config_id" ON "ai_decisions" ("config_id");
+CREATE INDEX IF NOT EXISTS "ai_decisions_llm_answer_id" ON "ai_decisions" ("llm_answer_id");
 CREATE INDEX IF NOT EXISTS "ai_decisions_user_id_provider" ON "ai_decisions" ("user_id", "provider");
 CREATE TABLE IF NOT EXISTS "decision_tallies" ("id" SERIAL NOT NULL PRIMARY KEY, "user_id" INTEGER NOT NULL, "config_id" INTEGER, "symbol" VARCHAR(32) NOT NULL, "provider" VARCHAR(64) NOT NULL, "action" VARCHAR(8) NOT NULL, "day" DATE NOT NULL, "decisions" INTEGER NOT NULL, "confidence_sum" BIGINT NOT NULL, "last_candle_ts" BIGINT, FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE, FOREIGN KEY ("config_id") REFERENCES "user_configs" ("id") ON DELETE SET NULL);
 CREATE INDEX IF NOT EXISTS "decision_tallies_user_id" ON "decision_tallies" ("user_id");
@@ -149,9 +155,12 @@ FROM (
 
 CREATE VIEW ai_provider_stats_by_user AS
 SELECT
-    user_id, username, provider, decisions, buys, sells, holds, executed, closed, profitable, accuracy_pct,
-    avg_confidence,
-    CASE WHEN pnl_units < 0 THEN '-' ELSE '' END || CAST(abs(pnl_units) / 100000000 AS TEXT) || CASE WHEN (abs(pnl_units) - (abs(pnl_units) / 100000000) * 100000000) = 0 THEN '' ELSE '.' || rtrim(substr(CAST((abs(pnl_units) - (abs(pnl_units) / 100000000) * 100000000) + 100000000 AS TEXT), 2), '0') END AS total_pnl
+    stats.user_id, stats.username, stats.provider, stats.decisions, stats.buys, stats.sells, stats.holds,
+    stats.executed, stats.closed, stats.profitable, stats.accuracy_pct, stats.avg_confidence,
+    CASE WHEN stats.pnl_units < 0 THEN '-' ELSE '' END || CAST(abs(stats.pnl_units) / 100000000 AS TEXT) || CASE WHEN (abs(stats.pnl_units) - (abs(stats.pnl_units) / 100000000) * 100000000) = 0 THEN '' ELSE '.' || rtrim(substr(CAST((abs(stats.pnl_units) - (abs(stats.pnl_units) / 100000000) * 100000000) + 100000000 AS TEXT), 2), '0') END AS total_pnl,
+    COALESCE(calls.llm_calls, 0) AS llm_calls, COALESCE(calls.llm_errors, 0) AS llm_errors,
+    COALESCE(calls.input_tokens, 0) AS input_tokens, COALESCE(calls.output_tokens, 0) AS output_tokens,
+    CASE WHEN COALESCE(calls.cost_units, 0) < 0 THEN '-' ELSE '' END || CAST(abs(COALESCE(calls.cost_units, 0)) / 100000000 AS TEXT) || CASE WHEN (abs(COALESCE(calls.cost_units, 0)) - (abs(COALESCE(calls.cost_units, 0)) / 100000000) * 100000000) = 0 THEN '' ELSE '.' || rtrim(substr(CAST((abs(COALESCE(calls.cost_units, 0)) - (abs(COALESCE(calls.cost_units, 0)) / 100000000) * 100000000) + 100000000 AS TEXT), 2), '0') END AS llm_cost
 FROM (
     SELECT
         d.user_id,
@@ -179,7 +188,31 @@ FROM (
     ) d
     JOIN users u ON u.id = d.user_id
     GROUP BY d.user_id, u.username, d.provider
-) stats;
+) stats
+-- LLM calls this user's pairs made (a shared answer is charged to the pair whose cycle asked), so the
+-- per-user figures add up to the totals of llm_usage_daily
+LEFT JOIN (
+    SELECT a.user_id, a.provider, COUNT(*) AS llm_calls, SUM(CASE WHEN a.ok THEN 0 ELSE 1 END) AS llm_errors,
+           SUM(a.input_tokens) AS input_tokens, SUM(a.output_tokens) AS output_tokens,
+           CAST(SUM(((CAST(substr(CAST(a.cost AS TEXT), 1, length(CAST(a.cost AS TEXT)) - length(ltrim(CAST(a.cost AS TEXT), '-0123456789'))) || substr(substr(ltrim(CAST(a.cost AS TEXT), '-0123456789'), 2) || '000000000', 1, 9) AS BIGINT) + CASE WHEN substr(CAST(a.cost AS TEXT), 1, 1) = '-' THEN -5 ELSE 5 END) / 10)) AS BIGINT) AS cost_units
+    FROM llm_answers a
+    GROUP BY a.user_id, a.provider
+) calls ON calls.user_id = stats.user_id AND calls.provider = stats.provider;
+
+-- LLM calls per UTC day and provider, with tokens, cost (USD, exact) and error rate (`tradebot admin llm`).
+CREATE VIEW llm_usage_daily AS
+SELECT
+    day, provider, calls, errors, ROUND(100.0 * errors / calls, 2) AS error_pct, input_tokens, output_tokens,
+    CASE WHEN cost_units < 0 THEN '-' ELSE '' END || CAST(abs(cost_units) / 100000000 AS TEXT) || CASE WHEN (abs(cost_units) - (abs(cost_units) / 100000000) * 100000000) = 0 THEN '' ELSE '.' || rtrim(substr(CAST((abs(cost_units) - (abs(cost_units) / 100000000) * 100000000) + 100000000 AS TEXT), 2), '0') END AS cost,
+    avg_latency_ms
+FROM (
+    SELECT a.day, a.provider, COUNT(*) AS calls, SUM(CASE WHEN a.ok THEN 0 ELSE 1 END) AS errors,
+           SUM(a.input_tokens) AS input_tokens, SUM(a.output_tokens) AS output_tokens,
+           CAST(SUM(((CAST(substr(CAST(a.cost AS TEXT), 1, length(CAST(a.cost AS TEXT)) - length(ltrim(CAST(a.cost AS TEXT), '-0123456789'))) || substr(substr(ltrim(CAST(a.cost AS TEXT), '-0123456789'), 2) || '000000000', 1, 9) AS BIGINT) + CASE WHEN substr(CAST(a.cost AS TEXT), 1, 1) = '-' THEN -5 ELSE 5 END) / 10)) AS BIGINT) AS cost_units,
+           CAST(AVG(a.latency_ms) AS BIGINT) AS avg_latency_ms
+    FROM llm_answers a
+    GROUP BY a.day, a.provider
+) per_day;
 
 -- Correct per-pair variant of the brief's "Monitor Active Trading" query (the brief joins
 -- user_states on user_id only, which repeats rows for users with several pairs).

@@ -133,6 +133,8 @@ def main(argv=None) -> None:
     ap.add_argument("--no-daily", action="store_true", help="do not run the daily summary in the window")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--workers", type=int, default=None, help="trading.scheduler_workers (default: config)")
+    ap.add_argument("--llm", action="store_true", help="pairs use the ensemble over 2 fake LLM providers "
+                                                       "(bench/llm_fakes.py): prints LLM calls per candle")
     args = ap.parse_args(argv)
     n_pairs = args.users * args.pairs
     if args.pairs > 2 * args.symbols:
@@ -166,6 +168,9 @@ def main(argv=None) -> None:
             chat.stdin.write(line + "\n")
             chat.stdin.flush()
             return json.loads(chat.stdout.readline())
+    from bench import llm_fakes
+
+    llm_servers = llm_fakes.start() if args.llm else None
     tmp = Path(tempfile.mkdtemp(prefix="tb-bench-"))
     cfg_path = tmp / "config.toml"
     ex_cfg = "".join(
@@ -177,6 +182,7 @@ def main(argv=None) -> None:
         f'[logging]\nlevel = "INFO"\n\n'
         + (f"[trading]\nscheduler_workers = {args.workers}\n\n" if args.workers else "")
         + ex_cfg
+        + (llm_fakes.config_text(llm_servers) if llm_servers else "")
     )
     cfg = load_config(cfg_path, env={})
     from tradebot.vault import generate_key_file
@@ -204,7 +210,8 @@ def main(argv=None) -> None:
             for j in range(args.pairs):
                 ex, sym = combos[(k * args.pairs + j) % len(combos)]
                 pairs.append({"user": u, "exchange": ex, "symbol": sym, "budget": Decimal(1000),
-                              "interval_seconds": 60, "is_trading": True})
+                              "interval_seconds": 60, "is_trading": True,
+                              "decider": "ensemble" if args.llm else "technical"})
         for i in range(0, len(pairs), 500):
             UserConfig.insert_many(pairs[i:i + 500]).execute()
     dbmod.close_database()
@@ -366,6 +373,9 @@ def main(argv=None) -> None:
                 f"{per_ex} symbols per exchange:")
             for k, v in sorted(reqs.items(), key=lambda kv: -kv[1]):
                 say(f"  {k}: {v} = {v / max(1, candles) / per_ex:.2f} per symbol per candle")
+            if llm_servers:
+                for line in llm_fakes.report(dbmod.db, int(t0 * 1000) - 60_000, n_pairs, llm_servers):
+                    say(line)
             result["burst"] = burst
         except Exception as exc:  # noqa: BLE001
             say(f"bench driver failed: {type(exc).__name__}: {exc}")
@@ -390,6 +400,8 @@ def main(argv=None) -> None:
         fake.wait(10)
         chat.stdin.close()
         chat.wait(10)
+        if llm_servers:
+            llm_fakes.stop(llm_servers)
     print("\n".join(report))
     print(f"SIGTERM: run_forever returned {code} {stop_s:.2f} s after the signal (Telegram bot stop "
           f"{box.get('bot_stop_s', float('nan')):.2f} s, engine shutdown {box.get('engine_stop_s', float('nan')):.2f} s)")

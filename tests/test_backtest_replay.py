@@ -204,4 +204,4 @@ def test_llm_decider_in_a_backtest():
     (t,) = r.trades  # bought once at candle 1's open; later buys are turned into holds while holding
     assert t.entry_ts == T0 + H and not t.closed and r.book.stop_loss == D(90) and r.book.take_profit == D(200)
     last_prompt = fake.requests[-1]["json"]["messages"][1]["content"]
-    assert "Position: holding" in last_prompt and "Last 24 candles" in last_prompt
+    assert "Position: long" in last_prompt and "Last 24 candles" in last_prompt  # no amount: shared prompt

@@ -26,6 +26,7 @@ def llm_engine(database, replay_hub, clock, llm_server):
             "api_key": "sk-test-123",
             "model": "fake",
             "timeout_seconds": 0.5,
+            "max_retries": 0,  # one scripted answer per cycle (retries: test_strategy_llm_providers.py)
         },
         ensemble={"members": ["llm", "llm:second"], "min_agree": 2, "min_confidence": 60},
         trading=None,

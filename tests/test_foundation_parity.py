@@ -7,7 +7,7 @@ from decimal import Decimal, InvalidOperation
 import pytest
 
 from tradebot import db as dbmod
-from tradebot.models import AIDecision, Position, Trade, User, UserConfig, UserState
+from tradebot.models import AIDecision, LLMAnswer, Position, Trade, User, UserConfig, UserState
 
 pytestmark = pytest.mark.pg
 
@@ -87,6 +87,16 @@ def load_fixture():
         AIDecision.create(id=did, user=uid, config=None, symbol="BTC/USDT", provider=provider, action=action,
                           confidence=conf, executed=executed, outcome=outcome, profitable=profitable, pnl=pnl,
                           created_at=T0)
+    llm_answers = [  # (user, provider, ok, input, output, cost, day)
+        (1, "llm:gpt", True, 1200, 80, D("0.00039478"), dt.date(2024, 1, 1)),
+        (1, "llm:gpt", False, 0, 0, D("0"), dt.date(2024, 1, 1)),
+        (2, "llm:gpt", True, 900, 60, D("0.00000001"), dt.date(2024, 1, 2)),
+        (1, "llm:gpt", True, 1000, 70, D("12.5"), dt.date(2024, 1, 2)),
+    ]
+    for i, (uid, provider, ok, tin, tout, cost, day) in enumerate(llm_answers, start=1):
+        LLMAnswer.create(id=i, user=uid, provider=provider, model="gpt-4o", prompt_hash=f"h{i}", ok=ok,
+                         input_tokens=tin, output_tokens=tout, cost=cost, day=day, created_at=T0)
+    AIDecision.update(llm_answer=1).where(AIDecision.id == 3).execute()
     Position.create(id=1, user=1, config=1, exchange="binance", symbol="BTC/USDT", amount=D("0.0299"),
                     entry_price=D("16000"), cost_basis=D("478.4"), status="open", opened_at=T0)
     Position.create(id=2, user=2, config=4, exchange="bybit", symbol="ETH/USDT", amount=D("1"),
@@ -172,6 +182,15 @@ def test_money_in_the_views_is_the_same_exact_decimal_text_on_both_engines(sqlit
         ],
         "SELECT user_id, provider, total_pnl FROM ai_provider_stats_by_user ORDER BY user_id, provider": [
             (1, "llm:gpt", "-1.0201"), (1, "technical", "4.41"), (2, "technical", "0.00000001"),
+        ],
+        "SELECT provider, llm_calls, llm_errors, input_tokens, output_tokens, llm_cost "
+        "FROM ai_provider_stats_by_user WHERE provider = 'llm:gpt'": [
+            ("llm:gpt", 3, 1, 2200, 150, "12.50039478"),
+        ],
+        "SELECT CAST(day AS TEXT), provider, calls, errors, input_tokens, output_tokens, cost "
+        "FROM llm_usage_daily ORDER BY day": [
+            ("2024-01-01", "llm:gpt", 2, 1, 1200, 80, "0.00039478"),
+            ("2024-01-02", "llm:gpt", 2, 0, 1900, 130, "12.50000001"),
         ],
     }
     lite, pg = _raw(sqlite_url, queries), _raw(pg_url, queries)

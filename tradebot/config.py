@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .ascii_digits import ascii_int
+from .config_llm import check_deciders, env_provider_override, load_providers
 from .config_schema import (
     DEFAULT_CONFIG_NAME,
     EXCHANGE_KEYS,
@@ -92,6 +93,16 @@ def _coerce(key: str, kind, value, from_env: bool):
                 raise ConfigError(f"{key}: must be a finite number between 1e-{MAX_DECIMAL_EXPONENT} and "
                                   f"1e{MAX_DECIMAL_EXPONENT}, got {str(value)[:40]!r}")
             return dec
+        if kind == dict[str, float]:  # e.g. ensemble weights: {claude = 2} or "claude=2,gpt=1" from the env
+            if from_env and isinstance(value, str):
+                pairs = [p.split("=", 1) for p in value.split(",") if p.strip()]
+                value = {k.strip(): float(_ascii_number(v)) for k, v in pairs}
+            if not isinstance(value, dict) or not all(
+                isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool)
+                and math.isfinite(v) for k, v in value.items()
+            ):
+                raise TypeError
+            return {k: float(v) for k, v in value.items()}
         if kind in (list[int], list[str]):
             inner = int if kind == list[int] else str
             if from_env and isinstance(value, str):
@@ -107,6 +118,8 @@ def _coerce(key: str, kind, value, from_env: bool):
         pass
     if kind in (list[int], list[str]):
         type_name = "list of integers" if kind == list[int] else "list of strings"
+    if kind == dict[str, float]:
+        type_name = "table of name = number"
     shown = value if len(repr(value)) < 60 else repr(value)[:57] + "..."
     raise ConfigError(f"{key}: expected {type_name}, got {shown!r}")
 
@@ -143,6 +156,9 @@ def _env_overrides(env) -> dict[tuple[str | None, str], str]:
             out[_ENV_ALIASES[name]] = value
             continue
         rest = name[len("TRADEBOT_"):].lower()
+        if rest.startswith("llm_providers_"):
+            out[env_provider_override(name, rest[len("llm_providers_"):])] = value
+            continue
         if rest.startswith("exchanges_"):
             exchange = next((e for e in EXCHANGES if rest.startswith(f"exchanges_{e}_")), None)
             if exchange is None:
@@ -215,6 +231,12 @@ def load_config(path: str | Path | None = None, env=None, *, must_exist: bool = 
     else:
         data_dir = Path(_coerce("data_dir", str, data_dir_value, from_env=True)).expanduser()
 
+    raw_llm = raw.get("llm", {})
+    raw_providers = None
+    if isinstance(raw_llm, dict) and "providers" in raw_llm:
+        raw_llm = dict(raw_llm)
+        raw_providers = raw_llm.pop("providers")
+        raw = {**raw, "llm": raw_llm}
     sections = {}
     for name, (cls, rules) in SECTIONS.items():
         env_values = {k: v for (s, k), v in overrides.items() if s == name}
@@ -236,6 +258,8 @@ def load_config(path: str | Path | None = None, env=None, *, must_exist: bool = 
             f"exchanges.{name}", ExchangeConfig, EXCHANGE_KEYS, raw_ex.get(name, {}), env_values
         )
 
+    sections["llm"] = load_providers(sections["llm"], raw_providers, overrides, _build_section)
+    check_deciders(sections["llm"], sections["ensemble"], sections["trading"])
     ensemble = sections["ensemble"]
     if ensemble.min_agree > len(ensemble.members):
         raise ConfigError(

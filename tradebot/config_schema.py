@@ -87,12 +87,53 @@ class ExchangeConfig:
 
 
 @dataclass(frozen=True)
+class LLMProviderConfig:
+    """One `[llm.providers.<name>]` section (the plain `[llm]` section is the provider named "llm")."""
+
+    name: str = "llm"
+    protocol: str = "openai"  # openai (OpenAI, DeepSeek, local servers) | anthropic (Messages API)
+    base_url: str = ""
+    api_key: str = ""
+    model: str = ""
+    timeout_seconds: float = 20.0
+    max_tokens: int = 300
+    temperature: float = 0.2
+    price_input_per_million: Decimal = Decimal("0")  # USD per million input tokens
+    price_output_per_million: Decimal = Decimal("0")
+    max_retries: int = 2
+
+    def __repr__(self) -> str:  # never print the key
+        return f"LLMProviderConfig(name={self.name!r}, protocol={self.protocol!r}, model={self.model!r}, api_key=***)"
+
+
+@dataclass(frozen=True)
 class LLMConfig:
     base_url: str = "https://api.openai.com/v1"
     api_key: str = ""
     model: str = "gpt-4o-mini"
     timeout_seconds: int = 20
     temperature: float = 0.2
+    protocol: str = "openai"
+    max_tokens: int = 300
+    price_input_per_million: Decimal = Decimal("0")
+    price_output_per_million: Decimal = Decimal("0")
+    max_retries: int = 2
+    # Daily caps (UTC day), 0 = none: the whole instance, and each user (charged for the calls their pairs make)
+    daily_token_budget: int = 0
+    daily_cost_budget: Decimal = Decimal("0")
+    user_daily_token_budget: int = 0
+    user_daily_cost_budget: Decimal = Decimal("0")
+    # Optional context, fetched once per market and shared
+    context_timeframes: list[str] = field(default_factory=list)
+    order_book_levels: int = 0
+    news_feeds: list[str] = field(default_factory=list)
+    news_hours: int = 6
+    news_refresh_minutes: int = 15
+    max_prompt_chars: int = 6000
+    providers: dict = field(default_factory=dict)  # name -> LLMProviderConfig (set by the loader)
+
+    def __repr__(self) -> str:
+        return f"LLMConfig(model={self.model!r}, providers={sorted(self.providers)}, api_key=***)"
 
 
 @dataclass(frozen=True)
@@ -100,6 +141,7 @@ class EnsembleConfig:
     members: list[str] = field(default_factory=lambda: ["technical", "llm"])
     min_agree: int = 2
     min_confidence: int = 60
+    weights: dict = field(default_factory=dict)  # member -> weight (default 1)
 
 
 EXCHANGES = ("binance", "bybit")
@@ -220,7 +262,7 @@ SECTIONS: dict[str, tuple[type, dict[str, tuple[type, Any]]]] = {
         {
             "default_interval_seconds": (int, _range(5, 86400)),
             "default_timeframe": (str, _timeframe),
-            "default_decider": (str, _choice("technical", "llm", "ensemble")),
+            "default_decider": (str, None),  # technical | llm | llm:<provider> | ensemble, checked by the loader
             "max_pairs_per_user": (int, _range(1, 1000)),
             "min_budget": (Decimal, _range(Decimal("0.01"), Decimal("1000000000000"))),
             "max_budget": (Decimal, _range(Decimal("1"), Decimal("1000000000000"))),
@@ -250,18 +292,52 @@ SECTIONS: dict[str, tuple[type, dict[str, tuple[type, Any]]]] = {
             "model": (str, None),
             "timeout_seconds": (int, _range(1, 300)),
             "temperature": (float, _range(0.0, 2.0)),
+            "protocol": (str, _choice("openai", "anthropic")),
+            "max_tokens": (int, _range(16, 32000)),
+            "price_input_per_million": (Decimal, _range(Decimal("0"), Decimal("10000"))),
+            "price_output_per_million": (Decimal, _range(Decimal("0"), Decimal("10000"))),
+            "max_retries": (int, _range(0, 5)),
+            "daily_token_budget": (int, _range(0, 10**12)),
+            "daily_cost_budget": (Decimal, _range(Decimal("0"), Decimal("1000000000"))),
+            "user_daily_token_budget": (int, _range(0, 10**12)),
+            "user_daily_cost_budget": (Decimal, _range(Decimal("0"), Decimal("1000000000"))),
+            "context_timeframes": (list[str], lambda v: next(
+                (f"{t!r} is not a timeframe ({', '.join(TIMEFRAMES)})" for t in v if t not in TIMEFRAMES), None)),
+            "order_book_levels": (int, _range(0, 100)),
+            "news_feeds": (list[str], lambda v: next((f"{u!r}: {_url(u)}" for u in v if _url(u) or not u), None)),
+            "news_hours": (int, _range(1, 168)),
+            "news_refresh_minutes": (int, _range(1, 1440)),
+            "max_prompt_chars": (int, _range(1000, 100_000)),
         },
     ),
     "ensemble": (
         EnsembleConfig,
         {
-            "members": (list[str], lambda v: None if v and set(v) <= {"technical", "llm"} else
-                        "must list deciders from: technical, llm"),
+            # checked against the configured providers by the loader (config.py)
+            "members": (list[str], lambda v: None if v else "must list at least one decider"),
             "min_agree": (int, _range(1, 10)),
             "min_confidence": (int, _range(0, 100)),
+            "weights": (dict[str, float], lambda v: next(
+                (f"weight of {k!r} must be between 0 and 100" for k, w in v.items() if not 0 <= w <= 100), None)),
         },
     ),
 }
+
+# Keys of an `[llm.providers.<name>]` section.
+LLM_PROVIDER_KEYS: dict[str, tuple[type, Any]] = {
+    "protocol": (str, _choice("openai", "anthropic")),
+    "base_url": (str, _url),
+    "api_key": (str, None),
+    "model": (str, None),
+    "timeout_seconds": (float, _range(0.05, 300.0)),
+    "max_tokens": (int, _range(16, 32000)),
+    "temperature": (float, _range(0.0, 2.0)),
+    "price_input_per_million": (Decimal, _range(Decimal("0"), Decimal("10000"))),
+    "price_output_per_million": (Decimal, _range(Decimal("0"), Decimal("10000"))),
+    "max_retries": (int, _range(0, 5)),
+}
+DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
+RESERVED_DECIDER_NAMES = ("technical", "ensemble", "llm")
 
 EXCHANGE_KEYS: dict[str, tuple[type, Any]] = {
     "api_url": (str, _url),

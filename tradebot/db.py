@@ -311,6 +311,11 @@ def _m003_decision_tallies() -> None:
     db.create_tables([DecisionTally], safe=True)
 
 
+def _m005_llm_answers() -> None:
+    from .models import AIDecision, LLMAnswer
+
+    db.create_tables([LLMAnswer], safe=True)
+    _add_missing_columns(AIDecision, ["llm_answer"])
 def _m006_pair_preset() -> None:
     from .models import UserConfig
 
@@ -322,6 +327,7 @@ MIGRATIONS: list[tuple[int, str, callable]] = [
     (1, "initial schema", _m001_initial),
     (2, "instance lease and health", _m002_instance_lease),
     (3, "decision tallies (repeated hold decisions counted per pair and day)", _m003_decision_tallies),
+    (5, "llm answers (shared provider answers, tokens, cost) linked from ai_decisions", _m005_llm_answers),
     (6, "pair preset (user_configs.preset)", _m006_pair_preset),
 ]
 

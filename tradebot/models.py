@@ -154,6 +154,39 @@ class UserState(BaseModel):
         table_name = "user_states"
 
 
+class LLMAnswer(BaseModel):
+    """One answer of an LLM provider, shared by every pair that asked the same question (same provider,
+    market, closed candle and position state; strategy/llm_shared.py). Charged to the pair whose cycle made
+    the call (`user`, `config`); the decision rows of all the pairs that used it point here."""
+
+    provider = pw.CharField(max_length=64)  # llm:<provider> (llm:<model> for the plain [llm] section)
+    model = pw.CharField(max_length=128)
+    prompt_hash = pw.CharField(max_length=32)
+    user = pw.ForeignKeyField(User, null=True, on_delete="SET NULL")
+    config = pw.ForeignKeyField(UserConfig, null=True, on_delete="SET NULL")
+    exchange = pw.CharField(max_length=16, default="")
+    symbol = pw.CharField(max_length=32, default="")
+    timeframe = pw.CharField(max_length=8, default="")
+    candle_ts = pw.BigIntegerField(null=True)
+    state = pw.CharField(max_length=8, default="flat")  # flat | long | short
+    ok = pw.BooleanField(default=False)  # a valid decision came back
+    action = pw.CharField(max_length=8, null=True)
+    confidence = pw.IntegerField(null=True)
+    reasoning = pw.TextField(null=True)
+    error = pw.TextField(null=True)  # why not ok (unavailable / refused / rejected)
+    latency_ms = pw.IntegerField(default=0)
+    input_tokens = pw.IntegerField(default=0)
+    output_tokens = pw.IntegerField(default=0)
+    cost = MoneyField(default=Decimal("0"))  # USD, from the configured prices per million tokens
+    response = pw.TextField(null=True)  # raw provider response (key masked)
+    day = pw.DateField()  # UTC day, for the daily budgets and `tradebot admin llm`
+    created_at = pw.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "llm_answers"
+        indexes = ((("day", "provider"), False), (("user", "day"), False))
+
+
 class AIDecision(BaseModel):
     user = pw.ForeignKeyField(User, backref="decisions", on_delete="CASCADE")
     config = pw.ForeignKeyField(UserConfig, null=True, on_delete="SET NULL")
@@ -170,6 +203,7 @@ class AIDecision(BaseModel):
     pnl = MoneyField(null=True)
     candle_ts = pw.BigIntegerField(null=True)
     created_at = pw.DateTimeField(default=utcnow)
+    llm_answer = pw.ForeignKeyField(LLMAnswer, null=True, on_delete="SET NULL")  # an LLM member's answer
 
     class Meta:
         table_name = "ai_decisions"
@@ -364,6 +398,7 @@ ALL_MODELS = [
     ExchangeCredential,
     UserConfig,
     UserState,
+    LLMAnswer,
     AIDecision,
     DecisionTally,
     Position,

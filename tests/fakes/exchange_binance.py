@@ -77,6 +77,11 @@ def _public(book: Book, p: str, q: dict):
         if q.get("symbol") not in specs:
             return err(400, -1121, "Invalid symbol.")
         return 200, ticker(book, q["symbol"])
+    if p == "/api/v3/depth":
+        if q.get("symbol") not in specs:
+            return err(400, -1121, "Invalid symbol.")
+        bids, asks = book.depth(q["symbol"], min(int(q.get("limit", 100)), 5000))
+        return 200, {"lastUpdateId": 1, "bids": bids, "asks": asks}
     if p == "/api/v3/klines":
         if q.get("symbol") not in specs:
             return err(400, -1121, "Invalid symbol.")

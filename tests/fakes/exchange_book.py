@@ -97,6 +97,7 @@ class Book:
         self.lock = threading.RLock()
         self._ids = itertools.count(1_000_001)
         self._trade_ids = itertools.count(5_000_001)
+        self.depth_bias: dict[str, Decimal] = {}  # symbol id -> bid size / ask size of the synthetic order book
 
     # clock and prices -------------------------------------------------------------------------------
     def set_time(self, ms: int) -> None:
@@ -110,6 +111,16 @@ class Book:
         if 0 <= i < len(s):
             return s.o[i], s.h[i], s.l[i], s.c[i], s.v[i]
         return None
+
+    def depth(self, symbol_id: str, levels: int) -> tuple[list, list]:
+        """A synthetic order book around the current price: 0.01 % per level, 1 unit per ask level and
+        `depth_bias` units per bid level (set it to tilt the book)."""
+        px = self.price(symbol_id)
+        bias = self.depth_bias.get(symbol_id, Decimal(1))
+        step = px / Decimal(10000)
+        bids = [[str(px - step * (k + 1)), str(bias)] for k in range(levels)]
+        asks = [[str(px + step * (k + 1)), "1"] for k in range(levels)]
+        return bids, asks
 
     def price(self, symbol_id: str) -> Decimal:
         """The current price: the open of the candle the clock is in."""

@@ -82,6 +82,11 @@ def _public(book: Book, p: str, q: dict):
         if any(i not in specs for i in ids):
             return fail(10001, "Not supported symbols")
         return ok({"category": "spot", "list": [ticker(book, i) for i in ids]})
+    if p == "/v5/market/orderbook":
+        if q.get("symbol") not in specs:
+            return fail(10001, "Not supported symbols")
+        bids, asks = book.depth(q["symbol"], min(int(q.get("limit", 1)), 200))
+        return ok({"s": q["symbol"], "b": bids, "a": asks, "ts": book.now_ms, "u": 1, "seq": 1, "cts": book.now_ms})
     if p == "/v5/market/kline":
         if q.get("symbol") not in specs:
             return fail(10001, "Not supported symbols")

@@ -18,6 +18,7 @@ from ..risk import BreakerLimits
 from ..strategy.factory import build_decider
 from .data import DataError, load_candles, parse_date, resample, timeframe_ms, timeframe_name, window
 from .file_symbol import mismatch_warning
+from .llm_cache import CacheMiss
 from .replay import BacktestConfig, run_backtest
 from .report import build_report, format_text, to_json, write_trades_csv
 
@@ -90,12 +91,20 @@ def parse_sets(pairs: tuple[str, ...], base: PairSettings, rules: MarketRules
     return settings, rules, run
 
 
-def _uses_llm(decider: str, ens_cfg) -> bool:
+def _uses_llm(decider: str, ens_cfg, llm_cfg=None) -> bool:
+    """Whether `decider` asks the plain [llm] endpoint (named providers carry their own settings)."""
+    named = set(getattr(llm_cfg, "providers", None) or {}) - {"llm"}
     kind = decider.strip().lower()
     if kind == "ensemble":
         members = getattr(ens_cfg, "members", None) or ["technical", "llm"]
-        return any(str(m).strip().lower().split(":")[0] == "llm" for m in members)
-    return kind.split(":")[0] == "llm"
+        return any(_legacy(str(m).strip().lower(), named) for m in members)
+    return _legacy(kind, named)
+
+
+def _legacy(kind: str, named: set) -> bool:
+    if kind == "llm":
+        return True
+    return kind.startswith("llm:") and kind[4:] not in named
 
 
 class ConfigProblem(click.ClickException):
@@ -214,7 +223,8 @@ def _output_path(ctx, param, value):
 @click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False),
               help="Binance kline CSV or OHLCV CSV with header, plain, .gz or .zip")
 @click.option("--balance", default="1000", callback=_balance, show_default=True, help="starting budget (quote)")
-@click.option("--decider", default="technical", show_default=True, help="technical | llm | ensemble")
+@click.option("--decider", default="technical", show_default=True,
+              help="technical | llm | llm:<provider> | ensemble")
 @click.option("--from", "date_from", default=None, help="first UTC date/time to trade (inclusive)")
 @click.option("--to", "date_to", default=None, help="last UTC date (inclusive) or date/time (exclusive)")
 @click.option("--fee", default="0.001", callback=_fee, show_default=True, help="taker fee rate")
@@ -229,9 +239,13 @@ def _output_path(ctx, param, value):
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False), callback=_output_path,
               help="draw a PNG (needs matplotlib)")
+@click.option("--llm-cache", "llm_cache", default=None, type=click.Path(dir_okay=False),
+              help="record LLM answers in FILE and replay them on a rerun (reproducible, no new calls)")
+@click.option("--llm-cache-only", is_flag=True, help="with --llm-cache: never call a provider; a missing answer "
+                                                      "is an error")
 @click.pass_context
 def backtest_command(ctx, exchange, symbol, timeframe, data_path, balance, decider, date_from, date_to, fee, sets,
-                     trades_path, as_json, plot_path):
+                     trades_path, as_json, plot_path, llm_cache, llm_cache_only):
     """Replay candles through the live trading core and report what the bot would have done."""
     symbol = symbol.strip().upper()
     base_ccy, _, quote_ccy = symbol.partition("/")
@@ -247,12 +261,25 @@ def backtest_command(ctx, exchange, symbol, timeframe, data_path, balance, decid
         end_ms = parse_date(date_to, end=True) if date_to else None
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
-    if llm_cfg is not None and not llm_cfg.api_key and _uses_llm(decider, ens_cfg):
+    if llm_cache_only and not llm_cache:
+        raise click.BadParameter("needs --llm-cache FILE", param_hint="--llm-cache-only")
+    if llm_cfg is not None and not llm_cfg.api_key and not llm_cache_only and _uses_llm(decider, ens_cfg, llm_cfg):
         # as `/set decider` in chat: without a key every candle would be one failed API call
         raise click.BadParameter(f"{decider!r} needs an LLM API key: set [llm] api_key in the config file "
                                  "or TRADEBOT_LLM_API_KEY", param_hint="--decider")
+    cache = None
+    if llm_cache:
+        from .llm_cache import AnswerCache
+
+        if llm_cache_only and not Path(llm_cache).exists():
+            raise click.BadParameter(f"{llm_cache}: no such file", param_hint="--llm-cache")
+        try:
+            cache = AnswerCache(llm_cache, only=llm_cache_only)
+        except OSError as e:
+            raise click.BadParameter(f"{llm_cache}: cannot read ({e.strerror or e})", param_hint="--llm-cache") \
+                from None
     try:
-        dec = build_decider(decider, llm_cfg, ens_cfg)
+        dec = build_decider(decider, llm_cfg, ens_cfg, cache=cache)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--decider") from None
 
@@ -285,6 +312,8 @@ def backtest_command(ctx, exchange, symbol, timeframe, data_path, balance, decid
     t1 = time.perf_counter()
     try:
         result = run_backtest(series, dec, cfg, start, progress)
+    except CacheMiss as e:
+        raise click.ClickException(str(e)) from None
     finally:
         progress.close()
         for lg in decider_logs:
@@ -299,6 +328,9 @@ def backtest_command(ctx, exchange, symbol, timeframe, data_path, balance, decid
     else:
         click.echo(format_text(report))
         click.echo(f"(read {len(series):,} candles in {t_load:.2f} s, replayed in {t_run:.2f} s)", err=True)
+    if cache is not None:
+        click.echo(f"LLM cache {llm_cache}: {cache.hits} answers replayed, {cache.stored} new calls recorded",
+                   err=True)
     if trades_path:
         try:
             n = write_trades_csv(result, trades_path)

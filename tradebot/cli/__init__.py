@@ -1,7 +1,7 @@
 """`tradebot` command line: init, run, admin, db (and backtest, evaluate). One module per command group; importing
 them registers their commands on `main`."""
 
-from . import admin, db, setup  # noqa: F401  (registers the commands)
+from . import admin, admin_llm, db, setup  # noqa: F401  (registers the commands)
 from .common import main
 
 __all__ = ["main"]

@@ -48,6 +48,7 @@ from .booking import book_order_fill
 from .breaker import UserBreaker, record_reset, record_trip
 from .decisions import DecisionRecorder
 from .errors import ExchangeError, NetworkChanged, is_ambiguous
+from .llm_wiring import LLMWiring
 from .order_log import order_failed, order_filled, order_sent
 from .pair_rows import load_pair, update_state
 from .reconcile import PendingIntents
@@ -56,7 +57,7 @@ from .wiring import CycleWiring
 log = logging.getLogger(__name__)
 
 
-class CycleRunner(CycleWiring, PendingIntents, UserBreaker):
+class CycleRunner(CycleWiring, PendingIntents, UserBreaker, LLMWiring):
     """Runs pair cycles. Shared by every pair: holds only shared services and small caches."""
 
     def __init__(
@@ -69,8 +70,12 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker):
         candle_limit: int = 100,
         record_holds: str = "nontechnical",
         user_limits: risk.BreakerLimits | None = None,
+        llm_ledger=None,
+        llm_context=None,
     ):
         self.hub = hub
+        self.llm_ledger = llm_ledger  # budgets and stored answers of LLM members (llm_ledger.py)
+        self.llm_context = llm_context  # optional shared prompt context (llm_context.py)
         self.decider_for = decider_for  # name -> Decider
         self.vault = vault
         if indicators is None:
@@ -184,7 +189,7 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker):
                 equity=equity,
                 last_price=px,
             )
-            decision = decider.decide(ctx)
+            decision = self.decide(decider, ctx, cfg, data_net)
 
         # 4. pure core: exits, breaker, sizing
         prev_day, prev_start = book.day, book.day_start_equity

@@ -14,7 +14,7 @@ from ..db import write_tx
 from ..models import DailyPerformance, Notification, Trade, UserConfig, UserState
 from .accounting import DAY_MS
 from .book_rows import day_to_date
-from .decisions import apply_retention
+from .decisions import apply_retention, trim_llm_responses
 
 log = logging.getLogger("tradebot.engine.manager")
 
@@ -40,6 +40,7 @@ class DailySummary:
             )
             if any(out.values()):
                 log.info("decision retention (%d days): %s", self.decision_retention_days, out)
+            trim_llm_responses(self.decision_retention_days, day_to_date(day + 1), should_stop=self._stopping.is_set)
         except Exception:  # noqa: BLE001
             log.exception("decision retention failed")
 

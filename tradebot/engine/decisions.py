@@ -9,7 +9,8 @@ counted in `decision_tallies`, one row per pair, provider and UTC day, so the co
 
 Retention (`trading.decision_retention_days`, applied by the daily job in small batches): full hold rows
 older than the window are folded into their day's tally and deleted; tallies older than the window are
-folded into one all-time row per pair and provider (day 1970-01-01). Buys and sells are kept.
+folded into one all-time row per pair and provider (day 1970-01-01). Buys and sells are kept. LLM answers
+(`llm_answers`) older than the window lose their raw response; their tokens, cost and votes are kept.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 from collections import defaultdict
 
 from ..db import write_tx
-from ..models import AIDecision, DecisionTally, db
+from ..models import AIDecision, DecisionTally, LLMAnswer, db
 
 HOLD = "hold"
 ALL_TIME = dt.date(1970, 1, 1)
@@ -77,6 +78,7 @@ class DecisionRecorder:
                 response=d.response or None,
                 candle_ts=candle_ts,
                 created_at=now,
+                llm_answer=getattr(getattr(d.call, "answer", None), "answer_id", None),
             )
             if i == 0:
                 first = row
@@ -169,3 +171,20 @@ def apply_retention(retention_days: int, today: dt.date, *, batch: int = 500, pa
         folded_tallies += len(old)
         time.sleep(pause)
     return {"holds_folded": folded_rows, "tallies_folded": folded_tallies}
+
+
+def trim_llm_responses(retention_days: int, today: dt.date, *, batch: int = 500, pause: float = 0.02,
+                       should_stop=lambda: False) -> int:
+    """Drop the raw response of LLM answers older than the window; tokens, cost and votes stay."""
+    cutoff = today - dt.timedelta(days=retention_days)
+    trimmed = 0
+    while not should_stop():
+        ids = [r.id for r in LLMAnswer.select(LLMAnswer.id).where(
+            (LLMAnswer.day < cutoff) & LLMAnswer.response.is_null(False)).order_by(LLMAnswer.id).limit(batch)]
+        if not ids:
+            break
+        with write_tx():
+            LLMAnswer.update(response=None).where(LLMAnswer.id.in_(ids)).execute()
+        trimmed += len(ids)
+        time.sleep(pause)
+    return trimmed

@@ -65,14 +65,11 @@ def _deciders(source):
         def build(name):
             return source(name.partition("@")[0])  # a plain factory knows no presets
     else:
-        from ..strategy.factory import build_decider
+        from ..strategy.factory import DeciderFactory
 
-        llm = getattr(source, "llm", None)
-        ens = getattr(source, "ensemble", None)
-        presets = getattr(source, "presets", None)
-
-        def build(name):
-            return build_decider(name, llm, ens, presets)
+        factory = DeciderFactory(getattr(source, "llm", None), getattr(source, "ensemble", None),
+                                 presets=getattr(source, "presets", None))
+        build = factory.build
 
     def decider_for(name: str):
         d = cache.get(name)
@@ -83,7 +80,20 @@ def _deciders(source):
                     d = cache[name] = build(name)
         return d
 
+    decider_for.factory = getattr(build, "__self__", None)  # DeciderFactory (its shared LLM answers)
     return decider_for
+
+
+def _llm_context(hub, llm_cfg):
+    """The shared prompt context when the operator switched any of it on, else None."""
+    if llm_cfg is None or isinstance(llm_cfg, dict):
+        return None
+    if not (getattr(llm_cfg, "context_timeframes", None) or getattr(llm_cfg, "order_book_levels", 0)
+            or getattr(llm_cfg, "news_feeds", None)):
+        return None
+    from .llm_context import LLMContext
+
+    return LLMContext(hub, llm_cfg)
 
 
 class BotManager(CycleJobs, DailySummary):
@@ -123,9 +133,15 @@ class BotManager(CycleJobs, DailySummary):
                 max_drawdown_percent=ZERO,
                 cooldown_minutes=int(rc.cooldown_minutes),
             )
+        from .llm_ledger import LLMLedger
+
+        telegram = getattr(src, "telegram", None)
+        self.llm_ledger = LLMLedger(getattr(src, "llm", None), getattr(telegram, "admin_ids", ()) or (), self.clock)
         self.runner = CycleRunner(
             hub,
             _deciders(src),
+            llm_ledger=self.llm_ledger,
+            llm_context=_llm_context(hub, getattr(src, "llm", None)),
             vault=vault,
             indicators=getattr(hub, "indicators", None),
             candle_limit=candle_limit,

@@ -19,6 +19,7 @@ from __future__ import annotations
 from .access import AccessMixin, AdminMixin
 from .accounts import AccountsMixin
 from .common import EXCHANGES, _register_secrets, symbol_key
+from .llm import LLMMixin, MemberVote, WhyView, available_deciders, llm_usage
 from .pairs import PairsMixin
 from .reports import ReportsMixin
 from .settings import SETTING_ALIASES, SETTINGS, TEXT_SETTINGS, TIMEFRAMES, SettingsMixin
@@ -67,11 +68,12 @@ __all__ = [
     "ConnectResult", "CredentialView", "ExchangeRefused", "InvalidValue", "NotConnected", "NotFound",
     "NotRegistered", "PairConfigView", "PairView", "PendingApproval", "PositionView", "RegisterResult",
     "ServiceError", "SettingChange", "StartResult", "StatsView", "StopResult", "TradeStats", "UserView",
+    "LLMMixin", "MemberVote", "WhyView", "available_deciders", "llm_usage",
 ]
 
 
 class Services(
-    AccessMixin, AdminMixin, AccountsMixin, PairsMixin, TradingMixin, SettingsMixin, ReportsMixin
+    AccessMixin, AdminMixin, AccountsMixin, PairsMixin, TradingMixin, SettingsMixin, ReportsMixin, LLMMixin
 ):
     """Use cases over an App (cfg, vault, hub, manager). The mixins call each other through `self`
     (e.g. /addpair needs the user's credentials), so they only work composed here."""

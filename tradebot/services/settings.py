@@ -56,7 +56,8 @@ SETTINGS: dict[str, tuple[str, str, Decimal, Decimal, str]] = {
 TIMEFRAMES = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d")
 TEXT_SETTINGS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "timeframe": ("timeframe", TIMEFRAMES, "candle timeframe the decider reads"),
-    "decider": ("decider", ("technical", "llm", "ensemble"), "who decides: technical, llm or ensemble"),
+    "decider": ("decider", ("technical", "llm", "ensemble"),
+                "who decides: technical, llm, llm:<provider> or ensemble (see /help)"),
 }
 SETTING_ALIASES = {
     "sl": "stop_loss",
@@ -103,10 +104,10 @@ class SettingsMixin:
     def _set_text_setting(self, user: User, config: UserConfig, key: str, value: str) -> SettingChange:
         column, allowed, _ = TEXT_SETTINGS[key]
         value = value.strip().lower()
+        if key == "decider":  # technical, llm, llm:<provider>, ensemble: what this bot's config offers
+            return self._store_setting(user, config, key, column, self.check_decider(value))
         if value not in allowed:
             raise InvalidValue(f"{key} must be one of: {', '.join(allowed)}.")
-        if key == "decider" and value != "technical" and not self.app.cfg.llm.api_key:
-            raise InvalidValue("The LLM decider is not configured on this bot (ask the administrator).")
         return self._store_setting(user, config, key, column, value)
 
     def _store_setting(self, user: User, config: UserConfig, key: str, column: str, new: Any) -> SettingChange:

@@ -49,6 +49,7 @@ class Decision:
     stop_loss: Decimal | None = None  # optional absolute price
     take_profit: Decimal | None = None
     parts: list[Decision] = field(default_factory=list)  # ensemble members
+    call: object | None = None  # an LLM member's strategy.llm_shared.MemberCall (answer, tokens, cost)
 
 
 class Decider(Protocol):

@@ -1,8 +1,12 @@
-"""LLM decider over any OpenAI-compatible chat-completions API (OpenAI, DeepSeek, local servers).
+"""LLM decider: one provider (OpenAI-compatible or Anthropic Messages, see llm_client.py) asked about the
+market, its answer shared by every pair in the same situation (llm_shared.py).
 
-Fail-safe: any malformed, refused, HTTP-error or timed-out answer becomes a
-`hold` whose reasoning says why; `response` keeps the raw text. The API key is
-sent only in the Authorization header and is scrubbed from anything stored.
+Fail-safe: a malformed, refused, HTTP-error or timed-out answer (after the client's bounded retries) makes the
+member abstain: a `hold` with confidence 0 whose reasoning says why; `response` keeps the raw text. Never a
+trade on a half answer. The API key is sent only in its header and masked in anything stored or logged.
+
+Vocabulary: buy | sell | short | close | hold. Checked against this pair's position state: buy when already
+long, sell when not long, close when flat, short when shorts are not allowed or already short -> hold.
 """
 
 from __future__ import annotations
@@ -10,53 +14,26 @@ from __future__ import annotations
 import json
 import logging
 import re
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from .base import Decision, DecisionContext
+from .llm_client import CallFailed, ProviderSettings, complete
+from .llm_prompt import SYSTEM_PROMPT, MarketInfo, market_prompt, position_state
+from .llm_shared import Answer, MemberCall, SharedAnswers, prompt_hash
 
 log = logging.getLogger(__name__)
 
-ACTIONS = ("buy", "sell", "hold")
+ACTIONS = ("buy", "sell", "short", "close", "hold")
+
 # A plain-text answer that reads as a refusal (reported as such, still a hold).
 _REFUSAL = re.compile(r"\b(I can(?:no|[’'])t|I[’']m sorry|I am sorry|I am unable|I[’']m unable|as an AI)\b", re.I)
 
-SYSTEM_PROMPT = (
-    "You are the decision module of a long-only spot crypto trading bot. "
-    "Given the market summary, position and budget, answer with ONE JSON object and nothing else: "
-    '{"action": "buy" | "sell" | "hold", "confidence": integer 0-100, "reasoning": short text, '
-    '"stop_loss": optional absolute price or null, "take_profit": optional absolute price or null}. '
-    "Only buy when there is no position; only sell when there is one."
-)
+LLMSettings = ProviderSettings  # the name earlier releases used
 
 
-@dataclass(frozen=True)
-class LLMSettings:
-    base_url: str = "https://api.openai.com/v1"
-    api_key: str = ""
-    model: str = "gpt-4o-mini"
-    timeout_seconds: float = 20.0
-    temperature: float = 0.2
-    max_tokens: int = 300
-    json_mode: bool = True  # send response_format=json_object (retried without on HTTP 400)
-    history: int = 24  # candles summarised in the prompt
-
-    def __repr__(self) -> str:  # never print the key
-        return f"LLMSettings(base_url={self.base_url!r}, model={self.model!r}, api_key=***)"
-
-    @classmethod
-    def from_any(cls, value: Any) -> LLMSettings:
-        """Accept an LLMSettings, a mapping or any object with those attributes."""
-        if isinstance(value, cls):
-            return value
-        if value is None:
-            return cls()
-        get = value.get if isinstance(value, dict) else (lambda k, d: getattr(value, k, d))
-        kw = {f: get(f, None) for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in kw.items() if v is not None})
+def market_summary(ctx: DecisionContext, history: int = 24) -> str:
+    return market_prompt(ctx, None, history)
 
 
 class AnswerError(ValueError):
@@ -104,130 +81,125 @@ def _price(value: Any, key: str) -> Decimal | None:
     return d
 
 
-def market_summary(ctx: DecisionContext, history: int = 24) -> str:
-    """The user message: last price, recent OHLC, indicators, position and budget."""
-    lines = [f"Symbol: {ctx.symbol}, timeframe {ctx.timeframe}", f"Last price: {ctx.last_price}"]
-    recent = list(ctx.candles[-history:])
-    if recent:
-        hi = max(c.high for c in recent)
-        lo = min(c.low for c in recent)
-        first, last = recent[0], recent[-1]
-        chg = (last.close / first.open - 1.0) * 100 if first.open else 0.0
-        lines.append(
-            f"Last {len(recent)} candles: open {first.open:.8g}, high {hi:.8g}, low {lo:.8g}, "
-            f"close {last.close:.8g}, change {chg:+.2f}%"
-        )
-        lines.append("Recent closes: " + ", ".join(f"{c.close:.8g}" for c in recent[-10:]))
-    ind = ctx.indicators
-    if ind is not None:
-        describe = getattr(ind, "describe", None)
-        lines.append("Indicators: " + (describe() if describe else str(ind)))
-    if ctx.position is not None:
-        p = ctx.position
-        pnl = (ctx.last_price / p.entry_price - 1) * 100 if p.entry_price else Decimal(0)
-        lines.append(f"Position: holding {p.amount} at entry {p.entry_price} (unrealized {pnl:+.2f}%)")
-    else:
-        lines.append("Position: none (flat)")
-    lines.append(f"Cash: {ctx.cash}, equity: {ctx.equity}")
-    return "\n".join(lines)
-
 
 class LLMDecider:
-    def __init__(self, settings: LLMSettings | dict | None = None):
-        self.settings = LLMSettings.from_any(settings)
-        self.name = f"llm:{self.settings.model}"
+    """One provider as a decider. `label` names it in decisions and stats: llm:<provider> for a named
+    provider; the plain [llm] section keeps its earlier label llm:<model>."""
 
-    def decide(self, ctx: DecisionContext) -> Decision:
-        prompt = market_summary(ctx, self.settings.history)
+    wants_market = True  # decide(ctx, market): the engine passes exchange, context and the budget gate
+
+    def __init__(self, settings: ProviderSettings | dict | None = None, answers: SharedAnswers | None = None,
+                 label: str | None = None, max_prompt_chars: int = 6000, cache=None):
+        self.settings = ProviderSettings.from_any(settings)
+        self.name = label or f"llm:{self.settings.model}"
+        self.answers = answers if answers is not None else SharedAnswers()
+        self.max_prompt_chars = max_prompt_chars
+        self.cache = cache  # backtest answer file (backtest/llm_cache.py), or None
+
+    def decide(self, ctx: DecisionContext, market: MarketInfo | None = None) -> Decision:
+        s = self.settings
+        prompt = market_prompt(ctx, market, s.history, self.max_prompt_chars)
+        key = (self.name, s.model, prompt_hash(SYSTEM_PROMPT, prompt))
+        gate = getattr(market, "gate", None)
+        meta = {"exchange": getattr(market, "exchange", ""), "symbol": ctx.symbol, "timeframe": ctx.timeframe,
+                "candle_ts": ctx.candles[-1].ts if ctx.candles else None, "state": position_state(ctx)}
+
+        def ask() -> tuple[Answer, bool]:
+            skip = gate.skip_reason(self.name) if gate is not None else ""
+            if skip:  # private: another user's pair may still ask
+                return Answer(self.name, s.model, key[2], False, error=skip, called=False, skipped=True,
+                              meta=meta), False
+            answer = self._ask(prompt, key[2], meta)
+            if gate is not None:
+                gate.record(answer)
+            return answer, True
+
+        answer, asked = self.answers.get(key, ask)
+        call = MemberCall(answer, paid=asked and answer.called, skipped=answer.error if answer.skipped else "")
+        return self._decision(answer, ctx, prompt, call)
+
+    def _ask(self, prompt: str, phash: str, meta: dict) -> Answer:
+        s = self.settings
+        if self.cache is not None:
+            hit = self.cache.get(self.name, s.model, phash)
+            if hit is not None:
+                return hit
         try:
-            raw = self._complete(prompt)
-        except _CallFailed as e:
-            return self._hold(f"LLM unavailable: {e}", prompt, e.raw)
-        text, refusal = raw.text, raw.refusal  # parsed as received; scrubbed where stored
-        if refusal:
-            return self._hold(f"LLM refused: {refusal[:200]}", prompt, text or refusal)
+            res = complete(s, SYSTEM_PROMPT, prompt)
+        except CallFailed as e:
+            why = s.scrub(f"LLM unavailable: {e}")
+            log.warning("%s: %s", self.name, why)
+            answer = Answer(self.name, s.model, phash, False, error=why, raw=s.scrub(e.raw),
+                            latency_ms=e.latency_ms, meta=meta)
+        else:
+            answer = self._parse(res, phash, meta)
+        if self.cache is not None:
+            self.cache.put(answer)
+        return answer
+
+    def _parse(self, res, phash: str, meta: dict) -> Answer:
+        s = self.settings
+        text = res.text
+        common = dict(input_tokens=res.input_tokens, output_tokens=res.output_tokens,
+                      cost=s.cost(res.input_tokens, res.output_tokens), latency_ms=res.latency_ms,
+                      raw=res.raw, meta=meta)
+        if res.refusal:
+            why = s.scrub(f"LLM refused: {res.refusal[:200]}")
+            log.warning("%s: %s", self.name, why)
+            return Answer(self.name, s.model, phash, False, error=why, **common)
         try:
             ans = parse_answer(text)
         except AnswerError as e:
             if _REFUSAL.search(text[:300]):
-                return self._hold(f"LLM refused: {text.strip()[:200]}", prompt, text)
-            return self._hold(f"LLM answer rejected ({e})", prompt, text)
-        action, reasoning = ans["action"], self._scrub(ans["reasoning"])
-        holding = ctx.position is not None
-        if (action == "buy" and holding) or (action == "sell" and not holding):
-            reasoning = f"{action} ignored ({'already holding' if holding else 'nothing to sell'}): {reasoning}"
+                why = f"LLM refused: {text.strip()[:200]}"
+            else:
+                why = f"LLM answer rejected ({e})"
+            why = s.scrub(why)
+            log.warning("%s: %s", self.name, why)
+            return Answer(self.name, s.model, phash, False, error=why, **common)
+        return Answer(self.name, s.model, phash, True, ans["action"], ans["confidence"], s.scrub(ans["reasoning"]),
+                      ans["stop_loss"], ans["take_profit"], **common)
+
+    def _decision(self, a: Answer, ctx: DecisionContext, prompt: str, call: MemberCall) -> Decision:
+        response = self.settings.scrub(_content(a.raw) or a.raw)
+        if not a.ok:
+            return Decision("hold", 0, a.error, self.name, inputs=prompt, response=response, call=call)
+        action, reasoning = a.action, a.reasoning
+        state = position_state(ctx)
+        allow_short = getattr(ctx, "allow_short", False)
+        why = None
+        if action == "buy" and state == "long":
+            why = "already holding"
+        elif action == "sell" and state != "long":
+            why = "nothing to sell"
+        elif action == "close" and state == "flat":
+            why = "nothing to close"
+        elif action == "short" and not allow_short:
+            why = "shorts not allowed for this pair"
+        elif action == "short" and state == "short":
+            why = "already short"
+        if why:
+            reasoning = f"{action} ignored ({why}): {reasoning}"
             action = "hold"
-        return Decision(action, ans["confidence"], reasoning, self.name, inputs=prompt, response=self._scrub(text),
-                        stop_loss=ans["stop_loss"], take_profit=ans["take_profit"])
-
-    def _hold(self, why: str, prompt: str, raw: str) -> Decision:
-        why, raw = self._scrub(why), self._scrub(raw)
-        log.warning("%s: %s", self.name, why)
-        return Decision("hold", 0, why, self.name, inputs=prompt, response=raw)
-
-    def _complete(self, prompt: str) -> _Raw:
-        s = self.settings
-        body = {
-            "model": s.model,
-            "messages": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": prompt}],
-            "temperature": s.temperature,
-            "max_tokens": s.max_tokens,
-        }
-        if s.json_mode:
-            body["response_format"] = {"type": "json_object"}
-        try:
-            return self._post(body)
-        except _CallFailed as e:
-            if e.status == 400 and s.json_mode:  # server may not support response_format
-                body.pop("response_format")
-                return self._post(body)
-            raise
-
-    def _post(self, body: dict) -> _Raw:
-        s = self.settings
-        req = urllib.request.Request(
-            s.base_url.rstrip("/") + "/chat/completions",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {s.api_key}"},
-            method="POST",
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=s.timeout_seconds) as resp:
-                text = resp.read().decode("utf-8", "replace")
-        except urllib.error.HTTPError as e:
-            detail = self._scrub(e.read().decode("utf-8", "replace")[:500])
-            raise _CallFailed(f"HTTP {e.code}", detail, e.code) from None
-        except TimeoutError:
-            raise _CallFailed(f"timeout after {s.timeout_seconds:g}s", "") from None
-        except urllib.error.URLError as e:
-            reason = e.reason
-            if isinstance(reason, TimeoutError):
-                raise _CallFailed(f"timeout after {s.timeout_seconds:g}s", "") from None
-            raise _CallFailed(self._scrub(f"connection failed: {reason}"), "") from None
-        except OSError as e:
-            raise _CallFailed(self._scrub(f"connection failed: {e}"), "") from None
-        try:
-            msg = json.loads(text)["choices"][0]["message"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            raise _CallFailed("unexpected API response", self._scrub(text[:2000])) from None
-        content = msg.get("content") or ""
-        return _Raw(content, msg.get("refusal") or "")
-
-    def _scrub(self, text: str) -> str:
-        """Mask the API key in text we store or log. Too short a key (tests, local servers
-        without auth) would only mangle ordinary words."""
-        key = self.settings.api_key
-        return text.replace(key, "***") if key and len(key) >= 8 else text
+        elif action == "close" and state == "long":
+            action = "sell"  # closing a long is a sell, on spot and futures alike
+        return Decision(action, a.confidence, reasoning, self.name, inputs=prompt, response=response,
+                        stop_loss=a.stop_loss, take_profit=a.take_profit, call=call)
 
 
-@dataclass(frozen=True)
-class _Raw:
-    text: str
-    refusal: str
+def _content(raw: str) -> str:
+    """The model's text inside a provider's response body (what `response` showed before: the answer)."""
+    try:
+        obj = json.loads(raw)
+    except (ValueError, TypeError):
+        return ""
+    if not isinstance(obj, dict):
+        return ""
+    if isinstance(obj.get("content"), list):
+        return "".join(b.get("text", "") for b in obj["content"] if isinstance(b, dict))
+    try:
+        msg = obj["choices"][0]["message"]
+        return msg.get("content") or msg.get("refusal") or ""
+    except (KeyError, IndexError, TypeError):
+        return ""
 
-
-class _CallFailed(Exception):
-    def __init__(self, message: str, raw: str, status: int | None = None):
-        super().__init__(message)
-        self.raw = raw
-        self.status = status

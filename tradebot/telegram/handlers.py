@@ -66,6 +66,7 @@ class Dispatcher(
             "set": self.cmd_set,
             "notify": self.cmd_notify,
             "reset": self.cmd_reset,
+            "why": self.cmd_why,
         }
         self.admin_commands = {
             "users": self.cmd_users,
@@ -73,6 +74,7 @@ class Dispatcher(
             "block": self.cmd_block,
             "unblock": self.cmd_unblock,
             "stopall": self.cmd_stopall,
+            "llm": self.cmd_llm,
         }
 
     # ------------------------------------------------------------ entry points

@@ -46,7 +46,7 @@ class AccessCommands:
                 log.warning("could not send the approval request to admin %s", admin_id)
 
     def cmd_help(self, m, args, user) -> None:
-        self.reply(m, fmt.help_text(self.services.is_admin_id(m.from_user.id)))
+        self.reply(m, fmt.help_text(self.services.is_admin_id(m.from_user.id), self.services.deciders()))
 
     def cmd_users(self, m, args, user) -> None:
         if len(args) > 1 or (args and args[0].lower() not in ("pending", "active", "blocked")):

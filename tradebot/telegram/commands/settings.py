@@ -19,6 +19,8 @@ class SettingsCommands:
         key = svc.SETTING_ALIASES.get(name, name)
         if key == "preset":
             value = args[2]  # checked against the config's presets by the service
+        elif key == "decider":
+            value = self.services.check_decider(args[2])  # the deciders this bot's config offers
         elif key in svc.TEXT_SETTINGS:
             allowed = svc.TEXT_SETTINGS[key][1]
             value = args[2].lower()

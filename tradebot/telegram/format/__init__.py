@@ -16,6 +16,7 @@ from .access import (
     users_list,
     welcome,
 )
+from .ai import deciders_line, llm_usage, why
 from .base import (
     CENT,
     e,
@@ -65,6 +66,7 @@ from .reports import (
 )
 
 __all__ = [
+    "deciders_line", "llm_usage", "why",
     "CENT",
     "e",
     "money",

@@ -42,6 +42,7 @@ COMMANDS: list[tuple[str, str, str, str]] = [
     ("notify", "on|off", "Turn trade notifications on or off", "/notify off"),
     ("reset", "<symbol> [exchange]", "Reset a tripped circuit breaker", "/reset BTC/USDT"),
     ("help", "", "Show help message", "/help"),
+    ("why", "<symbol> [exchange]", "Why the pair's last decision (each AI member's vote)", "/why BTC/USDT"),
 ]
 ADMIN_COMMANDS: list[tuple[str, str, str, str]] = [
     ("users", "[pending|active|blocked]", "List users", "/users pending"),
@@ -49,6 +50,7 @@ ADMIN_COMMANDS: list[tuple[str, str, str, str]] = [
     ("block", "<telegram_id|@username>", "Block a user and stop their pairs", "/block @someone"),
     ("unblock", "<telegram_id|@username>", "Unblock a user", "/unblock @someone"),
     ("stopall", "", "Emergency: stop every pair of every user", "/stopall"),
+    ("llm", "", "LLM calls, tokens, cost and errors per provider per day", "/llm"),
 ]
 _ALL = {c[0]: c for c in COMMANDS + ADMIN_COMMANDS}
 
@@ -59,12 +61,12 @@ def usage(command: str, problem: str | None = None) -> str:
     return f"{head}Usage: <code>/{name}{(' ' + e(args)) if args else ''}</code>\nExample: <code>{e(example)}</code>"
 
 
-def help_text(is_admin: bool = False) -> str:
+def help_text(is_admin: bool = False, deciders=None) -> str:
     lines = ["🤖 <b>Commands</b>", "", "<b>Setup</b>"]
     groups = {
         "Setup": ["start", "connect", "addpair", "listpairs", "removepair"],
         "Trading": ["start_trading", "stop_trading", "set", "reset"],
-        "Info": ["status", "config", "mystats", "position", "notify", "help"],
+        "Info": ["status", "config", "mystats", "position", "why", "notify", "help"],
     }
     lines = ["🤖 <b>Commands</b>"]
     for title, names in groups.items():
@@ -81,6 +83,10 @@ def help_text(is_admin: bool = False) -> str:
         "Symbols can be written BTC/USDT, btcusdt or BTC-USDT.",
         "Settings for /set: " + ", ".join([*SETTINGS, *TEXT_SETTINGS, "preset (a named set from the bot's config)"]),
     ]
+    if deciders:
+        from .ai import deciders_line
+
+        lines.append(deciders_line(deciders))
     return "\n".join(lines)
 
 

@@ -7,6 +7,7 @@ import json
 from decimal import Decimal, InvalidOperation
 
 from .access import approved_notice
+from .ai import llm_event
 from .base import e, money, number, pnl, price
 
 # ---------------------------------------------------------------- engine events
@@ -44,6 +45,9 @@ def event(kind: str, payload_json: str) -> str:
             p = {}
     except ValueError:
         p = {}
+    ai = llm_event(kind, p)
+    if ai is not None:
+        return ai
     sym = e(p.get("symbol") or "")
     ex = e(p.get("exchange") or "")
     where = f"{sym} ({ex})" if ex else sym
@@ -115,4 +119,6 @@ ALWAYS_DELIVERED = {
     "pair_error",
     "user_approved",
     "credentials_forgotten",
+    "llm_budget",
+    "llm_provider_failing",
 }  # delivered even with /notify off (need action)

@@ -36,7 +36,7 @@ def _setting_value(name: str, value) -> str:
     return text
 
 
-def config(view: ConfigView) -> str:
+def config(view: ConfigView, deciders=None) -> str:
     lines = ["⚙️ <b>Configuration</b>"]
     if view.credentials:
         lines.append("Exchanges:")
@@ -64,6 +64,10 @@ def config(view: ConfigView) -> str:
             lines.append(f"{name}: {e(_setting_value(name, s[name]))}")
     if not view.pairs:
         lines += ["", "No pairs yet: /addpair BTC/USDT 1000"]
+    if deciders:
+        from .ai import deciders_line
+
+        lines += ["", deciders_line(deciders)]
     return "\n".join(lines)
 
 
