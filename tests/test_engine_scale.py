@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import pytest
+
 from tests.fixtures_engine import MINUTE, StubVault, make_pair, make_user
 from tradebot import db as dbmod
 from tradebot.engine.decisions import apply_retention
@@ -230,20 +232,17 @@ def test_prefetch_refreshes_every_stream_so_cycles_find_the_candle_ready(databas
     assert all(PREFETCH_LEAD <= mgr._offset(i, 60) < 60 for i in range(1, 500))
 
 
-def test_start_returns_early_and_resumes_the_other_pairs_in_the_background(engine, monkeypatch):
-    import time
-
-    from tradebot.engine import manager as mgrmod
-
-    monkeypatch.setattr(mgrmod, "RESUME_INLINE", 2)
+def test_start_schedules_every_active_pair_on_its_slot(engine):
     user = make_user(1)
     cfgs = [make_pair(user, sym, "1000", exchange=ex, is_trading=True)
             for sym in ("BTC/USDT", "ETH/USDT", "SOL/USDT") for ex in ("binance", "bybit")]
+    idle = make_pair(make_user(2), "BTC/USDT", "1000")
     out = engine.start()
     assert out["resumed"] == 6
-    assert engine.is_running(cfgs[0].id) and engine.is_running(cfgs[1].id)
-    deadline = time.monotonic() + 5
-    while not all(engine.is_running(c.id) for c in cfgs) and time.monotonic() < deadline:
-        time.sleep(0.02)
     assert sorted(engine.running_pairs()) == sorted(c.id for c in cfgs)
+    assert not engine.is_running(idle.id)
+    for c in cfgs:  # each on its own slot of the 60 s grid, after the prefetch lead
+        interval, offset, due = engine.slots.slot_of(c.id)
+        assert interval == 60 and offset == engine._offset(c.id, 60)
+        assert due % 60 == pytest.approx(offset, abs=1e-6)
     assert engine.shutdown(1)

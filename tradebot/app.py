@@ -58,13 +58,13 @@ def build_manager(cfg: Config, hub, vault):
 
 def _pause_engine(app: App) -> None:
     """Lease lost: no cycle starts (fence() refuses any order already under way)."""
-    if app.manager is not None and app.manager.scheduler.running:
-        app.manager.scheduler.pause()
+    if app.manager is not None:
+        app.manager.pause()
 
 
 def _resume_engine(app: App) -> None:
-    if app.manager is not None and app.manager.scheduler.running:
-        app.manager.scheduler.resume()
+    if app.manager is not None:
+        app.manager.resume()
 
 
 def telegram_probe(cfg: Config):
