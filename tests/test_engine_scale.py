@@ -237,8 +237,13 @@ def test_start_schedules_every_active_pair_on_its_slot(engine):
     cfgs = [make_pair(user, sym, "1000", exchange=ex, is_trading=True)
             for sym in ("BTC/USDT", "ETH/USDT", "SOL/USDT") for ex in ("binance", "bybit")]
     idle = make_pair(make_user(2), "BTC/USDT", "1000")
+    assert UserState.select().count() == 0
     out = engine.start()
     assert out["resumed"] == 6
+    # every trading pair's state row is created at start in bulk (not in its first cycle's transaction)
+    states = {s.config_id: s for s in UserState.select()}
+    assert sorted(states) == sorted(c.id for c in cfgs)
+    assert all(s.equity == s.cash == s.balance == D("1000") and s.mode == "paper" for s in states.values())
     assert sorted(engine.running_pairs()) == sorted(c.id for c in cfgs)
     assert not engine.is_running(idle.id)
     for c in cfgs:  # each on its own slot of the 60 s grid, after the prefetch lead

@@ -32,7 +32,7 @@ from .. import risk
 from ..db import write_tx
 from ..models import User, UserConfig, UserState
 from . import core
-from .book_rows import ensure_state, load_book, ms_to_dt, open_position, save_state
+from .book_rows import ensure_active_states, ensure_state, load_book, ms_to_dt, open_position, save_state
 from .breaker import record_reset as _record_reset
 from .cycle import CycleRunner
 from .cycle_jobs import CycleJobs
@@ -151,6 +151,7 @@ class BotManager(CycleJobs, DailySummary):
         if self._started:
             return {}
         counts = self.runner.reconcile_pending(now_ms=self.now_ms())
+        ensure_active_states()  # in bulk, not one transaction in each pair's first cycle
         now = time.time()
         # one pass over the active pairs: a heap of their next slots (linear; ~0.1 s at 20,000 pairs)
         rows = (
