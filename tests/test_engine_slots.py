@@ -55,10 +55,11 @@ def test_a_pair_never_overlaps_itself_and_missed_slots_collapse():
     d, pool, ran = make(0.0)
     d.add(7, 10, 0.0)
     assert d.take_due(10.0) == [(7, 10.0)]  # handed to the pool: busy until its cycle ends
+    assert d.lag(12.5) == 2.5  # waiting for a worker since its slot (health: cycle_lag_seconds)
     assert d.take_due(20.0) == [] and d.take_due(30.0) == []  # still busy: slots skipped
     assert d.skipped == 2 and d.busy() == 1
     d._call(7, 10.0)  # the cycle ends
-    assert d.busy() == 0
+    assert d.busy() == 0 and d.lag(35.0) == 0
     assert d.take_due(40.0) == [(7, 40.0)]
     assert ran == [(7, 10.0)]
 

@@ -166,7 +166,8 @@ def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
             raise StartupError(
                 f"telegram: cannot start the bot ({exc}); check telegram.token and telegram.api_url"
             ) from None
-        health = HealthRecorder(lock, lambda: len(app.manager.running_pairs()), telegram_probe(cfg))
+        health = HealthRecorder(lock, lambda: len(app.manager.slots), telegram_probe(cfg),
+                                cycle_lag=app.manager.cycle_lag_seconds)
         health.start()
         log.info("tradebot running (database lease held); Ctrl-C to stop")
         stop.wait()

@@ -247,6 +247,10 @@ class BotManager(CycleJobs, DailySummary):
         interval = int(cfg.interval_seconds or self.default_interval)
         self.slots.add(cfg.id, interval, self._offset(cfg.id, interval), now)
 
+    def cycle_lag_seconds(self) -> int:
+        """How long the most overdue due cycle has waited for a worker (health; from memory, no query)."""
+        return int(self.slots.lag())
+
     def pause(self) -> None:
         """No cycle or periodic job starts until resume() (the database lease was lost)."""
         if self._started:

@@ -48,6 +48,7 @@ class SlotDispatcher:
         self._slots: dict[int, _Slot] = {}
         self._heap: list[tuple[float, int, int]] = []  # (due, pair id, generation); stale entries skipped
         self._busy: set[int] = set()  # queued or running
+        self._queued: dict[int, float] = {}  # pair id -> due, handed to the pool and not started yet
         self._gen = 0
         self._cv = threading.Condition()
         self._paused = False
@@ -155,6 +156,7 @@ class SlotDispatcher:
                     self.skipped += 1
                     continue
                 self._busy.add(pair_id)
+                self._queued[pair_id] = due
                 out.append((pair_id, due))
         return out
 
@@ -167,6 +169,7 @@ class SlotDispatcher:
                 except RuntimeError:  # the pool is shut down
                     with self._cv:
                         self._busy.discard(pair_id)
+                        self._queued.pop(pair_id, None)
             if due_now:
                 continue
             with self._cv:
@@ -176,7 +179,16 @@ class SlotDispatcher:
                 if wait > 0:
                     self._cv.wait(min(wait, 1.0))
 
+    def lag(self, now: float | None = None) -> float:
+        """Seconds the longest-waiting due cycle has waited for a worker (0 when none waits)."""
+        now = self._clock() if now is None else now
+        with self._cv:
+            oldest = min(self._queued.values(), default=now)
+        return max(0.0, now - oldest)
+
     def _call(self, pair_id: int, due: float) -> None:
+        with self._cv:
+            self._queued.pop(pair_id, None)
         try:
             self._run(pair_id, due)
         except Exception:  # noqa: BLE001 - the run function records its own errors; never kill a worker
