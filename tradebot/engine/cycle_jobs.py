@@ -44,6 +44,8 @@ class CycleJobs:
             return
         with self._cv:
             self._inflight += 1
+        fg = self.foreground
+        fg.cycle_start()  # steps aside (bounded) while chat replies are being worked on
         try:
             if self.record_lag and due is not None:  # bench: start lag against the pair's slot
                 t = time.time()
@@ -74,6 +76,7 @@ class CycleJobs:
                 except Exception:  # noqa: BLE001
                     log.exception("could not record the error of pair %s", config_id)
         finally:
+            fg.cycle_end()
             with self._cv:
                 self._inflight -= 1
                 self._cv.notify_all()

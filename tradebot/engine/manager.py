@@ -31,6 +31,7 @@ from .. import db as dbmod
 from .. import risk
 from ..db import write_tx
 from ..models import User, UserConfig, UserState
+from ..priority import Foreground
 from . import core
 from .book_rows import ensure_active_states, ensure_state, load_book, ms_to_dt, open_position, save_state
 from .breaker import record_reset as _record_reset
@@ -129,6 +130,7 @@ class BotManager(CycleJobs, DailySummary):
             job_defaults={"coalesce": True, "max_instances": 1},
             timezone=UTC,
         )
+        self.foreground = Foreground()  # the Telegram layer marks chat work; cycles step aside for it
         self.pool = DaemonThreadPool(self.max_workers)
         self.slots = SlotDispatcher(self.pool.submit, self._job)
         self._started = False

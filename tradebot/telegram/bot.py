@@ -284,14 +284,30 @@ def start_bot(app, *, notifier_interval: float = 1.0) -> BotHandle:
     services = Services(app)
     dispatcher = Dispatcher(services, sender, app.cfg, bot_username=getattr(me, "username", None))
     lanes = Lanes(SerialExecutor(tcfg.workers), SerialExecutor(1), services.is_member)
+    # chat work queued or running makes the engine's cycles step aside (tradebot/priority.py)
+    fg = getattr(getattr(app, "manager", None), "foreground", None)
+
+    def foreground(fn, arg):
+        try:
+            fn(arg)
+        finally:
+            fg.exit()
+
+    def submit(user_id, fn, arg):
+        if fg is None:
+            lanes.submit(user_id, fn, arg)
+            return
+        fg.enter()
+        if not lanes.submit(user_id, foreground, fn, arg):
+            fg.exit()
 
     def on_message(message):
         if message.from_user is not None:
-            lanes.submit(message.from_user.id, dispatcher.handle_message, message)
+            submit(message.from_user.id, dispatcher.handle_message, message)
 
     def on_callback(call):
         if call.from_user is not None:
-            lanes.submit(call.from_user.id, dispatcher.handle_callback, call)
+            submit(call.from_user.id, dispatcher.handle_callback, call)
 
     bot.register_message_handler(on_message, func=lambda m: True, content_types=["text"])
     bot.register_callback_query_handler(on_callback, func=lambda c: True)
