@@ -241,6 +241,7 @@ def test_start_schedules_every_active_pair_on_its_slot(engine):
     out = engine.start()
     assert out["resumed"] == 6
     # every trading pair's state row is created at start in bulk (not in its first cycle's transaction)
+    engine._states.join(10)
     states = {s.config_id: s for s in UserState.select()}
     assert sorted(states) == sorted(c.id for c in cfgs)
     assert all(s.equity == s.cash == s.balance == D("1000") and s.mode == "paper" for s in states.values())

@@ -128,7 +128,7 @@ def ensure_state(cfg: UserConfig, mode: str = "paper") -> UserState:
     return state
 
 
-def ensure_active_states(batch: int = 500) -> int:
+def ensure_active_states(batch: int = 200, should_stop=lambda: False) -> int:
     """Create the missing user_states rows of every trading pair in a few multi-row INSERTs (what each
     pair's first cycle would otherwise do in a transaction of its own: 20,000 of them after a fresh start
     of 20,000 pairs is a minute of backlog). Returns the number of rows created."""
@@ -150,6 +150,8 @@ def ensure_active_states(batch: int = 500) -> int:
         new.append({"user": user_id, "config": config_id, "status": "stopped", "mode": network or "paper",
                     "balance": b, "cash": b, "equity": b, "peak_equity": b, "updated_at": now})
     for i in range(0, len(new), batch):
+        if should_stop():
+            break
         with write_tx():
             UserState.insert_many(new[i:i + batch]).on_conflict_ignore().execute()
     return len(new)

@@ -153,7 +153,6 @@ class BotManager(CycleJobs, DailySummary):
         if self._started:
             return {}
         counts = self.runner.reconcile_pending(now_ms=self.now_ms())
-        ensure_active_states()  # in bulk, not one transaction in each pair's first cycle
         now = time.time()
         # one pass over the active pairs: a heap of their next slots (linear; ~0.1 s at 20,000 pairs)
         rows = (
@@ -186,10 +185,28 @@ class BotManager(CycleJobs, DailySummary):
             misfire_grace_time=10,
         )
         self.scheduler.start()
+        # Missing state rows are created in bulk (not in a transaction of each pair's first cycle) by a
+        # background thread, so start() and the first Telegram poll do not wait for 20,000 inserts; a
+        # pair whose slot comes first creates its own row (the bulk insert skips existing ones).
+        self._states = threading.Thread(target=self._ensure_states, name="ensure-states", daemon=True)
+        self._states.start()
         self.slots.start()
         self._started = True
         log.info("engine started: %d pairs resumed, reconcile %s", resumed, counts)
         return {"resumed": resumed, **counts}
+
+    def _ensure_states(self) -> None:
+        try:
+            n = ensure_active_states(should_stop=self._stopping.is_set)
+            if n:
+                log.info("created the state rows of %d pairs", n)
+        except Exception:  # noqa: BLE001 - each pair's cycle creates its own row anyway
+            log.exception("could not create the pairs' state rows in bulk")
+        finally:
+            try:
+                dbmod.db.close()  # this thread's connection
+            except Exception:  # noqa: BLE001
+                pass
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Stop: no new cycles, wait up to `timeout` s for in-flight ones, close the database.
