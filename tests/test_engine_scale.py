@@ -219,7 +219,8 @@ def test_prefetch_refreshes_every_stream_so_cycles_find_the_candle_ready(databas
     fake_exchange.clear()
     assert mgr.runner.prefetch(t["ms"]) == 2  # two streams, however many pairs
     assert len(fake_exchange.requests_to("/api/v3/klines")) == 2
-    assert len(fake_exchange.requests_to("/api/v3/ticker/24hr")) == 2
+    # the slot's prices of both symbols in one request
+    assert len(fake_exchange.requests_to("/api/v3/ticker/24hr")) == 1
     fake_exchange.clear()
     t["ms"] += int(PREFETCH_LEAD * 1000)
     for cfg in cfgs:
@@ -252,3 +253,22 @@ def test_start_schedules_every_active_pair_on_its_slot(engine):
         assert interval == 60 and offset == engine._offset(c.id, 60)
         assert due % 60 == pytest.approx(offset, abs=1e-6)
     assert engine.shutdown(1)
+
+
+def test_batched_slot_prices_equal_single_tickers_on_both_exchanges(fake_exchange):
+    from decimal import Decimal
+
+    from tests.fixtures_exchange import fast_settings
+    from tradebot.exchange.hub import ExchangeHub
+
+    hub = ExchangeHub(fast_settings(fake_exchange.url))
+    md = hub.market_data
+    for ex, path in (("binance", "/api/v3/ticker/24hr"), ("bybit", "/v5/market/tickers")):
+        fake_exchange.clear()
+        assert md.prefetch_prices(ex, "paper", ["BTC/USDT", "ETH/USDT"], 60_000) == 2
+        assert len(fake_exchange.requests_to(path)) == 1
+        assert md.prefetch_prices(ex, "paper", ["BTC/USDT"], 60_000) == 0  # this slot's price is in
+        cached = md.last_price(ex, "paper", "ETH/USDT", slot_ms=60_000)
+        assert len(fake_exchange.requests_to(path)) == 1  # the cycles of the slot ask nothing
+        client = hub.market_data._client_for(ex, hub.data_network(ex, "paper"))
+        assert cached == Decimal(str(client.fetch_ticker("ETH/USDT")["last"]))
