@@ -3,8 +3,8 @@
 Cycles are mostly CPU-bound Python and share the GIL with the chat handlers. With 16 cycle threads
 runnable, a handler gets about one switch interval in 17 and a reply that needs 5 ms of CPU takes
 hundreds of ms. While chat work is queued or running, at most `busy_limit` cycles run at once: the cycle
-throughput barely changes (the GIL runs one thread at a time anyway) but a handler competes with two
-threads instead of sixteen. The wait for a turn is bounded, so a chat flood slows cycles, never stops them.
+throughput barely changes (the GIL runs one thread at a time anyway) but a handler competes with one
+thread instead of sixteen. The wait for a turn is bounded, so a chat flood slows cycles, never stops them.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 
 
 class Foreground:
-    def __init__(self, busy_limit: int = 2, max_wait: float = 0.5):
+    def __init__(self, busy_limit: int = 1, max_wait: float = 0.5):
         self.busy_limit = max(1, int(busy_limit))
         self.max_wait = max_wait
         self._chat = 0  # chat tasks queued or running
