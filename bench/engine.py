@@ -7,8 +7,8 @@ What runs:
   (bench/chat_driver.py), with an added latency per Bot API call standing for the network round trip;
 - `tradebot.app.run_forever(cfg)` in the main thread: the same function `tradebot run` calls, with the
   config file this bench writes (default settings except URLs, paths and the pairs): logging at INFO to the
-  rotated log file, the Telegram polling thread, the default `trading.record_hold_decisions`, the APScheduler
-  engine with one job per pair, SQLite (WAL);
+  rotated log file, the Telegram polling thread, the default `trading.record_hold_decisions`, the engine's
+  slot dispatcher (one timer thread for all pairs) and cycle pool, SQLite (WAL);
 - U users x P paper pairs spread over S symbols x {binance, bybit}, created in the database before start.
 
 What it prints (with the machine's load average):
@@ -278,9 +278,6 @@ def main(argv=None) -> None:
                 time.sleep(0.05)
             first_poll = ask("first_poll")["at"]
             mgr = box["mgr"]
-            resumer = getattr(mgr, "_resumer", None)
-            if resumer is not None:
-                resumer.join()
             all_at = time.monotonic()
             say(f"start-up: BotManager.start() {box.get('start_s', float('nan')):.2f} s; first getUpdates "
                 f"{first_poll - t_launch:.2f} s and all {n_pairs} pairs scheduled {all_at - t_launch:.2f} s after "
@@ -293,6 +290,7 @@ def main(argv=None) -> None:
             mgr.stats["lag_t"].clear()
             mgr.stats["durations"].clear()
             c0 = mgr.stats["cycles"]
+            skipped0 = mgr.slots.skipped
             e0 = mgr.stats["errors"]
             req0 = fake_counts(ex_url)
             db0, rows0 = db_bytes(tmp)
@@ -322,6 +320,7 @@ def main(argv=None) -> None:
                     time.sleep(5)
                     daily_lags = (daily_s, sum(1 for x in list(mgr.stats["lag_at"])[n0:] if x > 1.0))
             cpu1, t1 = cpu_seconds(), time.time()
+            skipped1 = mgr.slots.skipped
             minutes = (t1 - t0) / 60
             lags = list(mgr.stats["lags"])
             done, errors = mgr.stats["cycles"] - c0, mgr.stats["errors"] - e0
@@ -341,8 +340,13 @@ def main(argv=None) -> None:
                 f"(exchange, symbol) streams, 60 s interval, 1m candles, fake exchange latency "
                 f"{args.latency_ms:g} ms, fake Bot API latency {args.tg_latency_ms:g} ms, window {minutes:.1f} min, record_hold_decisions = "
                 f"{cfg.trading.record_hold_decisions!r}, scheduler workers {cfg.trading.scheduler_workers}")
-            say(f"cycles: ran {done} / scheduled {scheduled} ({100 * done / max(1, scheduled):.1f}%), "
-                f"errors {errors}")
+            # the cycles whose slot lies in the window, counted by their slot (not by when they ran: a
+            # backlog from before the window would otherwise count in it)
+            started = sum(1 for at, lag in list(mgr.stats["lag_t"]) if t0 <= at - lag < t1)
+            say(f"cycles: slots in the window {scheduled}, started {started} "
+                f"({100 * started / max(1, scheduled):.1f}%); slots skipped because the pair's previous cycle "
+                f"had not started or finished: {skipped1 - skipped0}; cycles finished in the window "
+                f"{done}, errors {errors}")
             late_at = [at for at, lag in list(mgr.stats["lag_t"]) if lag > 1.0 and at < t1]
             if late_at:
                 secs = Counter(int(at % 60) for at in late_at)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import pytest
+
 from tests.fixtures_engine import MINUTE, StubVault, make_pair, make_user
 from tradebot import db as dbmod
 from tradebot.engine.decisions import apply_retention
@@ -217,7 +219,8 @@ def test_prefetch_refreshes_every_stream_so_cycles_find_the_candle_ready(databas
     fake_exchange.clear()
     assert mgr.runner.prefetch(t["ms"]) == 2  # two streams, however many pairs
     assert len(fake_exchange.requests_to("/api/v3/klines")) == 2
-    assert len(fake_exchange.requests_to("/api/v3/ticker/24hr")) == 2
+    # the slot's prices of both symbols in one request
+    assert len(fake_exchange.requests_to("/api/v3/ticker/24hr")) == 1
     fake_exchange.clear()
     t["ms"] += int(PREFETCH_LEAD * 1000)
     for cfg in cfgs:
@@ -230,20 +233,42 @@ def test_prefetch_refreshes_every_stream_so_cycles_find_the_candle_ready(databas
     assert all(PREFETCH_LEAD <= mgr._offset(i, 60) < 60 for i in range(1, 500))
 
 
-def test_start_returns_early_and_resumes_the_other_pairs_in_the_background(engine, monkeypatch):
-    import time
-
-    from tradebot.engine import manager as mgrmod
-
-    monkeypatch.setattr(mgrmod, "RESUME_INLINE", 2)
+def test_start_schedules_every_active_pair_on_its_slot(engine):
     user = make_user(1)
     cfgs = [make_pair(user, sym, "1000", exchange=ex, is_trading=True)
             for sym in ("BTC/USDT", "ETH/USDT", "SOL/USDT") for ex in ("binance", "bybit")]
+    idle = make_pair(make_user(2), "BTC/USDT", "1000")
+    assert UserState.select().count() == 0
     out = engine.start()
     assert out["resumed"] == 6
-    assert engine.is_running(cfgs[0].id) and engine.is_running(cfgs[1].id)
-    deadline = time.monotonic() + 5
-    while not all(engine.is_running(c.id) for c in cfgs) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    # every trading pair's state row is created at start in bulk (not in its first cycle's transaction)
+    engine._states.join(10)
+    states = {s.config_id: s for s in UserState.select()}
+    assert sorted(states) == sorted(c.id for c in cfgs)
+    assert all(s.equity == s.cash == s.balance == D("1000") and s.mode == "paper" for s in states.values())
     assert sorted(engine.running_pairs()) == sorted(c.id for c in cfgs)
+    assert not engine.is_running(idle.id)
+    for c in cfgs:  # each on its own slot of the 60 s grid, after the prefetch lead
+        interval, offset, due = engine.slots.slot_of(c.id)
+        assert interval == 60 and offset == engine._offset(c.id, 60)
+        assert due % 60 == pytest.approx(offset, abs=1e-6)
     assert engine.shutdown(1)
+
+
+def test_batched_slot_prices_equal_single_tickers_on_both_exchanges(fake_exchange):
+    from decimal import Decimal
+
+    from tests.fixtures_exchange import fast_settings
+    from tradebot.exchange.hub import ExchangeHub
+
+    hub = ExchangeHub(fast_settings(fake_exchange.url))
+    md = hub.market_data
+    for ex, path in (("binance", "/api/v3/ticker/24hr"), ("bybit", "/v5/market/tickers")):
+        fake_exchange.clear()
+        assert md.prefetch_prices(ex, "paper", ["BTC/USDT", "ETH/USDT"], 60_000) == 2
+        assert len(fake_exchange.requests_to(path)) == 1
+        assert md.prefetch_prices(ex, "paper", ["BTC/USDT"], 60_000) == 0  # this slot's price is in
+        cached = md.last_price(ex, "paper", "ETH/USDT", slot_ms=60_000)
+        assert len(fake_exchange.requests_to(path)) == 1  # the cycles of the slot ask nothing
+        client = hub.market_data._client_for(ex, hub.data_network(ex, "paper"))
+        assert cached == Decimal(str(client.fetch_ticker("ETH/USDT")["last"]))

@@ -132,6 +132,9 @@ def test_status_reads_health_on_postgres(pg_url):
         text = "\n".join(format_status(st))
         assert "pairs:      3 active" in text and "telegram:   UNREACHABLE" in text
         assert 0 < st.expires_in <= 30 and st.heartbeat_age < 5
+        # `tradebot run` passes the engine's own figure (from memory, no scan of every pair's state)
+        HealthRecorder(lease, lambda: 3, None, cycle_lag=lambda: 7).record()
+        assert read_status(pg_url).cycle_lag == 7
     finally:
         lease.release()
         dbmod.close_database()

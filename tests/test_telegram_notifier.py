@@ -59,3 +59,24 @@ def test_permanent_failure_and_blocked_or_muted_users(database):
     assert sender.texts(3) == []
     assert Notification.select().where(Notification.sent_at.is_null()).count() == 0
     assert MAX_ATTEMPTS > 1
+
+
+def test_a_stop_does_not_wait_for_the_rest_of_a_batch(database):
+    import threading
+
+    u = User.create(telegram_id=42)
+    for i in range(100):
+        events.emit(u.id, "breaker_reset", {"scope": "pair", "symbol": f"S{i}/USDT"})
+    stop = threading.Event()
+
+    class SlowSender(RecordingSender):
+        def send(self, chat_id, text, reply_markup=None, parse_mode="HTML"):
+            out = super().send(chat_id, text, reply_markup, parse_mode)
+            if len(self.texts(42)) == 3:
+                stop.set()  # the stop lands while the first batch of 100 is being sent
+            return out
+
+    sender = SlowSender()
+    done = deliver_pending(sender, should_stop=stop.is_set)
+    assert done == 3 and len(sender.texts(42)) == 3
+    assert Notification.select().where(Notification.sent_at.is_null()).count() == 97  # kept for later

@@ -46,9 +46,12 @@ def cycle_lag_seconds(now: dt.datetime | None = None) -> int:
 class HealthRecorder:
     """Writes health into the lease row every `interval` s while the lease is held."""
 
-    def __init__(self, lease: InstanceLease, active_pairs, telegram_probe=None, interval: float = INTERVAL):
+    def __init__(self, lease: InstanceLease, active_pairs, telegram_probe=None, interval: float = INTERVAL,
+                 cycle_lag=None):
         self.lease = lease
         self.active_pairs = active_pairs  # () -> int
+        # () -> int seconds; the engine knows it from memory (the query reads every pair's state row)
+        self.cycle_lag = cycle_lag
         self.telegram_probe = telegram_probe  # () -> bool, bounded in time
         self.interval = interval
         self._stop = threading.Event()
@@ -86,7 +89,9 @@ class HealthRecorder:
             fields = {
                 InstanceLock.health_at: now,
                 InstanceLock.active_pairs: int(self.active_pairs()),
-                InstanceLock.cycle_lag_seconds: cycle_lag_seconds(now),
+                InstanceLock.cycle_lag_seconds: (
+                    int(self.cycle_lag()) if self.cycle_lag is not None else cycle_lag_seconds(now)
+                ),
             }
             if telegram is not None:
                 fields[InstanceLock.telegram_ok] = telegram

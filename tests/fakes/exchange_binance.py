@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import time
 from decimal import Decimal
 
@@ -73,6 +74,12 @@ def _public(book: Book, p: str, q: dict):
     if p == "/api/v3/exchangeInfo":
         return 200, exchange_info(book)
     specs = book.specs["binance"]
+    if p in ("/api/v3/ticker/24hr", "/api/v3/ticker/price", "/api/v3/ticker/bookTicker") and "symbol" not in q:
+        # several symbols in one request (symbols=["BTCUSDT",...]), or all of them
+        ids = json.loads(q["symbols"]) if q.get("symbols") else list(specs)
+        if any(i not in specs for i in ids):
+            return err(400, -1121, "Invalid symbol.")
+        return 200, [ticker(book, i) for i in ids]
     if p in ("/api/v3/ticker/24hr", "/api/v3/ticker/price", "/api/v3/ticker/bookTicker"):
         if q.get("symbol") not in specs:
             return err(400, -1121, "Invalid symbol.")

@@ -1,4 +1,4 @@
-"""Running pair cycles as scheduler jobs: one cycle, its error recorded on the pair (one pair_error event
+"""Running pair cycles as dispatcher jobs: one cycle, its error recorded on the pair (one pair_error event
 per change of error) and cleared after a good cycle, start lag for the bench, the market-data prefetch job."""
 
 from __future__ import annotations
@@ -14,10 +14,6 @@ from .book_rows import dt_to_ms, ensure_state, ms_to_dt
 from .errors import needs_user_action, user_message
 
 log = logging.getLogger("tradebot.engine.manager")
-
-
-def _job_id(config_id: int) -> str:
-    return f"pair:{config_id}"
 
 
 class CycleJobs:
@@ -42,14 +38,19 @@ class CycleJobs:
             return dt_to_ms(now)
         return int(now)
 
-    def _job(self, config_id: int) -> None:
+    def _job(self, config_id: int, due: float | None = None) -> None:
+        """One scheduled cycle; `due`: its slot (epoch seconds), for the start lag the bench reads."""
         if self._stopping.is_set():
             return
         with self._cv:
             self._inflight += 1
+        fg = self.foreground
+        fg.cycle_start()  # steps aside (bounded) while chat replies are being worked on
         try:
-            if self.record_lag:  # bench: start lag against this pair's schedule grid
-                self._note_lag(config_id)
+            if self.record_lag and due is not None:  # bench: start lag against the pair's slot
+                t = time.time()
+                self.stats["lags"].append(t - due)
+                self.stats["lag_t"].append((t, t - due))
             now_ms = self.now_ms()
             t0 = time.perf_counter()
             try:
@@ -75,19 +76,10 @@ class CycleJobs:
                 except Exception:  # noqa: BLE001
                     log.exception("could not record the error of pair %s", config_id)
         finally:
+            fg.cycle_end()
             with self._cv:
                 self._inflight -= 1
                 self._cv.notify_all()
-
-    def _note_lag(self, config_id: int) -> None:
-        job = self.scheduler.get_job(_job_id(config_id))
-        if job is None:
-            return
-        interval = job.trigger.interval.total_seconds()
-        t = time.time()
-        lag = (t - self._offset(config_id, int(interval))) % interval
-        self.stats["lags"].append(lag)
-        self.stats["lag_t"].append((t, lag))
 
     def _record_error(self, config_id: int, exc: BaseException, now_ms: int) -> bool:
         return self._record_problem(

@@ -134,6 +134,34 @@ class MarketData:
                 p = self._prices[key] = _Price(Decimal(str(last)), now)
             return p.value
 
+    def prefetch_prices(self, exchange: str, network: str, symbols, slot_ms: int) -> int:
+        """The slot's last price of several symbols of one exchange in ONE request (fetch_tickers), stored
+        as if each had been asked by last_price(slot_ms=...): the cycles of the slot then ask nothing.
+        Returns the number of prices stored; raises on a failed request (the caller falls back)."""
+        network = self._data_network(exchange, network)
+        now = self.now_ms()
+        want = []
+        for symbol in sorted(set(symbols)):
+            p = self._prices.get((exchange, network, symbol))
+            if p is None or now // slot_ms != p.at // slot_ms or now < p.at:
+                want.append(symbol)
+        if not want:
+            return 0
+        client = self._client_for(exchange, network)
+        tickers = with_retry(lambda: client.fetch_tickers(want), self._policy_for(exchange), exchange,
+                             "fetch_tickers")
+        self.fetches += 1
+        stored = 0
+        for symbol in want:
+            t = tickers.get(symbol) or {}
+            last = t.get("last") or t.get("close")
+            if last is None:
+                continue  # that symbol's cycle asks for its own ticker
+            with self._lock((exchange, network, symbol)):
+                self._prices[(exchange, network, symbol)] = _Price(Decimal(str(last)), now)
+            stored += 1
+        return stored
+
     def forget(self, exchange: str, network: str, symbol: str, timeframe: str | None = None) -> None:
         """Drop cached data of a symbol nobody trades any more (keeps memory flat)."""
         with self._guard:
