@@ -311,11 +311,18 @@ def _m003_decision_tallies() -> None:
     db.create_tables([DecisionTally], safe=True)
 
 
+def _m007_chat_preferences() -> None:
+    from .models import User
+
+    _add_missing_columns(User, ["notify_chart", "reply_keyboard"])
+
+
 # (version, name, function). Append only; never edit an applied migration.
 MIGRATIONS: list[tuple[int, str, callable]] = [
     (1, "initial schema", _m001_initial),
     (2, "instance lease and health", _m002_instance_lease),
     (3, "decision tallies (repeated hold decisions counted per pair and day)", _m003_decision_tallies),
+    (7, "chat preferences: daily equity chart, reply keyboard", _m007_chat_preferences),
 ]
 
 

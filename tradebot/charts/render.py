@@ -1,0 +1,146 @@
+"""PNG rendering with matplotlib's object API (no pyplot: no global state, safe off the main thread).
+
+matplotlib is imported on the first chart only, so a bot that never draws one does not pay its memory.
+Images are WIDTH x HEIGHT pixels with fonts sized for a phone, where Telegram shows a photo ~400 px wide.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import io
+
+from .model import EquityChart, PriceChart
+
+WIDTH, HEIGHT = 1024, 768
+DPI = 160  # 6.4 x 4.8 inches: 11 pt text is ~10 px tall at the size a phone shows the photo
+
+UP, DOWN = "#26a69a", "#ef5350"
+MARKER_STYLE = {  # kind -> (marker, colour, legend label)
+    "buy": ("^", "#1b5e20", "buy"),
+    "sell": ("v", "#b71c1c", "sell"),
+    "long_entry": ("^", "#1b5e20", "long entry"),
+    "long_exit": ("v", "#2e7d32", "long exit"),
+    "short_entry": ("v", "#b71c1c", "short entry"),
+    "short_exit": ("^", "#c62828", "short exit"),
+}
+LEVEL_STYLE = {"entry": ("#1565c0", "-"), "stop-loss": ("#c62828", "--"), "take-profit": ("#2e7d32", "--")}
+LINE_COLOURS = ("#ff9800", "#6a1b9a", "#00838f", "#795548")
+
+
+class ChartsUnavailable(RuntimeError):
+    """matplotlib is not installed."""
+
+
+def _figure():
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ChartsUnavailable("matplotlib is not installed") from None
+    fig = Figure(figsize=(WIDTH / DPI, HEIGHT / DPI), dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    return buf.getvalue()
+
+
+def _num(value, digits: int = 6) -> str:
+    """A price or amount short enough for a title: 6 significant digits, no exponent."""
+    if value is None:
+        return "-"
+    f = float(value)
+    text = f"{f:,.2f}" if abs(f) >= 1000 else f"{f:.{digits}g}"
+    return text
+
+
+def _time_labels(ax, ts: list[int], interval_ms: int) -> None:
+    n = len(ts)
+    if not n:
+        return
+    step = max(1, n // 5)
+    idx = list(range(0, n, step))
+    fmt = "%m-%d" if interval_ms >= 86_400_000 else "%m-%d %H:%M" if interval_ms >= 3_600_000 else "%H:%M"
+    ax.set_xticks(idx)
+    ax.set_xticklabels([dt.datetime.fromtimestamp(ts[i] / 1000, dt.timezone.utc).strftime(fmt) for i in idx])
+
+
+def render_price(c: PriceChart) -> bytes:
+    fig = _figure()
+    ax = fig.add_subplot(1, 1, 1)
+    n = len(c.ts)
+    x = list(range(n))
+    colours = [UP if cl >= op else DOWN for op, cl in zip(c.open, c.close, strict=True)]
+    ax.vlines(x, c.low, c.high, colors=colours, linewidth=0.8)
+    bottoms = [min(op, cl) for op, cl in zip(c.open, c.close, strict=True)]
+    heights = [abs(cl - op) or (h - lo) * 0.02 or 1e-12
+               for op, cl, h, lo in zip(c.open, c.close, c.high, c.low, strict=True)]
+    ax.bar(x, heights, bottom=bottoms, width=0.7, color=colours, linewidth=0)
+    for (name, values), colour in zip(c.lines.items(), LINE_COLOURS, strict=False):
+        ax.plot(x, [float("nan") if v is None else v for v in values], color=colour, linewidth=1.3, label=name)
+    interval = c.ts[1] - c.ts[0] if n > 1 else 60_000
+    by_kind: dict[str, tuple[list[int], list[float]]] = {}
+    for m in c.markers:
+        i = bisect.bisect_right(c.ts, m.ts) - 1  # the candle the fill happened in
+        if i < 0 or i >= n:
+            continue
+        xs, ys = by_kind.setdefault(m.kind, ([], []))
+        xs.append(i)
+        ys.append(float(m.price))
+    for kind, (xs, ys) in by_kind.items():
+        marker, colour, label = MARKER_STYLE.get(kind, ("o", "black", kind))
+        ax.scatter(xs, ys, marker=marker, s=110, color=colour, edgecolors="white", linewidths=0.8,
+                   zorder=5, label=label)
+    for level in c.levels:
+        colour, style = LEVEL_STYLE.get(level.label, ("#555555", ":"))
+        ax.axhline(float(level.price), color=colour, linestyle=style, linewidth=1.2,
+                   label=f"{level.label} {_num(level.price)}")
+    _time_labels(ax, c.ts, interval)
+    ax.set_xlim(-1, n)
+    ax.grid(alpha=0.25)
+    ax.tick_params(labelsize=9)
+    ax.yaxis.tick_right()
+    if c.lines or by_kind or c.levels:
+        ax.legend(loc="upper left", fontsize=8, framealpha=0.7)
+    pnl = ""
+    if c.pnl is not None:
+        sign = "+" if c.pnl >= 0 else ""
+        pct = f" ({sign}{float(c.pnl_percent):.2f}%)" if c.pnl_percent is not None else ""
+        pnl = f"   PnL {sign}{_num(c.pnl)}{pct}"
+    ax.set_title(f"{c.symbol} · {c.exchange} · {c.timeframe}\nprice {_num(c.price)}{pnl}", fontsize=11)
+    fig.subplots_adjust(left=0.03, right=0.87, top=0.88, bottom=0.08)
+    return _png(fig)
+
+
+def render_equity(c: EquityChart) -> bytes:
+    fig = _figure()
+    ax = fig.add_subplot(1, 1, 1)
+    for i, s in enumerate(c.series):
+        x = [dt.datetime.fromtimestamp(t / 1000, dt.timezone.utc) for t in s.ts]
+        colour = LINE_COLOURS[i % len(LINE_COLOURS)] if len(c.series) > 1 else "#1565c0"
+        ax.plot(x, s.equity, color=colour, linewidth=1.6, label=f"{s.label} equity")
+        ax.plot(x, s.hold, color=colour, linewidth=1.0, linestyle="--", alpha=0.7, label=f"{s.label} buy & hold")
+    for j, t in enumerate(c.trips):
+        ax.axvline(dt.datetime.fromtimestamp(t / 1000, dt.timezone.utc), color="#c62828", linewidth=1.0,
+                   alpha=0.7, label="breaker trip" if j == 0 else None)
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.grid(alpha=0.25)
+    ax.tick_params(labelsize=9)
+    ax.yaxis.tick_right()
+    if c.series:
+        ax.legend(loc="upper left", fontsize=8, framealpha=0.7)
+    head = c.title
+    if c.equity is not None:
+        sign = "+" if (c.pnl or 0) >= 0 else ""
+        head += f"\nequity {_num(c.equity)}   PnL {sign}{_num(c.pnl)}"
+    ax.set_title(head, fontsize=11)
+    fig.subplots_adjust(left=0.03, right=0.87, top=0.88, bottom=0.1)
+    return _png(fig)
