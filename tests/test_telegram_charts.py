@@ -5,9 +5,9 @@ stated size, and the plotted fills as the data handed to the renderer, not pixel
 from __future__ import annotations
 
 import csv
-import json
 import datetime as dt
 import io
+import json
 from decimal import Decimal
 
 import pytest
@@ -254,7 +254,7 @@ def test_removepair_and_stop_trading_without_symbol_offer_pick_lists(two_users):
     assert [b.callback_data for row in edits[-1][3].keyboard for b in row] == [f"rm:{eth.id}", "cancel:1"]
     chat.send(1, "/start_trading")
     one(chat, 1, "/stop_trading")
-    assert (f"⏸️ BTC/USDT", f"stop1:{btc.id}") in chat.buttons(1)
+    assert ("⏸️ BTC/USDT", f"stop1:{btc.id}") in chat.buttons(1)
     edits, _ = chat.press(1, f"stop1:{btc.id}")
     assert "BTC/USDT" in plain(edits[-1][2])
     assert not UserConfig.get_by_id(btc.id).is_trading and UserConfig.get_by_id(eth.id).is_trading

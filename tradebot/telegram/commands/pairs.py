@@ -98,7 +98,11 @@ class PairCommands:
 
     def cmd_removepair(self, m, args, user) -> None:
         if not args:
-            self.reply(m, fmt.pick_prompt("removepair"), self._pick_list(user, "removepair", "rmq", m.from_user.id))
+            configs = list(self.services._pairs(user))
+            if not configs:  # nothing to pick from: say how the command is used
+                raise Usage("removepair", "The symbol is missing.")
+            self.reply(m, fmt.pick_prompt("removepair"),
+                       self._pick_list(user, "removepair", "rmq", m.from_user.id, configs))
             return
         (config,) = self._configs("removepair", args, user, required=True)
         self.reply(m, *self.removal_question(user, config, m.from_user.id))
