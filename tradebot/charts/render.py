@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import io
+import logging
 
 from .model import EquityChart, PriceChart
 
@@ -33,6 +34,8 @@ class ChartsUnavailable(RuntimeError):
 
 
 def _figure():
+    # matplotlib logs every font lookup at DEBUG: noise in a bot's log, not information
+    logging.getLogger("matplotlib").setLevel(max(logging.INFO, logging.getLogger("matplotlib").level))
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
