@@ -26,6 +26,8 @@ MARKER_STYLE = {  # kind -> (marker, colour, legend label)
     "short_exit": ("^", "#c62828", "short exit"),
 }
 LEVEL_STYLE = {"entry": ("#1565c0", "-"), "stop-loss": ("#c62828", "--"), "take-profit": ("#2e7d32", "--")}
+LEVEL_SHORT = {"entry": "entry", "stop-loss": "SL", "take-profit": "TP"}
+FONT_TITLE, FONT_TICKS, FONT_SMALL = 15, 12, 11
 LINE_COLOURS = ("#ff9800", "#6a1b9a", "#00838f", "#795548")
 
 
@@ -96,26 +98,30 @@ def render_price(c: PriceChart) -> bytes:
         ys.append(float(m.price))
     for kind, (xs, ys) in by_kind.items():
         marker, colour, label = MARKER_STYLE.get(kind, ("o", "black", kind))
-        ax.scatter(xs, ys, marker=marker, s=110, color=colour, edgecolors="white", linewidths=0.8,
+        ax.scatter(xs, ys, marker=marker, s=160, color=colour, edgecolors="white", linewidths=0.8,
                    zorder=5, label=label)
     for level in c.levels:
         colour, style = LEVEL_STYLE.get(level.label, ("#555555", ":"))
-        ax.axhline(float(level.price), color=colour, linestyle=style, linewidth=1.2,
-                   label=f"{level.label} {_num(level.price)}")
+        ax.axhline(float(level.price), color=colour, linestyle=style, linewidth=1.4)
+        # named on the line itself: a legend entry per level would cover the candles
+        ax.annotate(f"{LEVEL_SHORT.get(level.label, level.label)} {_num(level.price)}",
+                    (0.01, float(level.price)), xycoords=("axes fraction", "data"), xytext=(0, 3),
+                    textcoords="offset points", color=colour, fontsize=FONT_SMALL, fontweight="bold",
+                    va="bottom")
     _time_labels(ax, c.ts, interval)
     ax.set_xlim(-1, n)
     ax.grid(alpha=0.25)
-    ax.tick_params(labelsize=9)
+    ax.tick_params(labelsize=FONT_TICKS)
     ax.yaxis.tick_right()
-    if c.lines or by_kind or c.levels:
-        ax.legend(loc="upper left", fontsize=8, framealpha=0.7)
+    if c.lines or by_kind:
+        ax.legend(loc="best", fontsize=FONT_SMALL, framealpha=0.7, ncol=2, handlelength=1.2, borderpad=0.3,
+                  columnspacing=0.8, handletextpad=0.4)
     pnl = ""
     if c.pnl is not None:
-        sign = "+" if c.pnl >= 0 else ""
-        pct = f" ({sign}{float(c.pnl_percent):.2f}%)" if c.pnl_percent is not None else ""
-        pnl = f"   PnL {sign}{_num(c.pnl)}{pct}"
-    ax.set_title(f"{c.symbol} · {c.exchange} · {c.timeframe}\nprice {_num(c.price)}{pnl}", fontsize=11)
-    fig.subplots_adjust(left=0.03, right=0.87, top=0.88, bottom=0.08)
+        pct = f" ({float(c.pnl_percent):+.2f}%)" if c.pnl_percent is not None else ""
+        pnl = f"   PnL {float(c.pnl):+,.2f}{pct}"
+    ax.set_title(f"{c.symbol} · {c.exchange} · {c.timeframe}\nprice {_num(c.price)}{pnl}", fontsize=FONT_TITLE)
+    fig.subplots_adjust(left=0.02, right=0.85, top=0.86, bottom=0.08)
     return _png(fig)
 
 
@@ -125,8 +131,8 @@ def render_equity(c: EquityChart) -> bytes:
     for i, s in enumerate(c.series):
         x = [dt.datetime.fromtimestamp(t / 1000, dt.timezone.utc) for t in s.ts]
         colour = LINE_COLOURS[i % len(LINE_COLOURS)] if len(c.series) > 1 else "#1565c0"
-        ax.plot(x, s.equity, color=colour, linewidth=1.6, label=f"{s.label} equity")
-        ax.plot(x, s.hold, color=colour, linewidth=1.0, linestyle="--", alpha=0.7, label=f"{s.label} buy & hold")
+        ax.plot(x, s.equity, color=colour, linewidth=2.0, label=f"{s.label} bot")
+        ax.plot(x, s.hold, color=colour, linewidth=1.4, linestyle="--", alpha=0.7, label=f"{s.label} buy & hold")
     for j, t in enumerate(c.trips):
         ax.axvline(dt.datetime.fromtimestamp(t / 1000, dt.timezone.utc), color="#c62828", linewidth=1.0,
                    alpha=0.7, label="breaker trip" if j == 0 else None)
@@ -136,14 +142,13 @@ def render_equity(c: EquityChart) -> bytes:
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     ax.grid(alpha=0.25)
-    ax.tick_params(labelsize=9)
+    ax.tick_params(labelsize=FONT_TICKS)
     ax.yaxis.tick_right()
     if c.series:
-        ax.legend(loc="upper left", fontsize=8, framealpha=0.7)
+        ax.legend(loc="best", fontsize=FONT_SMALL, framealpha=0.7, handlelength=1.5, borderpad=0.3)
     head = c.title
     if c.equity is not None:
-        sign = "+" if (c.pnl or 0) >= 0 else ""
-        head += f"\nequity {_num(c.equity)}   PnL {sign}{_num(c.pnl)}"
-    ax.set_title(head, fontsize=11)
-    fig.subplots_adjust(left=0.03, right=0.87, top=0.88, bottom=0.1)
+        head += f"\nequity {float(c.equity):,.2f}   PnL {float(c.pnl or 0):+,.2f}"
+    ax.set_title(head, fontsize=FONT_TITLE)
+    fig.subplots_adjust(left=0.02, right=0.85, top=0.86, bottom=0.08)
     return _png(fig)
