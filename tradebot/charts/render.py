@@ -50,7 +50,9 @@ def _figure():
 
 def _png(fig) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
+    # zlib level 6 instead of 9: a third of the time, a few KB more
+    fig.savefig(buf, format="png", dpi=DPI, pil_kwargs={"compress_level": 6})
+    fig.clear()  # drop the artists now rather than at the next garbage collection
     return buf.getvalue()
 
 
@@ -81,10 +83,11 @@ def render_price(c: PriceChart) -> bytes:
     x = list(range(n))
     colours = [UP if cl >= op else DOWN for op, cl in zip(c.open, c.close, strict=True)]
     ax.vlines(x, c.low, c.high, colors=colours, linewidth=0.8)
-    bottoms = [min(op, cl) for op, cl in zip(c.open, c.close, strict=True)]
-    heights = [abs(cl - op) or (h - lo) * 0.02 or 1e-12
-               for op, cl, h, lo in zip(c.open, c.close, c.high, c.low, strict=True)]
-    ax.bar(x, heights, bottom=bottoms, width=0.7, color=colours, linewidth=0)
+    # bodies as thick line segments (one collection): 150 bar() rectangles took most of the render time
+    body_pt = 0.7 * (WIDTH * 0.83 / max(n, 1)) * 72 / DPI
+    lows = [min(op, cl) for op, cl in zip(c.open, c.close, strict=True)]
+    highs = [max(op, cl, lo + (h - lo) * 0.02) for op, cl, h, lo in zip(c.open, c.close, c.high, lows, strict=True)]
+    ax.vlines(x, lows, highs, colors=colours, linewidth=body_pt)
     for (name, values), colour in zip(c.lines.items(), LINE_COLOURS, strict=False):
         ax.plot(x, [float("nan") if v is None else v for v in values], color=colour, linewidth=1.3, label=name)
     interval = c.ts[1] - c.ts[0] if n > 1 else 60_000
@@ -114,7 +117,7 @@ def render_price(c: PriceChart) -> bytes:
     ax.tick_params(labelsize=FONT_TICKS)
     ax.yaxis.tick_right()
     if c.lines or by_kind:
-        ax.legend(loc="best", fontsize=FONT_SMALL, framealpha=0.7, ncol=2, handlelength=1.2, borderpad=0.3,
+        ax.legend(loc="upper left", fontsize=FONT_SMALL, framealpha=0.7, ncol=2, handlelength=1.2, borderpad=0.3,
                   columnspacing=0.8, handletextpad=0.4)
     pnl = ""
     if c.pnl is not None:
@@ -145,7 +148,7 @@ def render_equity(c: EquityChart) -> bytes:
     ax.tick_params(labelsize=FONT_TICKS)
     ax.yaxis.tick_right()
     if c.series:
-        ax.legend(loc="best", fontsize=FONT_SMALL, framealpha=0.7, handlelength=1.5, borderpad=0.3)
+        ax.legend(loc="upper left", fontsize=FONT_SMALL, framealpha=0.7, handlelength=1.5, borderpad=0.3)
     head = c.title
     if c.equity is not None:
         head += f"\nequity {float(c.equity):,.2f}   PnL {float(c.pnl or 0):+,.2f}"
