@@ -285,3 +285,52 @@ def test_charts_without_matplotlib_answer_clearly(two_users, monkeypatch, caplog
     reply = one(two_users, 1, "/chart BTC/USDT 4h")
     assert reply == "⚠️ Charts are not available on this bot: the administrator has to install matplotlib."
     assert any("matplotlib" in r.getMessage() and "install" in r.getMessage() for r in caplog.records)
+
+
+def test_importing_the_bot_does_not_import_matplotlib():
+    import subprocess
+    import sys
+
+    code = ("import sys, tradebot.app, tradebot.services, tradebot.telegram.bot, tradebot.telegram.handlers, "
+            "tradebot.charts.render, tradebot.charts.worker; print('matplotlib' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+def test_futures_fills_are_drawn_as_long_and_short_entries_and_exits():
+    from tradebot.services.charts import marker_kind
+
+    assert [marker_kind(s, "long", False) for s in ("buy", "sell")] == ["buy", "sell"]
+    assert [marker_kind(s, None, True) for s in ("buy", "sell")] == ["long_entry", "long_exit"]
+    assert [marker_kind(s, "short", True) for s in ("sell", "buy")] == ["short_entry", "short_exit"]
+
+
+def test_a_short_position_on_a_futures_pair_is_charted_with_short_markers(chat):
+    # futures pairs come with the futures branch: here the row is renamed to a linear perpetual's symbol
+    setup_user(chat, 1, pairs=[("BTC/USDT", 1000)])
+    config = config_of(1, "BTC/USDT")
+    UserConfig.update(symbol="BTC/USDT:USDT").where(UserConfig.id == config.id).execute()
+    config = UserConfig.get_by_id(config.id)
+    pos, trades = book_round_trip(config, ago(chat, 50), ago(chat, 20), "100", "95")
+    Position.update(side="short").where(Position.id == pos.id).execute()
+    Trade.update(side="sell").where(Trade.id == trades[0].id).execute()
+    Trade.update(side="buy").where(Trade.id == trades[1].id).execute()
+    data = chat.services.price_chart_data(config.user, config)
+    assert [m.kind for m in data.markers] == ["short_entry", "short_exit"]
+    assert [m.trade_id for m in data.markers] == [t.id for t in trades]
+
+
+def test_group_chat_chart_pick_list_is_bound_to_the_asker(two_users):
+    chat = two_users
+    group = -100777
+    chat.send(1, "/chart", chat_type="group", chat_id=group)
+    buttons = chat.buttons(group)
+    assert buttons[-1] == ("Cancel", "cancel:1")
+    edits, answers = chat.press(2, buttons[0][1], chat_id=group)  # another member taps user 1's pick
+    assert not edits and "not for you" in answers[-1][1]
+    assert not chat.sender.photos
+    edits, answers = chat.press(2, "cancel:1", chat_id=group)
+    assert not edits and "not for you" in answers[-1][1]
+    chat.press(1, buttons[0][1], chat_id=group)
+    assert chat.sender.photos[-1][0] == group
