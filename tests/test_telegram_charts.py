@@ -180,6 +180,13 @@ def test_equity_curve_with_buy_and_hold_and_breaker_trips(two_users, monkeypatch
     assert handed[-1].series[0].equity[-1] == pytest.approx(1019.8 + 500)
 
 
+def test_equity_of_a_pair_added_within_the_current_candle_says_so(two_users):
+    chat = two_users
+    UserConfig.update(created_at=ago(chat, 0)).execute()
+    assert one(chat, 1, "/equity") == "⚠️ No equity history yet: come back after the first 1m candle has closed."
+    assert not chat.sender.photos
+
+
 def test_trades_lists_round_trips_newest_first_and_only_the_users(two_users):
     chat = two_users
     btc = config_of(1, "BTC/USDT")

@@ -175,6 +175,8 @@ class ChartsMixin:
             close = [c.close for c in candles]
             per_pair.append((config, ts, eq.equity_curve(config.budget, steps, ts, close, tf_ms),
                              eq.hold_curve(config.budget, close)))
+        if not any(ts for _c, ts, _e, _h in per_pair):
+            raise NotFound(f"No equity history yet: come back after the first {tf} candle has closed.")
         ids = [c.id for c in configs]
         trips_q = RiskEvent.select(RiskEvent.created_at).where(
             (RiskEvent.user == user.id) & (RiskEvent.kind != "reset")
