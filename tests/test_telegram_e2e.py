@@ -421,6 +421,10 @@ def test_chart_refresh_export_and_daily_chart_over_the_bot_api(bot):
     doc = bot.fake.sent_to(u)[-1]
     assert doc.filename.endswith(".csv") and b"e2e-export-1" in doc.document and b"0.15" in doc.document
 
+    bot.one(u, "/help")
+    keyboard = bot.fake.sent_to(u)[-1].reply_markup["keyboard"]
+    assert [b["text"] for b in keyboard[0]] == ["/status", "/position", "/chart"]
+
     bot.one(u, "/notify chart on")
     before = len(bot.fake.replies(u))
     events.emit(user.id, "daily_summary", {"day": "2026-01-01", "pairs": [], "total_equity": "500",

@@ -312,9 +312,11 @@ def _m003_decision_tallies() -> None:
 
 
 def _m007_chat_preferences() -> None:
-    from .models import User
-
-    _add_missing_columns(User, ["notify_chart", "reply_keyboard"])
+    # plain DDL, the same on SQLite and PostgreSQL: NOT NULL with a default fills the existing rows
+    have = {c.name for c in db.get_columns("users")}
+    for column, default in (("notify_chart", "FALSE"), ("reply_keyboard", "TRUE")):
+        if column not in have:
+            db.execute_sql(f"ALTER TABLE users ADD COLUMN {column} BOOLEAN NOT NULL DEFAULT {default}")
 
 
 # (version, name, function). Append only; never edit an applied migration.

@@ -161,7 +161,7 @@ class ChartsMixin:
         configs = list(self._pairs(user)) if configs is None else [self.pair_by_id(user, c.id) for c in configs]
         if not configs:
             raise NotFound("You have no pairs yet. Add one with /addpair.")
-        now = self.hub.market_data.now_ms() if hasattr(self.hub.market_data, "now_ms") else to_ms(dt.datetime.now())
+        now = self.hub.market_data.now_ms()
         since = min(to_ms(c.created_at) for c in configs)
         max_candles = int(getattr(self.hub.market_data, "max_candles", 300))
         tf, tf_ms = eq.grid_timeframe(since, now, max_candles)
