@@ -99,7 +99,9 @@ timeout_ms = 3000
     thread = threading.Thread(target=lambda: result.setdefault("rc", run_forever(cfg, stop)), daemon=True)
     thread.start()
     fake.wait_for(lambda: fake.calls_of("getUpdates"), timeout=30)
-    yield Session(fake, cfg.log_file, tmp)
+    session = Session(fake, cfg.log_file, tmp)
+    session.exchange = exchange
+    yield session
     stop.set()
     thread.join(30)
     fake.stop()
@@ -426,9 +428,15 @@ def test_chart_refresh_export_and_daily_chart_over_the_bot_api(bot):
     assert [b["text"] for b in keyboard[0]] == ["/status", "/position", "/chart"]
 
     bot.one(u, "/notify chart on")
+    # added two hours ago on the fake exchange's market clock (its candles are dated in the data's past):
+    # a pair added within the current candle has no curve to draw yet
+    import datetime as dt
+
+    added = dt.datetime.fromtimestamp(bot.exchange.now_ms / 1000 - 7200, dt.timezone.utc).replace(tzinfo=None)
+    UserConfig.update(created_at=added).where(UserConfig.id == cfg.id).execute()
     before = len(bot.fake.replies(u))
     events.emit(user.id, "daily_summary", {"day": "2026-01-01", "pairs": [], "total_equity": "500",
                                            "total_pnl": "0"})
-    bot.fake.wait_for_replies(u, 2, since=before)
+    bot.fake.wait_for_replies(u, 2, since=before, timeout=60)
     summary_chart = bot.fake.sent_to(u)[-1]
     assert summary_chart.photo is not None and _png_size(summary_chart.photo) == (WIDTH, HEIGHT)
