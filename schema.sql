@@ -3,7 +3,7 @@
 -- (on SQLite money columns use the MONEYTEXT type, i.e. TEXT affinity, so Decimals stay exact);
 -- the views below are executed verbatim on both SQLite and PostgreSQL.
 
-CREATE TABLE IF NOT EXISTS "users" ("id" SERIAL NOT NULL PRIMARY KEY, "telegram_id" BIGINT NOT NULL, "username" VARCHAR(64), "first_name" VARCHAR(128), "status" VARCHAR(16) NOT NULL, "is_admin" BOOLEAN NOT NULL, "notify" BOOLEAN NOT NULL, "breaker_until" TIMESTAMP, "breaker_reason" VARCHAR(255), "created_at" TIMESTAMP NOT NULL, "updated_at" TIMESTAMP NOT NULL);
+CREATE TABLE IF NOT EXISTS "users" ("id" SERIAL NOT NULL PRIMARY KEY, "telegram_id" BIGINT NOT NULL, "username" VARCHAR(64), "first_name" VARCHAR(128), "status" VARCHAR(16) NOT NULL, "is_admin" BOOLEAN NOT NULL, "notify" BOOLEAN NOT NULL, "notify_chart" BOOLEAN NOT NULL DEFAULT FALSE, "reply_keyboard" BOOLEAN NOT NULL DEFAULT TRUE, "breaker_until" TIMESTAMP, "breaker_reason" VARCHAR(255), "created_at" TIMESTAMP NOT NULL, "updated_at" TIMESTAMP NOT NULL);
 CREATE UNIQUE INDEX IF NOT EXISTS "users_telegram_id" ON "users" ("telegram_id");
 CREATE TABLE IF NOT EXISTS "exchange_credentials" ("id" SERIAL NOT NULL PRIMARY KEY, "user_id" INTEGER NOT NULL, "exchange" VARCHAR(16) NOT NULL, "network" VARCHAR(8) NOT NULL, "api_key_enc" TEXT, "secret_enc" TEXT, "created_at" TIMESTAMP NOT NULL, "updated_at" TIMESTAMP NOT NULL, FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE);
 CREATE INDEX IF NOT EXISTS "exchange_credentials_user_id" ON "exchange_credentials" ("user_id");

@@ -119,6 +119,33 @@ def db_bytes(path: Path) -> tuple[int, int]:
     return size, rows
 
 
+def charts_in_use(mgr, cfg, n: int) -> str:
+    """RSS before and after `n` /chart renders of different pairs (Services.price_chart: the pair's rows,
+    the shared candle cache, the chart worker) while every pair keeps trading; and cycles late meanwhile."""
+    import types
+
+    from tradebot.models import UserConfig
+    from tradebot.services import Services
+
+    services = Services(types.SimpleNamespace(cfg=cfg, vault=None, hub=mgr.hub, manager=mgr))
+    lazy = "matplotlib" not in sys.modules
+    configs = list(UserConfig.select().where(UserConfig.is_trading).limit(n))
+    lags0 = len(mgr.stats["lag_at"])
+    before = rss_mb()
+    t = time.monotonic()
+    took = []
+    for config in configs:
+        t1 = time.monotonic()
+        services.price_chart(config.user, config)
+        took.append(time.monotonic() - t1)
+    after = rss_mb()
+    late = sum(1 for lag in list(mgr.stats["lag_at"])[lags0:] if lag > 1.0)
+    return (f"charts: matplotlib {'not loaded' if lazy else 'already loaded'} before the first; RSS {before:.1f} MB "
+            f"before {len(configs)} /chart renders, {after:.1f} MB after (+{after - before:.1f} MB, a fixed cost "
+            f"of the process, not per pair); render p50 {pct(took, 50) * 1000:.0f} ms, p95 "
+            f"{pct(took, 95) * 1000:.0f} ms in {time.monotonic() - t:.1f} s; cycles > 1 s late meanwhile: {late}")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--users", type=int, default=200)
@@ -131,6 +158,7 @@ def main(argv=None) -> None:
     ap.add_argument("--chat-users", type=int, default=20)
     ap.add_argument("--chat-rounds", type=int, default=5, help="commands per chat user in the burst")
     ap.add_argument("--no-daily", action="store_true", help="do not run the daily summary in the window")
+    ap.add_argument("--charts", type=int, default=100, help="/chart renders after the window (0: none)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--workers", type=int, default=None, help="trading.scheduler_workers (default: config)")
     ap.add_argument("--llm", action="store_true", help="pairs use the ensemble over 2 fake LLM providers "
@@ -381,6 +409,8 @@ def main(argv=None) -> None:
                 for line in llm_fakes.report(dbmod.db, int(t0 * 1000) - 60_000, n_pairs, llm_servers):
                     say(line)
             result["burst"] = burst
+            if args.charts and n_pairs:
+                say(charts_in_use(mgr, cfg, args.charts))
         except Exception as exc:  # noqa: BLE001
             say(f"bench driver failed: {type(exc).__name__}: {exc}")
             import traceback

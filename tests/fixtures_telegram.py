@@ -25,10 +25,45 @@ from tradebot.exchange.rules import resolve_symbol
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT", "DOGE/USDT", "ETH/BTC", "BTC/USDC"]
 
 
+class StubMarketData:
+    """Seeded synthetic closed candles per (symbol, timeframe), ending at the last closed candle of `now_ms`.
+    Counts the fetches it answers."""
+
+    max_candles = 300
+
+    def __init__(self, now_ms: int = 1_767_225_600_000):
+        self.now = now_ms
+        self.requests: list[tuple] = []
+
+    def now_ms(self) -> int:
+        return self.now
+
+    def candles(self, exchange, network, symbol, timeframe, limit=100):
+        import random
+
+        from tradebot.exchange.market_data import timeframe_ms
+        from tradebot.strategy.base import Candle
+
+        self.requests.append((exchange, network, symbol, timeframe, limit))
+        tf = timeframe_ms(timeframe)
+        limit = min(limit, self.max_candles)
+        end = self.now - self.now % tf  # open time of the candle in progress
+        rng = random.Random(f"{symbol}/{timeframe}")
+        price = 100.0 + len(symbol)
+        out = []
+        for i in range(self.max_candles):
+            ts = end - (self.max_candles - i) * tf
+            o = price
+            price = max(1.0, price * (1 + rng.gauss(0, 0.004)))
+            out.append(Candle(ts, o, max(o, price) * 1.001, min(o, price) * 0.999, price, 10.0))
+        return out[-limit:]
+
+
 class StubHub:
-    """Just enough of ExchangeHub for chat tests: markets, symbol resolution, credential check."""
+    """Just enough of ExchangeHub for chat tests: markets, symbol resolution, credential check, candles."""
 
     def __init__(self, symbols=SYMBOLS):
+        self.market_data = StubMarketData()
         self._markets = {
             s: {"id": s.replace("/", ""), "symbol": s, "spot": True, "active": True} for s in symbols
         }
@@ -63,6 +98,9 @@ class RecordingSender:
         self.edits: list[tuple[int, int, str, object]] = []
         self.deleted: list[tuple[int, int]] = []
         self.answers: list[tuple[str, str | None]] = []
+        self.photos: list[tuple[int, bytes, str | None, object]] = []
+        self.photo_edits: list[tuple[int, int, bytes, object]] = []
+        self.documents: list[tuple[int, str, bytes, str | None]] = []
         self._ids = itertools.count(1000)
         self.fail_delete = False
 
@@ -78,6 +116,21 @@ class RecordingSender:
 
     def edit(self, chat_id, message_id, text, reply_markup=None, parse_mode="HTML"):
         self.edits.append((chat_id, message_id, text, reply_markup))
+
+    def send_photo(self, chat_id, png, caption=None, reply_markup=None, parse_mode="HTML"):
+        assert isinstance(png, bytes) and png[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+        self.photos.append((chat_id, png, caption, reply_markup))
+        self.sent.append((chat_id, caption or "[photo]", reply_markup))
+        return next(self._ids)
+
+    def edit_photo(self, chat_id, message_id, png, caption=None, reply_markup=None, parse_mode="HTML"):
+        assert isinstance(png, bytes) and png[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+        self.photo_edits.append((chat_id, message_id, png, reply_markup))
+
+    def send_document(self, chat_id, filename, data, caption=None, parse_mode="HTML"):
+        self.documents.append((chat_id, filename, data, caption))
+        self.sent.append((chat_id, caption or "[document]", None))
+        return next(self._ids)
 
     def delete(self, chat_id, message_id):
         if self.fail_delete:

@@ -99,7 +99,9 @@ timeout_ms = 3000
     thread = threading.Thread(target=lambda: result.setdefault("rc", run_forever(cfg, stop)), daemon=True)
     thread.start()
     fake.wait_for(lambda: fake.calls_of("getUpdates"), timeout=30)
-    yield Session(fake, cfg.log_file, tmp)
+    session = Session(fake, cfg.log_file, tmp)
+    session.exchange = exchange
+    yield session
     stop.set()
     thread.join(30)
     fake.stop()
@@ -382,3 +384,59 @@ def test_no_secret_in_the_log(bot):
     assert text, "the log file is empty"
     for secret in (SECRET, "wrongsecret789", "groupsecret456", bot.fake.token.split(":")[1]):
         assert secret not in text
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_chart_refresh_export_and_daily_chart_over_the_bot_api(bot):
+    """The real telebot uploads the PNG (multipart sendPhoto), replaces it on Refresh (editMessageMedia) and
+    sends the CSV (sendDocument); candles come from the fake exchange through the shared candle cache."""
+    from tradebot.charts.render import HEIGHT, WIDTH
+
+    u = 113
+    bot.one(u, "/start")
+    bot.one(u, "/connect binance paper")
+    bot.one(u, "/addpair ETH/USDT 500")
+    assert bot.one(u, "/chart ETH/USDT") == "ETH/USDT (binance) 1m, last 150 candles"
+    photo = bot.fake.sent_to(u)[-1]
+    assert _png_size(photo.photo) == (WIDTH, HEIGHT)
+    (refresh,) = [b for row in photo.reply_markup["inline_keyboard"] for b in row]
+    first = photo.photo
+    bot.fake.push_callback(u, refresh["callback_data"], message_id=photo.message_id)
+    bot.fake.wait_for(lambda: any(a.get("text") == "Refreshed" for a in bot.fake.callback_answers))
+    assert bot.fake.calls_of("editMessageMedia")
+    assert _png_size(photo.photo) == (WIDTH, HEIGHT) and photo.photo == first  # same candles: same picture
+
+    user = User.get(User.telegram_id == u)
+    cfg = UserConfig.get(UserConfig.user == user.id)
+    from tradebot.models import Order, Trade
+
+    order = Order.create(user=user.id, config=cfg.id, client_order_id="e2e-export-1", exchange="binance",
+                         network="paper", symbol="ETH/USDT", side="buy", status="filled")
+    Trade.create(user=user.id, config=cfg.id, order=order.id, exchange="binance", symbol="ETH/USDT", side="buy",
+                 amount=Decimal("0.1"), price=Decimal("1500"), cost=Decimal("150"), fee=Decimal("0.15"),
+                 client_order_id="e2e-export-1")
+    assert bot.one(u, "/export").startswith("📄 tradebot-all-")
+    doc = bot.fake.sent_to(u)[-1]
+    assert doc.filename.endswith(".csv") and b"e2e-export-1" in doc.document and b"0.15" in doc.document
+
+    bot.one(u, "/help")
+    keyboard = bot.fake.sent_to(u)[-1].reply_markup["keyboard"]
+    assert [b["text"] for b in keyboard[0]] == ["/status", "/position", "/chart"]
+
+    bot.one(u, "/notify chart on")
+    # added two hours ago on the fake exchange's market clock (its candles are dated in the data's past):
+    # a pair added within the current candle has no curve to draw yet
+    import datetime as dt
+
+    added = dt.datetime.fromtimestamp(bot.exchange.now_ms / 1000 - 7200, dt.timezone.utc).replace(tzinfo=None)
+    UserConfig.update(created_at=added).where(UserConfig.id == cfg.id).execute()
+    before = len(bot.fake.replies(u))
+    events.emit(user.id, "daily_summary", {"day": "2026-01-01", "pairs": [], "total_equity": "500",
+                                           "total_pnl": "0"})
+    bot.fake.wait_for_replies(u, 2, since=before, timeout=60)
+    summary_chart = bot.fake.sent_to(u)[-1]
+    assert summary_chart.photo is not None and _png_size(summary_chart.photo) == (WIDTH, HEIGHT)

@@ -15,6 +15,22 @@ def url(fake, method):
     return f"{fake.api_url}/bot{fake.token}/{method}"
 
 
+# a PNG signature and IHDR chunk header are all the fake reads of an image (width 3, height 2)
+PNG_3X2 = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + (3).to_bytes(4, "big") + (2).to_bytes(4, "big") + b"\x08\x02"
+
+
+def test_uploads_must_be_images_or_documents(fake_telegram):
+    f = fake_telegram
+    bad = requests.post(url(f, "sendPhoto"), data={"chat_id": 5}, files={"photo": ("p.png", b"GIF89a......")})
+    assert bad.status_code == 400 and "IMAGE_PROCESS_FAILED" in bad.json()["description"]
+    missing = requests.post(url(f, "sendPhoto"), data={"chat_id": 5, "photo": "some-file-id"})
+    assert missing.status_code == 400
+    doc = requests.post(url(f, "sendDocument"), data={"chat_id": 5, "caption": "csv"},
+                        files={"document": ("a.csv", b"x,y\n1,2\n")}).json()
+    assert doc["ok"] and doc["result"]["document"]["file_name"] == "a.csv"
+    assert f.sent_to(5)[-1].document == b"x,y\n1,2\n" and f.sent_to(5)[-1].filename == "a.csv"
+
+
 def test_parameters_in_query_form_json_and_multipart(fake_telegram):
     f = fake_telegram
     assert requests.get(url(f, "getMe")).json()["result"]["username"] == f.username
@@ -27,12 +43,14 @@ def test_parameters_in_query_form_json_and_multipart(fake_telegram):
     r4 = requests.post(
         url(f, "sendPhoto"),
         data={"chat_id": 5, "caption": "chart"},
-        files={"photo": ("p.png", b"\x89PNG....")},
+        files={"photo": ("p.png", PNG_3X2)},
     ).json()
     assert [r["ok"] for r in (r1, r2, r3, r4)] == [True] * 4
+    assert r4["result"]["photo"][0]["width"] == 3 and r4["result"]["photo"][0]["height"] == 2
     assert f.replies(5) == ["query", "form", "json", "chart"]
     assert f.sent_to(5)[0].reply_markup == {"inline_keyboard": []}
-    assert f.calls_of("sendPhoto")[0].params["photo"]["size"] == 8
+    assert f.calls_of("sendPhoto")[0].params["photo"]["size"] == len(PNG_3X2)
+    assert f.sent_to(5)[3].photo == PNG_3X2  # the uploaded bytes, for tests to inspect
     mid = r1["result"]["message_id"]
     assert requests.post(
         url(f, "editMessageText"), params={"chat_id": 5, "message_id": mid, "text": "edited"}

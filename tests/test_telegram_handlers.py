@@ -186,7 +186,8 @@ def test_stop_trading_all_asks_for_confirmation(chat):
     chat.send(1, "/start_trading")
     assert one(chat, 1, "/stop_trading").startswith("❓ Stop trading all 2 running pairs")
     assert UserConfig.select().where(UserConfig.is_trading).count() == 2
-    (label, data), _cancel = chat.buttons(1)
+    *_pick_list, (label, data), _cancel = chat.buttons(1)  # the pick list (one pair each) comes first
+    assert label == "⏸️ Yes, stop all"
     edits, answers = chat.press(1, data)
     assert plain(edits[0][2]) == "⏸️ Trading Stopped\n2 pairs stopped."
     assert UserConfig.select().where(UserConfig.is_trading).count() == 0
@@ -213,12 +214,12 @@ def test_removepair_confirmation_and_refusal_while_active(chat):
 def test_status_buttons_start_and_stop(chat):
     setup_user(chat, pairs=[("BTC/USDT", 100)])
     one(chat, 1, "/status")
-    [(label, data)] = chat.buttons(1)
-    assert label == "▶️ Start BTC/USDT"
+    [(label, data), refresh] = chat.buttons(1)
+    assert label == "▶️ Start BTC/USDT" and refresh == ("🔄 Refresh", "rfs:1")
     edits, answers = chat.press(1, data)
     assert "🟢 Running" in plain(edits[0][2])
     assert answers[0][1] == "🚀 Trading Started: BTC/USDT"
-    assert [b.text for row in edits[0][3].keyboard for b in row] == ["⏸️ Stop BTC/USDT"]
+    assert [b.text for row in edits[0][3].keyboard for b in row] == ["⏸️ Stop BTC/USDT", "🔄 Refresh"]
 
 
 def test_set_validates_ranges(chat):

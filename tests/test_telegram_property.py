@@ -97,6 +97,10 @@ words = st.one_of(
             "@user12",
             "12",
             "pending",
+            "15m",
+            "1h",
+            "7m",
+            "1d",
         ]
     ),
     st.text(min_size=1, max_size=30).filter(lambda s: s.strip() and not any(c.isspace() for c in s)),
@@ -127,6 +131,12 @@ commands = st.sampled_from(
         "/START",
         "/status@tradebot_test_bot",
         "/status@otherbot",
+        "/chart",
+        "/equity",
+        "/trades",
+        "/export",
+        "/keyboard",
+        "/notify chart",
     ]
 )
 message_text = st.one_of(
@@ -137,10 +147,14 @@ message_text = st.one_of(
 callback_data = st.one_of(
     st.builds(
         lambda a, n: f"{a}:{n}",
-        st.sampled_from(["start", "stop", "rm", "stopmany", "adm:ok", "adm:no"]),
+        st.sampled_from(["start", "stop", "rm", "stopmany", "adm:ok", "adm:no", "cp", "chr", "pos", "rfp", "rfs",
+                         "st", "rmq", "stop1"]),
         st.integers(min_value=0, max_value=60),
     ),
-    st.sampled_from(["cancel", "stopmany:all", "adm:stopall", "", "rm:", "start:x", "stop:1,2,3"]),
+    st.builds(lambda a, n, u: f"{a}:{n}:{u}", st.sampled_from(["cp", "chr", "rfs"]),
+              st.integers(min_value=0, max_value=20), st.sampled_from(["", "1h", "binance", "11", "12", "x"])),
+    st.sampled_from(["cancel", "stopmany:all", "adm:stopall", "", "rm:", "start:x", "stop:1,2,3", "rfs:", "rfp:",
+                     "chr::", "cp:1:1h", "rfs:11:bybit"]),
     st.text(max_size=70),
 )
 action = st.one_of(

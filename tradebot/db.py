@@ -316,10 +316,20 @@ def _m005_llm_answers() -> None:
 
     db.create_tables([LLMAnswer], safe=True)
     _add_missing_columns(AIDecision, ["llm_answer"])
+
+
 def _m006_pair_preset() -> None:
     from .models import UserConfig
 
     _add_missing_columns(UserConfig, ["preset"])
+
+
+def _m007_chat_preferences() -> None:
+    # plain DDL, the same on SQLite and PostgreSQL: NOT NULL with a default fills the existing rows
+    have = {c.name for c in db.get_columns("users")}
+    for column, default in (("notify_chart", "FALSE"), ("reply_keyboard", "TRUE")):
+        if column not in have:
+            db.execute_sql(f"ALTER TABLE users ADD COLUMN {column} BOOLEAN NOT NULL DEFAULT {default}")
 
 
 # (version, name, function). Append only; never edit an applied migration.
@@ -329,6 +339,7 @@ MIGRATIONS: list[tuple[int, str, callable]] = [
     (3, "decision tallies (repeated hold decisions counted per pair and day)", _m003_decision_tallies),
     (5, "llm answers (shared provider answers, tokens, cost) linked from ai_decisions", _m005_llm_answers),
     (6, "pair preset (user_configs.preset)", _m006_pair_preset),
+    (7, "chat preferences: daily equity chart, reply keyboard", _m007_chat_preferences),
 ]
 
 

@@ -64,6 +64,9 @@ class User(BaseModel):
     status = pw.CharField(max_length=16, default="active")
     is_admin = pw.BooleanField(default=False)
     notify = pw.BooleanField(default=True)
+    # chat preferences (migration 7); defaults in the database too, so rows inserted by plain SQL work
+    notify_chart = pw.BooleanField(default=False, constraints=[pw.SQL("DEFAULT FALSE")])  # daily equity chart
+    reply_keyboard = pw.BooleanField(default=True, constraints=[pw.SQL("DEFAULT TRUE")])  # command keyboard
     # user-scope circuit breaker
     breaker_until = pw.DateTimeField(null=True)
     breaker_reason = pw.CharField(max_length=255, null=True)

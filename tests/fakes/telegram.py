@@ -47,6 +47,10 @@ class Sent:
     parse_mode: str | None = None
     deleted: bool = False
     edits: list[str] = field(default_factory=list)
+    photo: bytes | None = None  # sendPhoto / editMessageMedia: the uploaded bytes
+    document: bytes | None = None  # sendDocument
+    filename: str | None = None
+    media_edits: int = 0
 
 
 @dataclass
@@ -291,13 +295,11 @@ class FakeTelegram:
                 for part in msg.iter_parts():
                     name = part.get_param("name", header="content-disposition")
                     if part.get_filename():
-                        params[name] = {
-                            "filename": part.get_filename(),
-                            "size": len(part.get_payload(decode=True)),
-                        }
+                        data = part.get_payload(decode=True)
+                        params[name] = {"filename": part.get_filename(), "size": len(data), "data": data}
                     else:
                         params[name] = part.get_payload(decode=True).decode("utf-8", "replace")
-        for key in ("reply_markup", "commands", "allowed_updates", "scope"):
+        for key in ("reply_markup", "commands", "allowed_updates", "scope", "media"):
             if isinstance(params.get(key), str):
                 try:
                     params[key] = json.loads(params[key])
@@ -423,12 +425,60 @@ class FakeTelegram:
         with self._cond:
             return self._message(chat_id, text, params)
 
+    def _upload(self, params, name: str) -> dict:
+        """A file sent as a multipart part (a file_id or URL string is not what the bot sends here)."""
+        part = params.get(name)
+        if not isinstance(part, dict) or not part.get("data"):
+            raise _ApiError(400, f"Bad Request: there is no {name} in the request")
+        return part
+
     def _api_sendPhoto(self, params):
         chat_id = self._chat_id(params)
+        part = self._upload(params, "photo")
+        width, height = png_size(part["data"])  # Telegram refuses what is not an image
+        if len(params.get("caption") or "") > 1024:
+            raise _ApiError(400, "Bad Request: message caption is too long")
         with self._cond:
             result = self._message(chat_id, params.get("caption") or "[photo]", params)
-            result["photo"] = [{"file_id": "photo1", "file_unique_id": "p1", "width": 1, "height": 1}]
+            self.sent[-1].photo = part["data"]
+            result["photo"] = [{"file_id": f"photo{result['message_id']}", "file_unique_id": "p1",
+                                "width": width, "height": height}]
             return result
+
+    def _api_sendDocument(self, params):
+        chat_id = self._chat_id(params)
+        part = self._upload(params, "document")
+        with self._cond:
+            result = self._message(chat_id, params.get("caption") or "[document]", params)
+            self.sent[-1].document = part["data"]
+            self.sent[-1].filename = part["filename"]
+            result["document"] = {"file_id": f"doc{result['message_id']}", "file_unique_id": "d1",
+                                  "file_name": part["filename"], "file_size": part["size"]}
+            return result
+
+    def _api_editMessageMedia(self, params):
+        chat_id = self._chat_id(params)
+        message_id = int(params.get("message_id") or 0)
+        media = params.get("media")
+        if not isinstance(media, dict) or not str(media.get("media", "")).startswith("attach://"):
+            raise _ApiError(400, "Bad Request: can't parse InputMedia")
+        part = self._upload(params, media["media"][len("attach://"):])
+        png_size(part["data"])
+        with self._cond:
+            for sent in self.sent:
+                if sent.chat_id == chat_id and sent.message_id == message_id and sent.photo is not None:
+                    if sent.photo == part["data"] and sent.reply_markup == params.get("reply_markup"):
+                        raise _ApiError(400, "Bad Request: message is not modified")
+                    sent.photo = part["data"]
+                    sent.text = media.get("caption") or sent.text
+                    sent.media_edits += 1
+                    sent.reply_markup = (
+                        params.get("reply_markup") if isinstance(params.get("reply_markup"), dict) else None
+                    )
+                    self._cond.notify_all()
+                    return {"message_id": message_id, "date": int(time.time()),
+                            "chat": {"id": chat_id, "type": "private"}, "photo": []}
+        raise _ApiError(400, "Bad Request: message to edit not found")
 
     def _api_editMessageText(self, params):
         chat_id = self._chat_id(params)
@@ -486,6 +536,13 @@ class FakeTelegram:
     def incoming_exists(self, chat_id: int, message_id: int) -> bool:
         with self._cond:
             return (chat_id, message_id) in self.incoming
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's signature and IHDR chunk; _ApiError if it is not a PNG."""
+    if len(data) < 24 or data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        raise _ApiError(400, "Bad Request: IMAGE_PROCESS_FAILED")
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
 class _ApiError(Exception):

@@ -12,13 +12,16 @@ One module per domain, `Services` composes them; callers import from here:
   accounts.py  /connect, credentials                      pairs.py    /addpair /removepair /listpairs /status
   trading.py   /start_trading /stop_trading /reset_breaker settings.py /set /notify and what /set may change
   reports.py   /config /stats /position                   views.py    errors and plain-data views
+  charts.py    /chart /equity (data for tradebot/charts)  history.py  /trades /export
 """
 
 from __future__ import annotations
 
 from .access import AccessMixin, AdminMixin
 from .accounts import AccountsMixin
+from .charts import ChartImage, ChartsMixin, ChartsOff
 from .common import EXCHANGES, _register_secrets, symbol_key
+from .history import HistoryMixin, RoundTripView
 from .llm import LLMMixin, MemberVote, WhyView, available_deciders, llm_usage
 from .pairs import PairsMixin
 from .reports import ReportsMixin
@@ -69,11 +72,13 @@ __all__ = [
     "NotRegistered", "PairConfigView", "PairView", "PendingApproval", "PositionView", "RegisterResult",
     "ServiceError", "SettingChange", "StartResult", "StatsView", "StopResult", "TradeStats", "UserView",
     "LLMMixin", "MemberVote", "WhyView", "available_deciders", "llm_usage",
+    "ChartImage", "ChartsOff", "RoundTripView",
 ]
 
 
 class Services(
-    AccessMixin, AdminMixin, AccountsMixin, PairsMixin, TradingMixin, SettingsMixin, ReportsMixin, LLMMixin
+    AccessMixin, AdminMixin, AccountsMixin, PairsMixin, TradingMixin, SettingsMixin, ReportsMixin, LLMMixin,
+    ChartsMixin, HistoryMixin,
 ):
     """Use cases over an App (cfg, vault, hub, manager). The mixins call each other through `self`
     (e.g. /addpair needs the user's credentials), so they only work composed here."""

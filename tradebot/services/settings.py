@@ -150,3 +150,19 @@ class SettingsMixin:
         User.update(notify=bool(on), updated_at=utcnow()).where(User.id == user.id).execute()
         _action(user, "notify", on=bool(on))
         return bool(on)
+
+    def set_notify_chart(self, user: User, on: bool) -> bool:
+        """/notify chart on|off: the daily summary carries the total equity chart."""
+        User.update(notify_chart=bool(on), updated_at=utcnow()).where(User.id == user.id).execute()
+        _action(user, "notify", chart=bool(on))
+        return bool(on)
+
+    def set_reply_keyboard(self, user: User, on: bool) -> bool:
+        """/keyboard on|off: the everyday-commands keyboard under the message field."""
+        User.update(reply_keyboard=bool(on), updated_at=utcnow()).where(User.id == user.id).execute()
+        _action(user, "keyboard", on=bool(on))
+        return bool(on)
+
+    def wants_reply_keyboard(self, user: User) -> bool:
+        fresh = User.get_or_none(User.id == user.id)
+        return bool(fresh is not None and fresh.reply_keyboard)

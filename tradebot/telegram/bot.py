@@ -344,7 +344,7 @@ def start_bot(app, *, notifier_interval: float = 1.0) -> BotHandle:
         log.exception("setMyCommands failed; continuing without the command menu")
 
     poller = Poller(bot, tcfg.poll_timeout, ["message", "callback_query"])
-    notifier = Notifier(sender, interval=notifier_interval)
+    notifier = Notifier(sender, interval=notifier_interval, chart_for=services.equity_chart)
     poller.start()
     notifier.start()
     log.info("telegram bot @%s polling %s", getattr(me, "username", "?"), tcfg.api_url)

@@ -11,8 +11,11 @@ from . import format as fmt
 class ButtonActions:
     """Part of the Dispatcher."""
 
-    def _callback_action(self, user, action: str, arg: str, chat_id: int, presser: int | None = None):
-        """(new text for the message or None, markup, toast)."""
+    def _callback_action(self, user, action: str, arg: str, chat_id: int, presser: int | None = None,
+                         message_id: int | None = None):
+        """(new text for the message or None, markup, toast). Every button either names one of the
+        presser's own pairs by id (looked up among the presser's pairs only) or carries the asker's id
+        (`mine`): a forged or foreign button never shows or changes another user's pairs."""
         s = self.services
         presser = user.telegram_id if presser is None else presser
 
@@ -44,7 +47,42 @@ class ButtonActions:
                 result = s.stop_trading(user, [config])
                 toast = fmt.stopped(result)
             views = s.list_pairs(user)
-            return fmt.status(views, single=False), self._pair_buttons(views), _plain(toast)
+            return fmt.status(views, single=False), self._pair_buttons(views, f"rfs:{presser}"), _plain(toast)
+        if action == "stop1":  # the /stop_trading pick list
+            result = s.stop_trading(user, [pair(arg)])
+            return fmt.stopped(result), None, "Stopped"
+        if action == "st":  # Refresh of a one-pair /status
+            config = pair(arg)
+            views = [s._view(config)]
+            return fmt.status(views), self._pair_buttons(views, f"st:{config.id}"), fmt.charts_refreshed()
+        if action == "rfs":  # Refresh of /status (all pairs, or those on one exchange)
+            owner, _, exchange = arg.partition(":")
+            mine(owner)
+            views = s.list_pairs(user)
+            if exchange:
+                views = [v for v in views if v.exchange == exchange]
+            refresh = f"rfs:{presser}" + (f":{exchange}" if exchange else "")
+            return fmt.status(views), self._pair_buttons(views, refresh), fmt.charts_refreshed()
+        if action == "pos":  # one pair's position (a pick or its Refresh)
+            text, markup = self.position_reply(user, [pair(arg)], presser)
+            return text, markup, fmt.charts_refreshed()
+        if action == "rfp":  # Refresh of /position (all pairs)
+            mine(arg)
+            text, markup = self.position_reply(user, None, presser)
+            return text, markup, fmt.charts_refreshed()
+        if action == "rmq":  # the /removepair pick list: ask to confirm
+            text, markup = self.removal_question(user, pair(arg), presser)
+            return text, markup, None
+        if action == "cp":  # the /chart pick list: the chart comes as a new photo
+            ref, _, tf = arg.partition(":")
+            config = pair(ref)
+            self.send_chart(chat_id, user, config, tf or None)
+            return f"📈 {fmt.e(config.symbol)} ({fmt.e(config.exchange)})", None, None
+        if action == "chr":  # a chart's Refresh: the picture is replaced in place
+            ref, _, tf = arg.partition(":")
+            config = pair(ref)
+            self.refresh_chart(chat_id, message_id, user, config, tf or None)
+            return None, None, fmt.charts_refreshed()
         if action == "rm":
             config = pair(arg)
             symbol = s.remove_pair(user, config, confirmed=True)

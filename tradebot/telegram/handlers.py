@@ -21,6 +21,7 @@ from .callbacks import ButtonActions
 from .commands import (
     AccessCommands,
     AccountCommands,
+    ChartCommands,
     PairCommands,
     ReportCommands,
     SettingsCommands,
@@ -38,7 +39,7 @@ __all__ = ["Dispatcher", "RateLimiter"]
 
 class Dispatcher(
     AccessCommands, AccountCommands, PairCommands, TradingCommands, SettingsCommands, ReportCommands,
-    ButtonActions,
+    ChartCommands, ButtonActions,
 ):
     """Routes chat updates to the command and button mixins it is composed of."""
 
@@ -67,6 +68,11 @@ class Dispatcher(
             "notify": self.cmd_notify,
             "reset": self.cmd_reset,
             "why": self.cmd_why,
+            "chart": self.cmd_chart,
+            "equity": self.cmd_equity,
+            "trades": self.cmd_trades,
+            "export": self.cmd_export,
+            "keyboard": self.cmd_keyboard,
         }
         self.admin_commands = {
             "users": self.cmd_users,
@@ -252,7 +258,8 @@ class Dispatcher(
             return
         action, _, arg = data.partition(":")
         try:
-            text, markup, toast = self._callback_action(user, action, arg, chat_id, call.from_user.id)
+            text, markup, toast = self._callback_action(user, action, arg, chat_id, call.from_user.id,
+                                                        msg.message_id if msg is not None else None)
         except svc.ServiceError as exc:
             self.sender.answer_callback(call.id, str(exc)[:190])
             return

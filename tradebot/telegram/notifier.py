@@ -20,9 +20,11 @@ log = logging.getLogger("tradebot.telegram.notifier")
 MAX_ATTEMPTS = 20
 
 
-def deliver_pending(sender, limit: int = 100, should_stop=None) -> int:
+def deliver_pending(sender, limit: int = 100, should_stop=None, chart_for=None) -> int:
     """One pass over the outbox. Returns the number of rows handled (sent or skipped). `should_stop`:
-    checked before each message, so a stop never waits for the rest of a batch (100 sends of ~50 ms)."""
+    checked before each message, so a stop never waits for the rest of a batch (100 sends of ~50 ms).
+    `chart_for(user)` -> ChartImage: the total equity chart a daily summary carries for users who asked
+    (/notify chart on); best effort, the summary text counts as the delivery."""
     rows = list(
         Notification.select(Notification, User)
         .join(User)
@@ -39,6 +41,8 @@ def deliver_pending(sender, limit: int = 100, should_stop=None) -> int:
         if not skip:
             try:
                 sender.send(user.telegram_id, fmt.event(row.kind, row.payload))
+                if chart_for is not None and row.kind == "daily_summary" and user.notify_chart:
+                    _send_chart(sender, user, chart_for)
             except SendFailed as exc:
                 attempts = row.attempts + 1
                 give_up = exc.permanent or attempts >= MAX_ATTEMPTS
@@ -62,9 +66,18 @@ def deliver_pending(sender, limit: int = 100, should_stop=None) -> int:
     return done
 
 
+def _send_chart(sender, user, chart_for) -> None:
+    try:
+        image = chart_for(user)
+        sender.send_photo(user.telegram_id, image.png, fmt.chart_caption(image.caption))
+    except Exception as exc:  # no candles, no matplotlib, Telegram trouble: the summary went out anyway
+        log.info("daily equity chart for user %s not sent: %s", user.id, type(exc).__name__)
+
+
 class Notifier:
-    def __init__(self, sender, interval: float = 1.0):
+    def __init__(self, sender, interval: float = 1.0, chart_for=None):
         self.sender = sender
+        self.chart_for = chart_for
         self.interval = interval
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -85,7 +98,8 @@ class Notifier:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                while not self._stop.is_set() and deliver_pending(self.sender, should_stop=self._stop.is_set) >= 100:
+                while not self._stop.is_set() and deliver_pending(
+                        self.sender, should_stop=self._stop.is_set, chart_for=self.chart_for) >= 100:
                     pass
             except Exception:
                 log.exception("notifier pass failed")

@@ -12,7 +12,7 @@ import threading
 import time
 
 import requests
-from telebot import apihelper, util
+from telebot import apihelper, types, util
 
 log = logging.getLogger("tradebot.telegram.sender")
 
@@ -138,6 +138,29 @@ class Sender:
             if "not modified" in str(exc):
                 return None
             raise
+
+    def send_photo(self, chat_id: int, png: bytes, caption: str | None = None, reply_markup=None,
+                   parse_mode: str = "HTML"):
+        """A PNG as a photo (multipart upload); `png` is bytes so that a retry sends it again in full."""
+        return self.call("sendPhoto", self.bot.send_photo, chat_id, png, caption=caption, parse_mode=parse_mode,
+                         reply_markup=reply_markup)
+
+    def edit_photo(self, chat_id: int, message_id: int, png: bytes, caption: str | None = None,
+                   reply_markup=None, parse_mode: str = "HTML"):
+        """Replace a photo message's picture in place (a chart's Refresh button)."""
+        media = types.InputMediaPhoto(png, caption=caption, parse_mode=parse_mode)
+        try:
+            return self.call("editMessageMedia", self.bot.edit_message_media, media, chat_id=chat_id,
+                             message_id=message_id, reply_markup=reply_markup)
+        except SendFailed as exc:
+            if "not modified" in str(exc):
+                return None
+            raise
+
+    def send_document(self, chat_id: int, filename: str, data: bytes, caption: str | None = None,
+                      parse_mode: str = "HTML"):
+        return self.call("sendDocument", self.bot.send_document, chat_id, data, caption=caption,
+                         parse_mode=parse_mode, visible_file_name=filename)
 
     def delete(self, chat_id: int, message_id: int) -> bool:
         try:

@@ -29,7 +29,7 @@ class AccessCommands:
             if result.created:
                 self._ask_admins(u.id, u.username, u.first_name)
         else:
-            self.reply(m, fmt.welcome(result.created, u.first_name))
+            self.reply(m, fmt.welcome(result.created, u.first_name), self.everyday_keyboard(m, result.user))
 
     def _ask_admins(self, telegram_id: int, username, first_name) -> None:
         markup = types.InlineKeyboardMarkup()
@@ -46,7 +46,8 @@ class AccessCommands:
                 log.warning("could not send the approval request to admin %s", admin_id)
 
     def cmd_help(self, m, args, user) -> None:
-        self.reply(m, fmt.help_text(self.services.is_admin_id(m.from_user.id), self.services.deciders()))
+        self.reply(m, fmt.help_text(self.services.is_admin_id(m.from_user.id), self.services.deciders()),
+                   self.everyday_keyboard(m, user))
 
     def cmd_users(self, m, args, user) -> None:
         if len(args) > 1 or (args and args[0].lower() not in ("pending", "active", "blocked")):

@@ -43,8 +43,13 @@ class PairCommands:
             short = None
         self.reply(m, fmt.pair_added(view, short))
 
-    def _pair_buttons(self, views: list[svc.PairView]):
+    def _pair_buttons(self, views: list[svc.PairView], refresh: str | None = None):
+        """Start/Stop per pair (up to MAX_BUTTON_PAIRS), and a Refresh button when `refresh` (its data)."""
         if not views or len(views) > MAX_BUTTON_PAIRS:
+            if refresh and views:
+                markup = types.InlineKeyboardMarkup()
+                markup.row(types.InlineKeyboardButton("🔄 Refresh", callback_data=refresh))
+                return markup
             return None
         markup = types.InlineKeyboardMarkup()
         # The same symbol on two exchanges would give two identical buttons: name the exchange then.
@@ -55,6 +60,8 @@ class PairCommands:
                 markup.row(types.InlineKeyboardButton(f"⏸️ Stop {label}", callback_data=f"stop:{v.config_id}"))
             else:
                 markup.row(types.InlineKeyboardButton(f"▶️ Start {label}", callback_data=f"start:{v.config_id}"))
+        if refresh:
+            markup.row(types.InlineKeyboardButton("🔄 Refresh", callback_data=refresh))
         return markup
 
     def cmd_listpairs(self, m, args, user) -> None:
@@ -65,13 +72,17 @@ class PairCommands:
 
     def cmd_status(self, m, args, user) -> None:
         symbol, exchange = symbol_and_exchange("status", args, required=False)
+        owner = m.from_user.id
         if symbol is None and exchange is not None:
             views = [v for v in self.services.list_pairs(user) if v.exchange == exchange]
             if not views:
                 raise svc.NotFound(f"You have no pairs on {exchange}. See /listpairs.")
+            refresh = f"rfs:{owner}:{exchange}"
         else:
             views = self.services.status(user, symbol, exchange)
-        self.reply(m, fmt.status(views), self._pair_buttons(views))
+            # one pair: its id (checked against the presser's pairs); all pairs: bound to the asker
+            refresh = f"st:{views[0].config_id}" if symbol is not None and views else f"rfs:{owner}"
+        self.reply(m, fmt.status(views), self._pair_buttons(views, refresh))
 
     def _configs(self, command: str, args: list[str], user, required: bool = False):
         """None (= all pairs) or [one pair] from [symbol] [exchange] arguments."""
@@ -86,12 +97,23 @@ class PairCommands:
         return [self.services.find_pair(user, symbol, exchange, command)]
 
     def cmd_removepair(self, m, args, user) -> None:
+        if not args:
+            configs = list(self.services._pairs(user))
+            if not configs:  # nothing to pick from: say how the command is used
+                raise Usage("removepair", "The symbol is missing.")
+            self.reply(m, fmt.pick_prompt("removepair"),
+                       self._pick_list(user, "removepair", "rmq", m.from_user.id, configs))
+            return
         (config,) = self._configs("removepair", args, user, required=True)
+        self.reply(m, *self.removal_question(user, config, m.from_user.id))
+
+    def removal_question(self, user, config, owner: int):
+        """(text, markup) asking to confirm the removal of one of the user's pairs."""
         self.services.remove_pair(user, config, confirmed=False)
         markup = types.InlineKeyboardMarkup()
         markup.row(
             types.InlineKeyboardButton("🗑️ Yes, remove", callback_data=f"rm:{config.id}"),
-            types.InlineKeyboardButton("Cancel", callback_data=f"cancel:{m.from_user.id}"),
+            types.InlineKeyboardButton("Cancel", callback_data=f"cancel:{owner}"),
         )
         held = self.services.positions(user, [config])
-        self.reply(m, fmt.removal_confirm(config.symbol, config.exchange, held), markup)
+        return fmt.removal_confirm(config.symbol, config.exchange, held), markup

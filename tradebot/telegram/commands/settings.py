@@ -38,6 +38,13 @@ class SettingsCommands:
         self.reply(m, fmt.setting_changed(self.services.set_setting(user, config, key, value)))
 
     def cmd_notify(self, m, args, user) -> None:
+        if len(args) == 2 and args[0].lower() == "chart":
+            try:
+                on = parse_on_off(args[1])
+            except ParseError as exc:
+                raise Usage("notify", str(exc)) from None
+            self.reply(m, fmt.notify_chart_set(self.services.set_notify_chart(user, on)))
+            return
         if len(args) != 1:
             raise Usage("notify", "Say on or off.")
         try:

@@ -7,6 +7,7 @@ from telebot import types
 from ... import services as svc
 from .. import format as fmt
 from ..parsing import EXCHANGES
+from .charts import MAX_PICK_PAIRS
 
 
 class TradingCommands:
@@ -35,6 +36,11 @@ class TradingCommands:
         data = f"stopmany:{','.join(str(c.id) for c in running)}" if configs is not None else every
         if len(data) > 64:
             data = every
+        if configs is None and 1 < len(running) <= MAX_PICK_PAIRS:
+            # a pick list too: one tap stops a single pair (its id is checked against the presser's pairs)
+            buttons = [types.InlineKeyboardButton(f"⏸️ {c.symbol}", callback_data=f"stop1:{c.id}") for c in running]
+            for i in range(0, len(buttons), 2):
+                markup.row(*buttons[i:i + 2])
         markup.row(
             types.InlineKeyboardButton("⏸️ Yes, stop all", callback_data=data),
             types.InlineKeyboardButton("Cancel", callback_data=f"cancel:{m.from_user.id}"),

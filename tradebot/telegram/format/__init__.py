@@ -26,6 +26,15 @@ from .base import (
     pnl,
     price,
 )
+from .charts import (
+    chart_caption,
+    charts_refreshed,
+    export_caption,
+    keyboard_set,
+    notify_chart_set,
+    pick_prompt,
+    trades,
+)
 from .commands import (
     ADMIN_COMMANDS,
     COMMANDS,
@@ -114,4 +123,11 @@ __all__ = [
     "positions",
     "event",
     "ALWAYS_DELIVERED",
+    "chart_caption",
+    "charts_refreshed",
+    "export_caption",
+    "keyboard_set",
+    "notify_chart_set",
+    "pick_prompt",
+    "trades",
 ]

@@ -39,8 +39,13 @@ COMMANDS: list[tuple[str, str, str, str]] = [
         "Change a pair's risk setting, timeframe or decider",
         "/set BTC/USDT stop_loss 3",
     ),
-    ("notify", "on|off", "Turn trade notifications on or off", "/notify off"),
+    ("notify", "on|off | chart on|off", "Trade notifications on or off; the daily equity chart", "/notify off"),
     ("reset", "<symbol> [exchange]", "Reset a tripped circuit breaker", "/reset BTC/USDT"),
+    ("chart", "[symbol] [timeframe] [exchange]", "Candlestick chart with your trades", "/chart BTC/USDT 15m"),
+    ("equity", "[symbol] [exchange]", "Equity curve vs buy-and-hold", "/equity"),
+    ("trades", "[symbol] [n] [exchange]", "Your last round trips", "/trades BTC/USDT 5"),
+    ("export", "[symbol] [exchange]", "CSV of every fill and round trip", "/export"),
+    ("keyboard", "on|off", "Show or hide the command keyboard", "/keyboard off"),
     ("help", "", "Show help message", "/help"),
     ("why", "<symbol> [exchange]", "Why the pair's last decision (each AI member's vote)", "/why BTC/USDT"),
 ]
@@ -67,6 +72,7 @@ def help_text(is_admin: bool = False, deciders=None) -> str:
         "Setup": ["start", "connect", "addpair", "listpairs", "removepair"],
         "Trading": ["start_trading", "stop_trading", "set", "reset"],
         "Info": ["status", "config", "mystats", "position", "why", "notify", "help"],
+        "Charts and history": ["chart", "equity", "trades", "export", "keyboard"],
     }
     lines = ["🤖 <b>Commands</b>"]
     for title, names in groups.items():
