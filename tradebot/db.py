@@ -311,11 +311,20 @@ def _m003_decision_tallies() -> None:
     db.create_tables([DecisionTally], safe=True)
 
 
+def _m004_futures() -> None:
+    from .models import Position, UserConfig, UserState
+
+    _add_missing_columns(UserConfig, ["market_type", "margin_mode", "direction", "trailing_stop_percent"])
+    _add_missing_columns(UserState, ["funding_paid", "last_funding_ts"])
+    _add_missing_columns(Position, ["margin", "funding", "liquidation_price"])
+
+
 # (version, name, function). Append only; never edit an applied migration.
 MIGRATIONS: list[tuple[int, str, callable]] = [
     (1, "initial schema", _m001_initial),
     (2, "instance lease and health", _m002_instance_lease),
     (3, "decision tallies (repeated hold decisions counted per pair and day)", _m003_decision_tallies),
+    (4, "futures: market type, leverage, margin mode, direction, trailing stop, funding", _m004_futures),
 ]
 
 

@@ -15,13 +15,15 @@ breaker), book_rows.py (PairBook <-> rows), wiring.py (locks, brokers, prefetch)
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections import OrderedDict
 from decimal import Decimal
 
-from .. import risk
+from .. import events, risk
 from ..db import write_tx
+from ..exchange.futures_symbols import data_symbol
 from ..instance_lock import fence
 from ..models import (
     Order,
@@ -30,6 +32,7 @@ from ..models import (
     UserConfig,
     UserState,
 )
+from ..risk_futures import LIQUIDATION
 from ..strategy.base import DecisionContext, PositionView
 from . import core
 from .accounting import DAY_MS, mark_to_market
@@ -139,8 +142,11 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker):
         # 2. shared market data and indicators
         md = self.hub.market_data
         data_net = self.data_network(cfg.exchange, network)
-        self.streams[cfg.id] = (cfg.exchange, data_net, cfg.symbol, cfg.timeframe, int(cfg.interval_seconds or 60))
-        candles = md.candles(cfg.exchange, data_net, cfg.symbol, cfg.timeframe, self.candle_limit)
+        futures = book.futures
+        # a perpetual reads its spot market's data (paper; mark price = last spot price)
+        dsym = data_symbol(cfg.symbol) if futures else cfg.symbol
+        self.streams[cfg.id] = (cfg.exchange, data_net, dsym, cfg.timeframe, int(cfg.interval_seconds or 60))
+        candles = md.candles(cfg.exchange, data_net, dsym, cfg.timeframe, self.candle_limit)
         last_ts = state.last_candle_ts
         if not candles:
             since = []
@@ -155,7 +161,7 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker):
         lp = getattr(md, "last_price", None)
         if lp is not None:
             try:
-                last_price = float(lp(cfg.exchange, data_net, cfg.symbol, **self._slot(lp, cfg)))
+                last_price = float(lp(cfg.exchange, data_net, dsym, **self._slot(lp, cfg)))
             except ExchangeError:
                 raise
             except Exception:  # noqa: BLE001 - fall back to the last close
@@ -164,6 +170,8 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker):
             last_price = candles[-1].close
 
         settings = core.PairSettings.from_config(cfg, broker.rules(cfg.symbol))
+        if futures:
+            settings = dataclasses.replace(settings, funding_rate=broker.funding_rate(cfg.symbol))
 
         # 3. decision, only on a newly closed candle
         decision = None
@@ -172,22 +180,31 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker):
             decider = self.decider_for(cfg.decider)
             ind = self.indicators.get(cfg.exchange, data_net, cfg.symbol, cfg.timeframe, candles)
             px = Decimal(repr(last_price)) if last_price is not None else book.last_price or ZERO
-            equity = book.cash + book.holdings * px if px else book.equity
+            if futures:
+                equity = book.cash + book.margin + (book._futures_pnl(px) if book.holdings and px else ZERO)
+            else:
+                equity = book.cash + book.holdings * px if px else book.equity
             ctx = DecisionContext(
                 symbol=cfg.symbol,
                 timeframe=cfg.timeframe,
                 candles=candles,
                 indicators=ind,
-                position=PositionView(book.holdings, book.entry_price) if book.in_position else None,
+                position=PositionView(book.holdings, book.entry_price, book.side) if book.in_position else None,
                 cash=book.cash,
                 equity=equity,
                 last_price=px,
+                allow_short=futures and settings.direction in ("both", "short"),
             )
             decision = decider.decide(ctx)
 
         # 4. pure core: exits, breaker, sizing
         prev_day, prev_start = book.day, book.day_start_equity
+        prev_stop = book.stop_loss
         res = core.step(book, since, decision, settings, now_ms, last_price)
+        # the trailing stop moved or funding was booked: the open position's row follows
+        pos_changed = pos is not None and book.in_position and (
+            book.stop_loss != prev_stop or res.funding is not None
+        )
         if last_price is not None:  # user_states always reflects the latest price
             mark_to_market(book, Decimal(repr(last_price)))
         status = "paused" if book.breaker_until_ms else "running"
@@ -201,9 +218,19 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker):
         if not book.holdings and not book.in_position and set(changed) == {"last_price"}:
             changed = {}  # a flat pair's equity does not depend on the price: no write for a tick
         record = decision is not None and self.decisions.wanted(decision)
-        if changed or record or res.trip is not None or res.breaker_expired or res.rolled_day is not None:
+        if (changed or record or pos_changed or res.trip is not None or res.breaker_expired
+                or res.rolled_day is not None):
             changed.update(updated_at=now, last_cycle_at=now)
             with write_tx():
+                if pos_changed:
+                    Position.update(stop_loss_price=book.stop_loss, funding=book.position_funding).where(
+                        Position.id == pos.id
+                    ).execute()
+                if res.funding is not None:
+                    events.emit(cfg.user_id, "funding", {
+                        "symbol": cfg.symbol, "exchange": cfg.exchange, "side": book.side,
+                        "amount": -res.funding, "rate": settings.funding_rate,
+                    }, cfg.id)
                 if record:
                     decision_row = self.decisions.record(cfg, decision, since[-1].ts, now)
                 if changed:
@@ -332,7 +359,13 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker):
         # The intent is committed: from here on a crash is settled by reconcile, never by re-sending.
         order_sent(cfg, req, coid, network)
         try:
-            if req.side == "buy":
+            if settings.market == "futures":
+                liq = req.reason == LIQUIDATION
+                fill = broker.futures_order(
+                    cfg.symbol, req.side, req.base_amount, coid, reduce_only=req.reduce_only,
+                    price=Decimal(repr(req.price_hint)) if liq else None, liquidation=liq,
+                )
+            elif req.side == "buy":
                 fill = broker.market_buy(cfg.symbol, req.quote_amount, coid)
             else:
                 fill = broker.market_sell(cfg.symbol, req.base_amount, coid)
@@ -355,7 +388,8 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker):
             ).execute()
             return False
         if fill.amount > ZERO:
-            book_order_fill(order, fill, now_ms, settings, decision if req.side == "buy" else None)
+            opening = not req.reduce_only if settings.market == "futures" else req.side == "buy"
+            book_order_fill(order, fill, now_ms, settings, decision if opening else None)
             order_filled(cfg, fill)
             return True
         with write_tx():
