@@ -147,7 +147,7 @@ def book_order_fill(
         else:
             events.emit(
                 cfg.user_id,
-                "trade_closed",
+                "liquidation" if order.reason == "liquidation" else "trade_closed",
                 {
                     **base,
                     "amount": trade_amount,

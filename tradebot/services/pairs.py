@@ -6,7 +6,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 from ..db import write_tx
-from ..models import ExchangeCredential, User, UserConfig, UserState, utcnow
+from ..exchange.futures_symbols import futures_symbol, split_futures_text
+from ..models import ExchangeCredential, Position, User, UserConfig, UserState, utcnow
+from ..risk_futures import max_safe_stop_loss
 from .common import HUNDRED, ZERO, _action, symbol_key
 from .views import Ambiguous, Conflict, InvalidValue, NotConnected, NotFound, PairView
 
@@ -47,8 +49,11 @@ class PairsMixin:
         return config
 
     def add_pair(
-        self, user: User, symbol_text: str, budget: Decimal, exchange: str | None = None
+        self, user: User, symbol_text: str, budget: Decimal, exchange: str | None = None, market: str | None = None
     ) -> PairView:
+        """`market` "futures" (or a perpetual's name such as BTC/USDT:USDT or BTCUSDT.P) adds a USDT-M perpetual."""
+        spot_text, named_futures = split_futures_text(symbol_text)
+        futures = market == "futures" or named_futures
         creds = self.credentials(user)
         if exchange is None:
             if not creds:
@@ -72,8 +77,24 @@ class PairsMixin:
             raise InvalidValue(f"Balance must be between ${tcfg.min_budget:.2f} and ${tcfg.max_budget:.2f}.")
         if self._pairs(user).count() >= tcfg.max_pairs_per_user:
             raise Conflict(f"You already have {tcfg.max_pairs_per_user} pairs, the maximum.")
-        symbol = self._resolve_symbol(cred.exchange, cred.network, symbol_text)
+        if futures and cred.network != "paper":
+            raise InvalidValue(
+                f"Futures trade in paper mode for now: /connect {cred.exchange} paper, then add the pair again. "
+                f"(Futures on {cred.network} accounts are not supported by this version.)"
+            )
+        symbol = self._resolve_symbol(cred.exchange, cred.network, spot_text if futures else symbol_text)
         risk = self.cfg.risk
+        extra = {}
+        if futures:
+            if symbol.split("/")[-1] != "USDT":
+                raise InvalidValue(f"Futures are USDT-margined perpetuals: {symbol} has no USDT perpetual. "
+                                   f"Try {symbol.split('/')[0]}/USDT futures.")
+            symbol = futures_symbol(symbol)
+            leverage = getattr(risk, "max_leverage", 3)
+            sl = risk.stop_loss_percent
+            safe = max_safe_stop_loss(leverage)
+            extra = {"market_type": "futures", "leverage": leverage, "margin_mode": "isolated",
+                     "direction": "both", "stop_loss_percent": sl if sl <= safe else safe}
         with write_tx():
             if UserConfig.get_or_none(
                 (UserConfig.user == user.id)
@@ -96,6 +117,7 @@ class PairsMixin:
                 daily_loss_limit_percent=risk.daily_loss_limit_percent,
                 max_drawdown_percent=risk.max_drawdown_percent,
                 cooldown_minutes=risk.cooldown_minutes,
+                **extra,
             )
             UserState.create(
                 user=user.id,
@@ -107,7 +129,8 @@ class PairsMixin:
                 equity=budget,
                 peak_equity=budget,
             )
-        _action(user, "added pair", pair=symbol, exchange=cred.exchange, budget=budget)
+        _action(user, "added pair", pair=symbol, exchange=cred.exchange, budget=budget,
+                market="futures" if futures else "spot")
         return self._view(UserConfig.get_by_id(config.id))
 
     def funding_shortfall(self, user: User, view: PairView) -> tuple[str, Decimal, Decimal] | None:
@@ -190,7 +213,24 @@ class PairsMixin:
             breaker_until=state.breaker_until if state is not None else None,
             breaker_reason=state.breaker_reason if state is not None else None,
             last_error=state.last_error if state is not None else None,
+            **self._futures_fields(config, state),
         )
+
+    @staticmethod
+    def _futures_fields(config: UserConfig, state) -> dict:
+        """Market type, leverage and the position side of a futures pair for the views (one query, futures only)."""
+        if getattr(config, "market_type", "spot") != "futures":
+            return {}
+        pos = (Position.select(Position.side).where((Position.config == config.id) & (Position.status == "open"))
+               .order_by(Position.id.desc()).first())
+        return {
+            "market_type": "futures",
+            "leverage": int(config.leverage or 1),
+            "margin_mode": config.margin_mode,
+            "direction": config.direction,
+            "side": pos.side if pos is not None else "flat",
+            "funding_paid": state.funding_paid if state is not None else ZERO,
+        }
 
     def remove_pair(self, user: User, config: UserConfig, confirmed: bool = False) -> str:
         """Returns the symbol. Refuses while the pair trades. Without `confirmed` only checks."""

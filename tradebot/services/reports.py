@@ -62,9 +62,19 @@ class ReportsMixin:
             state = UserState.get_or_none(UserState.config == pos.config_id)
             last = state.last_price if state is not None else None
             upnl = upct = None
+            futures = pos.margin is not None
             if last is not None:
-                upnl = pos.amount * last - pos.cost_basis
-                upct = (upnl * HUNDRED / pos.cost_basis) if pos.cost_basis else ZERO
+                if futures:  # unrealized PnL of a perpetual, in % of its margin (ROE)
+                    diff = last - pos.entry_price
+                    upnl = -pos.amount * diff if pos.side == "short" else pos.amount * diff
+                    upct = (upnl * HUNDRED / pos.margin) if pos.margin else ZERO
+                else:
+                    upnl = pos.amount * last - pos.cost_basis
+                    upct = (upnl * HUNDRED / pos.cost_basis) if pos.cost_basis else ZERO
+            extra = {}
+            if futures:
+                extra = {"side": pos.side, "market_type": "futures", "leverage": pos.leverage, "margin": pos.margin,
+                         "liquidation_price": pos.liquidation_price, "funding": pos.funding}
             out.append(
                 PositionView(
                     symbol=pos.symbol,
@@ -78,6 +88,7 @@ class ReportsMixin:
                     stop_loss_price=pos.stop_loss_price,
                     take_profit_price=pos.take_profit_price,
                     opened_at=pos.opened_at,
+                    **extra,
                 )
             )
         return out
