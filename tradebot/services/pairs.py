@@ -27,8 +27,15 @@ class PairsMixin:
         self, user: User, symbol_text: str, exchange: str | None = None, command: str = ""
     ) -> UserConfig:
         """One of the user's own pairs by symbol (any spelling) and optional exchange."""
-        key = symbol_key(symbol_text)
-        matches = [c for c in self._pairs(user) if symbol_key(c.symbol) == key]
+        # 'BTC/USDT' names the spot pair (or the perpetual when there is no spot pair); 'BTC/USDT:USDT',
+        # 'btcusdt.p' name the perpetual
+        spot_text, futures = split_futures_text(symbol_text)
+        key = symbol_key(spot_text)
+        matches = [c for c in self._pairs(user) if symbol_key(c.symbol.split(":")[0]) == key]
+        if futures:
+            matches = [c for c in matches if ":" in c.symbol]
+        elif any(":" not in c.symbol for c in matches):
+            matches = [c for c in matches if ":" not in c.symbol]
         if exchange:
             matches = [c for c in matches if c.exchange == exchange]
         if not matches:
@@ -111,7 +118,7 @@ class PairsMixin:
                 interval_seconds=tcfg.default_interval_seconds,
                 decider=tcfg.default_decider,
                 max_position_percent=risk.max_position_percent,
-                stop_loss_percent=risk.stop_loss_percent,
+                stop_loss_percent=extra.pop("stop_loss_percent", risk.stop_loss_percent),
                 take_profit_percent=risk.take_profit_percent,
                 max_consecutive_losses=risk.max_consecutive_losses,
                 daily_loss_limit_percent=risk.daily_loss_limit_percent,
