@@ -70,7 +70,10 @@ SELECT
     CASE WHEN equity_units - balance_units < 0 THEN '-' ELSE '' END || CAST(abs(equity_units - balance_units) / 100000000 AS TEXT) || CASE WHEN (abs(equity_units - balance_units) - (abs(equity_units - balance_units) / 100000000) * 100000000) = 0 THEN '' ELSE '.' || rtrim(substr(CAST((abs(equity_units - balance_units) - (abs(equity_units - balance_units) / 100000000) * 100000000) + 100000000 AS TEXT), 2), '0') END AS total_pnl,
     CASE WHEN daily_pnl_units < 0 THEN '-' ELSE '' END || CAST(abs(daily_pnl_units) / 100000000 AS TEXT) || CASE WHEN (abs(daily_pnl_units) - (abs(daily_pnl_units) / 100000000) * 100000000) = 0 THEN '' ELSE '.' || rtrim(substr(CAST((abs(daily_pnl_units) - (abs(daily_pnl_units) / 100000000) * 100000000) + 100000000 AS TEXT), 2), '0') END AS daily_pnl,
     total_trades,
-    created_at
+    created_at,
+    futures_pairs, long_positions, short_positions, max_leverage,
+    CASE WHEN upnl_units < 0 THEN '-' ELSE '' END || CAST(abs(upnl_units) / 100000000 AS TEXT) || CASE WHEN (abs(upnl_units) - (abs(upnl_units) / 100000000) * 100000000) = 0 THEN '' ELSE '.' || rtrim(substr(CAST((abs(upnl_units) - (abs(upnl_units) / 100000000) * 100000000) + 100000000 AS TEXT), 2), '0') END AS unrealized_pnl,
+    CASE WHEN funding_units < 0 THEN '-' ELSE '' END || CAST(abs(funding_units) / 100000000 AS TEXT) || CASE WHEN (abs(funding_units) - (abs(funding_units) / 100000000) * 100000000) = 0 THEN '' ELSE '.' || rtrim(substr(CAST((abs(funding_units) - (abs(funding_units) / 100000000) * 100000000) + 100000000 AS TEXT), 2), '0') END AS funding_paid
 FROM (
     SELECT
         u.id AS user_id,
@@ -83,7 +86,13 @@ FROM (
         (SELECT CAST(COALESCE(SUM(((CAST(substr(CAST(s.equity AS TEXT), 1, length(CAST(s.equity AS TEXT)) - length(ltrim(CAST(s.equity AS TEXT), '-0123456789'))) || substr(substr(ltrim(CAST(s.equity AS TEXT), '-0123456789'), 2) || '000000000', 1, 9) AS BIGINT) + CASE WHEN substr(CAST(s.equity AS TEXT), 1, 1) = '-' THEN -5 ELSE 5 END) / 10)), 0) AS BIGINT) FROM user_states s WHERE s.user_id = u.id) AS equity_units,
         (SELECT CAST(COALESCE(SUM(((CAST(substr(CAST(s.daily_pnl AS TEXT), 1, length(CAST(s.daily_pnl AS TEXT)) - length(ltrim(CAST(s.daily_pnl AS TEXT), '-0123456789'))) || substr(substr(ltrim(CAST(s.daily_pnl AS TEXT), '-0123456789'), 2) || '000000000', 1, 9) AS BIGINT) + CASE WHEN substr(CAST(s.daily_pnl AS TEXT), 1, 1) = '-' THEN -5 ELSE 5 END) / 10)), 0) AS BIGINT) FROM user_states s WHERE s.user_id = u.id) AS daily_pnl_units,
         (SELECT COUNT(*) FROM trades t WHERE t.user_id = u.id) AS total_trades,
-        u.created_at
+        u.created_at,
+        (SELECT COUNT(*) FROM user_configs c WHERE c.user_id = u.id AND c.market_type = 'futures') AS futures_pairs,
+        (SELECT COUNT(*) FROM positions p WHERE p.user_id = u.id AND p.status = 'open' AND p.side = 'long') AS long_positions,
+        (SELECT COUNT(*) FROM positions p WHERE p.user_id = u.id AND p.status = 'open' AND p.side = 'short') AS short_positions,
+        (SELECT MAX(p.leverage) FROM positions p WHERE p.user_id = u.id AND p.status = 'open') AS max_leverage,
+        (SELECT CAST(COALESCE(SUM(((CAST(substr(CAST(s.unrealized_pnl AS TEXT), 1, length(CAST(s.unrealized_pnl AS TEXT)) - length(ltrim(CAST(s.unrealized_pnl AS TEXT), '-0123456789'))) || substr(substr(ltrim(CAST(s.unrealized_pnl AS TEXT), '-0123456789'), 2) || '000000000', 1, 9) AS BIGINT) + CASE WHEN substr(CAST(s.unrealized_pnl AS TEXT), 1, 1) = '-' THEN -5 ELSE 5 END) / 10)), 0) AS BIGINT) FROM user_states s WHERE s.user_id = u.id) AS upnl_units,
+        (SELECT CAST(COALESCE(SUM(((CAST(substr(CAST(s.funding_paid AS TEXT), 1, length(CAST(s.funding_paid AS TEXT)) - length(ltrim(CAST(s.funding_paid AS TEXT), '-0123456789'))) || substr(substr(ltrim(CAST(s.funding_paid AS TEXT), '-0123456789'), 2) || '000000000', 1, 9) AS BIGINT) + CASE WHEN substr(CAST(s.funding_paid AS TEXT), 1, 1) = '-' THEN -5 ELSE 5 END) / 10)), 0) AS BIGINT) FROM user_states s WHERE s.user_id = u.id) AS funding_units
     FROM users u
 ) totals;
 
@@ -116,11 +125,16 @@ SELECT
     user_id, telegram_id, username, position_id, exchange, symbol, side, amount, entry_price, cost_basis,
     last_price,
     CASE WHEN pnl_units < 0 THEN '-' ELSE '' END || CAST(abs(pnl_units) / 100000000 AS TEXT) || CASE WHEN (abs(pnl_units) - (abs(pnl_units) / 100000000) * 100000000) = 0 THEN '' ELSE '.' || rtrim(substr(CAST((abs(pnl_units) - (abs(pnl_units) / 100000000) * 100000000) + 100000000 AS TEXT), 2), '0') END AS unrealized_pnl,
-    stop_loss_price, take_profit_price, opened_at
+    stop_loss_price, take_profit_price, opened_at,
+    market_type, leverage, margin, liquidation_price, funding
 FROM (
     SELECT q.*,
-        -- amount x last price in 1e-8 units, as four partial products so that no step overflows 64 bits
-        (a_units / 100000000) * (p_units / 100000000) * 100000000 + (a_units / 100000000) * (p_units - (p_units / 100000000) * 100000000) + (a_units - (a_units / 100000000) * 100000000) * (p_units / 100000000) + ((a_units - (a_units / 100000000) * 100000000) * (p_units - (p_units / 100000000) * 100000000) + 50000000) / 100000000 - c_units AS pnl_units
+        -- in 1e-8 units, products as four partial products so that no step overflows 64 bits:
+        -- spot: amount x last price - cost basis; futures: +/- amount x (last price - entry), minus for a short
+        CASE WHEN q.market_type = 'futures'
+            THEN (CASE WHEN q.side = 'short' THEN -1 ELSE 1 END) * (((a_units / 100000000) * (p_units / 100000000) * 100000000 + (a_units / 100000000) * (p_units - (p_units / 100000000) * 100000000) + (a_units - (a_units / 100000000) * 100000000) * (p_units / 100000000) + ((a_units - (a_units / 100000000) * 100000000) * (p_units - (p_units / 100000000) * 100000000) + 50000000) / 100000000) - ((a_units / 100000000) * (e_units / 100000000) * 100000000 + (a_units / 100000000) * (e_units - (e_units / 100000000) * 100000000) + (a_units - (a_units / 100000000) * 100000000) * (e_units / 100000000) + ((a_units - (a_units / 100000000) * 100000000) * (e_units - (e_units / 100000000) * 100000000) + 50000000) / 100000000))
+            ELSE ((a_units / 100000000) * (p_units / 100000000) * 100000000 + (a_units / 100000000) * (p_units - (p_units / 100000000) * 100000000) + (a_units - (a_units / 100000000) * 100000000) * (p_units / 100000000) + ((a_units - (a_units / 100000000) * 100000000) * (p_units - (p_units / 100000000) * 100000000) + 50000000) / 100000000) - c_units
+        END AS pnl_units
     FROM (
         SELECT
             p.user_id,
@@ -137,9 +151,15 @@ FROM (
             ((CAST(substr(CAST(p.amount AS TEXT), 1, length(CAST(p.amount AS TEXT)) - length(ltrim(CAST(p.amount AS TEXT), '-0123456789'))) || substr(substr(ltrim(CAST(p.amount AS TEXT), '-0123456789'), 2) || '000000000', 1, 9) AS BIGINT) + CASE WHEN substr(CAST(p.amount AS TEXT), 1, 1) = '-' THEN -5 ELSE 5 END) / 10) AS a_units,
             ((CAST(substr(CAST(s.last_price AS TEXT), 1, length(CAST(s.last_price AS TEXT)) - length(ltrim(CAST(s.last_price AS TEXT), '-0123456789'))) || substr(substr(ltrim(CAST(s.last_price AS TEXT), '-0123456789'), 2) || '000000000', 1, 9) AS BIGINT) + CASE WHEN substr(CAST(s.last_price AS TEXT), 1, 1) = '-' THEN -5 ELSE 5 END) / 10) AS p_units,
             ((CAST(substr(CAST(p.cost_basis AS TEXT), 1, length(CAST(p.cost_basis AS TEXT)) - length(ltrim(CAST(p.cost_basis AS TEXT), '-0123456789'))) || substr(substr(ltrim(CAST(p.cost_basis AS TEXT), '-0123456789'), 2) || '000000000', 1, 9) AS BIGINT) + CASE WHEN substr(CAST(p.cost_basis AS TEXT), 1, 1) = '-' THEN -5 ELSE 5 END) / 10) AS c_units,
+            ((CAST(substr(CAST(p.entry_price AS TEXT), 1, length(CAST(p.entry_price AS TEXT)) - length(ltrim(CAST(p.entry_price AS TEXT), '-0123456789'))) || substr(substr(ltrim(CAST(p.entry_price AS TEXT), '-0123456789'), 2) || '000000000', 1, 9) AS BIGINT) + CASE WHEN substr(CAST(p.entry_price AS TEXT), 1, 1) = '-' THEN -5 ELSE 5 END) / 10) AS e_units,
             p.stop_loss_price,
             p.take_profit_price,
-            p.opened_at
+            p.opened_at,
+            CASE WHEN p.margin IS NULL THEN 'spot' ELSE 'futures' END AS market_type,
+            p.leverage,
+            p.margin,
+            p.liquidation_price,
+            p.funding
         FROM positions p
         JOIN users u ON u.id = p.user_id
         LEFT JOIN user_states s ON s.config_id = p.config_id
