@@ -106,7 +106,8 @@ class PairSettings:
     leverage: int = 1
     direction: str = "both"  # both | long | short: which positions a futures pair may open
     maint_margin_rate: Decimal = Decimal("0.005")
-    funding_rate: Decimal | None = None  # the rate booked at each funding time (None: no funding booked)
+    # the rate booked at each funding time, or {funding time ms: rate} (backtest --funding); None: no funding
+    funding_rate: Decimal | dict | None = None
 
     @classmethod
     def from_config(cls, cfg, rules=None) -> PairSettings:

@@ -163,13 +163,17 @@ def trail(book: PairBook, candles, last_price: float | None, settings) -> bool:
     return True
 
 
-def settle_funding(book: PairBook, mark: Decimal, rate: Decimal, now_ms: int) -> Decimal | None:
+def settle_funding(book: PairBook, mark: Decimal, rate, now_ms: int) -> Decimal | None:
     """Book the funding of every funding time since the last one booked; returns what was paid (+) or
-    received (-), or None when no funding time passed."""
+    received (-), or None when no funding time passed. `rate`: one rate for every funding time, or a
+    mapping {funding time ms: rate} (a backtest's --funding file; a time it lacks pays nothing)."""
     ft = rf.funding_time(now_ms)
     if ft <= book.last_funding_ms:
         return None
     times = (ft - book.last_funding_ms) // rf.FUNDING_MS if book.last_funding_ms else 1
+    if isinstance(rate, dict):
+        rate = sum((rate.get(ft - k * rf.FUNDING_MS, ZERO) for k in range(times)), ZERO)
+        times = 1
     pay = rf.funding_payment(book.side, book.holdings, mark, Decimal(rate)) * times
     book.last_funding_ms = ft
     book.cash -= pay
