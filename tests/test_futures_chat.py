@@ -95,3 +95,19 @@ def test_position_and_config_show_the_futures_fields(chat):
     conf = one(chat, 1, "/config")
     assert "Market: futures, isolated margin, direction both" in conf and "leverage: 3" in conf
     assert "[futures 3x SHORT]" in one(chat, 1, "/listpairs")
+
+
+def test_mystats_counts_funding_in_the_futures_pairs_pnl(chat):
+    from tradebot.models import Trade
+
+    setup_user(chat, pairs=[("BTC/USDT", 500)])
+    one(chat, 1, "/addpair BTC/USDT 1000 futures")
+    spot, fut = UserConfig.select().order_by(UserConfig.id)
+    for cfg, pnl in ((spot, D("5")), (fut, D("20"))):
+        Trade.create(user=cfg.user_id, config=cfg.id, exchange="binance", symbol=cfg.symbol, side="sell",
+                     amount=D("0.01"), price=D(30000), cost=D(300), fee=D("0.15"), pnl=pnl)
+    UserState.update(funding_paid=D("0.75")).where(UserState.config == fut.id).execute()
+    blocks = one(chat, 1, "/mystats").split("\n\n")[1:]
+    assert "Realized PnL: $5.00" in blocks[0] and "Funding" not in blocks[0]
+    assert "Realized PnL: $19.25" in blocks[1] and "Funding paid: $0.75 (in the realized PnL)" in blocks[1]
+    assert "Realized PnL: $24.25" in blocks[2]

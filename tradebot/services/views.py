@@ -138,6 +138,7 @@ class TradeStats:
     best: Decimal | None
     worst: Decimal | None
     fees: Decimal
+    funding: Decimal | None = None  # futures: funding paid (+) / received (-), inside realized_pnl
 
     @property
     def win_rate(self) -> Decimal | None:

@@ -81,6 +81,8 @@ def _stats_block(s: TradeStats) -> list[str]:
     if s.closed:
         lines.append(f"Best: {money(s.best)} | Worst: {money(s.worst)}")
     lines.append(f"Fees: {money(s.fees)}")
+    if s.funding is not None:
+        lines.append(f"Funding paid: {money(s.funding)} (in the realized PnL)")
     return lines
 
 
