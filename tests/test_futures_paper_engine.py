@@ -97,3 +97,47 @@ def test_paper_short_round_trip_then_long_with_funding(futures_engine, fake_exch
     assert state.funding_paid == paid
     note = Notification.select().where(Notification.kind == "funding").get()
     assert "Funding -$" in event("funding", note.payload) and "LONG" in event("funding", note.payload)
+
+
+def test_two_users_spot_and_futures_on_one_symbol_keep_their_own_books(futures_engine, fake_exchange):
+    """Isolation: spot and futures pairs of the same symbol, of two users, trade at the same moments; every
+    pair books only its own fills, margin and funding, and its equity follows from them alone."""
+    mgr, deciders = futures_engine
+    u1, u2 = make_user(1), make_user(2)
+    t = _closed(fake_exchange)
+    deciders["long"] = ScriptedDecider({t: "buy", t + 2 * MINUTE: "sell"}, name="long")
+    deciders["short"] = ScriptedDecider({t: "short", t + 2 * MINUTE: "close"}, name="short")
+    pairs = [
+        make_pair(u1, "BTC/USDT", "1000", decider="long", is_trading=True),
+        make_pair(u1, "BTC/USDT:USDT", "1000", decider="short", market_type="futures", leverage=3, is_trading=True),
+        make_pair(u2, "BTC/USDT:USDT", "500", decider="long", market_type="futures", leverage=2, is_trading=True),
+        make_pair(u2, "ETH/USDT:USDT", "800", decider="short", market_type="futures", leverage=3, is_trading=True),
+    ]
+    prices = []
+    for _ in range(3):
+        prices.append(_price(fake_exchange))
+        for cfg in pairs:
+            mgr.run_cycle(cfg.id)
+        fake_exchange.advance(1)
+    spot, short1, long2, eth = pairs
+    for cfg in pairs:
+        trades = list(Trade.select().where(Trade.config == cfg.id).order_by(Trade.id))
+        assert len(trades) == 2 and all(tr.symbol == cfg.symbol for tr in trades)
+        assert Position.select().where((Position.config == cfg.id) & (Position.status == "open")).count() == 0
+        state = UserState.get(UserState.config == cfg.id)
+        assert state.realized_pnl == trades[1].pnl  # its own round trip, nothing else
+        if cfg.market_type == "futures":  # flat: no margin, no dust
+            assert state.equity == state.cash == D(cfg.budget) + trades[1].pnl
+    # the two BTC perpetuals: opposite sides, margins from their own budgets and leverage
+    s1 = Position.get(Position.config == short1.id)
+    l2 = Position.get(Position.config == long2.id)
+    assert (s1.side, s1.leverage, l2.side, l2.leverage) == ("short", 3, "long", 2)
+    assert s1.amount == (D(900) / prices[0]).quantize(STEP, ROUND_DOWN)  # 30 % of 1000 x 3
+    assert l2.amount == (D(300) / prices[0]).quantize(STEP, ROUND_DOWN)  # 30 % of 500 x 2
+    p0, p2 = prices[0], prices[2]
+    fee = lambda a, p: (a * p * FEE).quantize(D("0.00000001"))  # noqa: E731
+    assert Trade.get((Trade.config == short1.id) & (Trade.side == "buy")).pnl == (
+        (p0 - p2) * s1.amount - fee(s1.amount, p0) - fee(s1.amount, p2))
+    assert Trade.get((Trade.config == long2.id) & (Trade.side == "sell")).pnl == (
+        (p2 - p0) * l2.amount - fee(l2.amount, p0) - fee(l2.amount, p2))
+    assert Position.get(Position.config == spot.id).margin is None  # the spot pair stays spot
