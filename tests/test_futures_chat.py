@@ -111,3 +111,16 @@ def test_mystats_counts_funding_in_the_futures_pairs_pnl(chat):
     assert "Realized PnL: $5.00" in blocks[0] and "Funding" not in blocks[0]
     assert "Realized PnL: $19.25" in blocks[1] and "Funding paid: $0.75 (in the realized PnL)" in blocks[1]
     assert "Realized PnL: $24.25" in blocks[2]
+
+
+def test_futures_stay_in_paper_mode_addpair_and_start_refuse_live_keys(chat):
+    setup_user(chat)
+    one(chat, 1, "/addpair BTC/USDT 1000 futures")
+    chat.send(1, "/connect binance goodkey1234567890 goodsecret1234567890 false")
+    from tradebot.models import ExchangeCredential
+
+    assert ExchangeCredential.get().network == "live"
+    reply = one(chat, 1, "/start_trading BTC/USDT:USDT")
+    assert "did not start: futures trade in paper mode only for now: /connect binance paper" in reply, reply
+    assert not UserConfig.get().is_trading
+    assert "Futures trade in paper mode for now" in one(chat, 1, "/addpair ETH/USDT 100 futures")
