@@ -155,3 +155,27 @@ def test_a_futures_pair_on_live_keys_sends_nothing_and_says_why(futures_engine, 
     assert Order.select().count() == 0 and fake_exchange.orders() == []
     state = UserState.get(UserState.config == cfg.id)
     assert "connect binance paper" in state.last_error
+
+
+def test_a_paused_user_can_still_close_a_short(futures_engine, fake_exchange):
+    """The user-wide breaker pauses openings only: a short closes by a BUY, which must still go."""
+    import datetime as dt
+
+    from tradebot.models import User
+
+    mgr, deciders = futures_engine
+    t = _closed(fake_exchange)
+    deciders["scripted"] = ScriptedDecider({t: "short", t + MINUTE: "buy", t + 2 * MINUTE: "short"})
+    user = make_user(1)
+    cfg = make_pair(user, "BTC/USDT:USDT", "1000", decider="scripted", market_type="futures", leverage=3,
+                    is_trading=True)
+    mgr.run_cycle(cfg.id)
+    assert Position.get(Position.config == cfg.id).side == "short"
+    User.update(breaker_until=dt.datetime(2999, 1, 1), breaker_reason="test").where(User.id == user.id).execute()
+    fake_exchange.advance(1)
+    mgr.run_cycle(cfg.id)  # buy = close the short: an exit, allowed while paused
+    assert Position.get(Position.config == cfg.id).status == "closed"
+    fake_exchange.advance(1)
+    out = mgr.run_cycle(cfg.id)  # a new short is an opening: paused
+    assert out["skipped"] == "user_breaker"
+    assert Position.select().where(Position.config == cfg.id).count() == 1

@@ -262,7 +262,9 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker):
                     False,
                 )
                 continue
-            if req.side == "buy" and self._user_paused(cfg, now, now_ms):
+            # the user breaker pauses openings only; an exit (a futures short closes by a buy) always goes
+            opens = (not req.reduce_only) if settings.market == "futures" else req.side == "buy"
+            if opens and self._user_paused(cfg, now, now_ms):
                 outcome["skipped"] = "user_breaker"
                 continue
             if self._execute(cfg, network, broker, req, decision, decision_row, settings, now_ms):
@@ -291,7 +293,7 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker):
             )
 
     def _position_network(self, position_id: int) -> str | None:
-        """The network a position was opened on (its last buy's order). Fixed once known: cached."""
+        """The network a position was opened on (its last opening fill's order). Fixed once known: cached."""
         with self._locks_lock:
             hit = self._pos_networks.get(position_id)
         if hit is not None:
@@ -299,7 +301,7 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker):
         found = (
             Order.select(Order.network)
             .join(Trade, on=(Trade.order == Order.id))
-            .where((Trade.position == position_id) & (Trade.side == "buy"))
+            .where((Trade.position == position_id) & Trade.pnl.is_null(True))  # an opening fill (any side)
             .order_by(Trade.id.desc())
             .scalar()
         )
