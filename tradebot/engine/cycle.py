@@ -184,7 +184,7 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker):
         decision_row = None
         if since:
             decider = self.decider_for(cfg.decider)
-            ind = self.indicators.get(cfg.exchange, data_net, cfg.symbol, cfg.timeframe, candles)
+            ind = self.indicators.get(cfg.exchange, data_net, dsym, cfg.timeframe, candles)  # shared with spot
             px = Decimal(repr(last_price)) if last_price is not None else book.last_price or ZERO
             if futures:
                 equity = book.cash + book.margin + (book._futures_pnl(px) if book.holdings and px else ZERO)
