@@ -117,3 +117,49 @@ def test_backtest_cli_futures(tmp_path):
     assert bad.exit_code == 2 and "liquidated after a 4.50% move" in bad.output
     spot = runner.invoke(main, ["backtest", "--symbol", "ABC/USDT", "--data", str(data), "--leverage", "3"])
     assert spot.exit_code == 2 and "for --market futures" in spot.output
+
+
+class Alternate:
+    """Opens long and short in turn every 90 minutes, closes after 60: many round trips both ways."""
+
+    name = "alternate"
+
+    def __init__(self):
+        self.n = 0
+
+    def decide(self, ctx):
+        from tradebot.strategy.base import Decision
+
+        m = ctx.candles[-1].ts // 60_000
+        if ctx.position is None and m % 90 == 0:
+            self.n += 1
+            return Decision("buy" if self.n % 2 else "short", 90, "turn", self.name)
+        if ctx.position is not None and m % 90 == 60:
+            return Decision("close", 90, "hour", self.name)
+        return Decision("hold", 50, "", self.name)
+
+
+def test_real_usdm_day_books_add_up_exactly():
+    """A day of real Binance USD-M AVAXUSDT 1m candles at 3x: every trade's PnL, the funding and the fees add
+    up to the final equity to the last decimal, and long and short are reported apart."""
+    from pathlib import Path
+
+    from tradebot.backtest.data import load_candles
+
+    s = load_candles(Path(__file__).resolve().parent / "data" / "binance-usdm-AVAXUSDT-1m-2024-02-01.csv.gz")
+    rules = MarketRules("AVAX/USDT:USDT", "AVAX", "USDT", D("1"), None, D("1"), D("5"), D("0.0005"))
+    settings = PairSettings(D(30), D(2), D(4), 60, BreakerLimits(0, D(0), D(0), 60), rules.amount_step,
+                            rules.min_amount, rules.min_cost, rules.taker_fee, market="futures", leverage=3,
+                            funding_rate=D("0.0001"))
+    r = run_backtest(s, Alternate(), BacktestConfig("AVAX/USDT:USDT", "1m", rules, settings, D(1000), "binance",
+                                                    "auto"))
+    closed = [t for t in r.trades if t.closed]
+    assert len(closed) >= 10 and {t.side for t in closed} == {"long", "short"}
+    assert all(t.amount == t.amount.to_integral_value() for t in closed)  # whole AVAX (the step)
+    assert not r.book.in_position  # the last close comes at 23:00
+    assert r.final_equity == D(1000) + sum((t.pnl for t in closed), D(0))  # pnl holds fees and funding
+    # a long paid at one funding time, a short received at the other
+    assert r.book.funding_paid == sum((t.funding for t in r.trades), D(0)) != 0
+    rep = build_report(r)["futures"]["by_side"]
+    assert rep["long"]["trades"] + rep["short"]["trades"] == len(closed)
+    assert D(rep["long"]["pnl_exact"]) + D(rep["short"]["pnl_exact"]) == sum((t.pnl for t in closed), D(0))
