@@ -148,12 +148,17 @@ class SimBroker:
                       liquidation=False):
         with self.lock:
             self.sends[client_order_id] = self.sends.get(client_order_id, 0) + 1
+            fault, self.fault = self.fault, None
+        if fault == "unavailable":
+            raise ExchangeUnavailable("Binance is not reachable right now.")
         px = price if price is not None else self.hub.market_data.last_price(self.exchange, self.network,
                                                                              symbol.split(":")[0])
         fill = simulate_futures_fill(self.rules(symbol), side, px, client_order_id, base_amount, FUTURES_FEE,
                                      timestamp=self.hub.clock.ms, charge_fee=not liquidation)
         with self.lock:
             self.ledger[client_order_id] = fill
+        if fault == "fill_then_drop":
+            raise ExchangeUnavailable("connection lost")
         return fill
 
     def funding_rate(self, symbol):
