@@ -124,3 +124,18 @@ def test_futures_stay_in_paper_mode_addpair_and_start_refuse_live_keys(chat):
     assert "did not start: futures trade in paper mode only for now: /connect binance paper" in reply, reply
     assert not UserConfig.get().is_trading
     assert "Futures trade in paper mode for now" in one(chat, 1, "/addpair ETH/USDT 100 futures")
+
+
+def test_paper_futures_config_keys_reach_the_paper_broker(tmp_path):
+    from tradebot.app import build_hub
+    from tradebot.config import ConfigError, load_config
+
+    env = {"TRADEBOT_EXCHANGES_BINANCE_PAPER_FUNDING_RATE": "-0.0002",
+           "TRADEBOT_EXCHANGES_BINANCE_PAPER_FUTURES_TAKER_FEE": "0.0004", "TRADEBOT_RISK_MAX_LEVERAGE": "5",
+           "TRADEBOT_DATA_DIR": str(tmp_path)}
+    cfg = load_config(None, env=env)
+    assert cfg.risk.max_leverage == 5
+    broker = build_hub(cfg).broker("binance", "paper")
+    assert broker.funding_rate("BTC/USDT:USDT") == D("-0.0002") and broker.futures_taker_fee == D("0.0004")
+    with pytest.raises(ConfigError, match="max_leverage"):
+        load_config(None, env={**env, "TRADEBOT_RISK_MAX_LEVERAGE": "50"})
