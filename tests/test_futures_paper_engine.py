@@ -78,7 +78,8 @@ def test_paper_short_round_trip_then_long_with_funding(futures_engine, fake_exch
     assert "Opened SHORT BTC/USDT:USDT (binance) 3x" in opened_text
     assert "Closed SHORT BTC/USDT:USDT (binance) 3x" in closed_text
 
-    # a long held over the 16:00 UTC funding time pays amount x mark x 0.0001
+    # a long held over the 16:00 UTC funding time pays amount x mark x the venue's current rate (premiumIndex)
+    fake_exchange.book.funding_rates["BTCUSDT"] = D("0.00031")
     t = _closed(fake_exchange)
     fake_exchange.advance(1)
     deciders["scripted"].script[t + MINUTE] = "buy"
@@ -91,7 +92,7 @@ def test_paper_short_round_trip_then_long_with_funding(futures_engine, fake_exch
     mark = _price(fake_exchange)
     mgr.run_cycle(cfg.id)
     pos = Position.get_by_id(pos.id)
-    paid = pos.amount * mark * D("0.0001")
+    paid = pos.amount * mark * D("0.00031")
     assert pos.funding == paid
     state = UserState.get(UserState.config == cfg.id)
     assert state.funding_paid == paid
@@ -179,3 +180,18 @@ def test_a_paused_user_can_still_close_a_short(futures_engine, fake_exchange):
     out = mgr.run_cycle(cfg.id)  # a new short is an opening: paused
     assert out["skipped"] == "user_breaker"
     assert Position.select().where(Position.config == cfg.id).count() == 1
+
+
+
+def test_paper_funding_rate_is_the_venues_current_rate_or_the_configured_one(fake_exchange, exchange_hub):
+    fake_exchange.book.funding_rates.update(BTCUSDT=D("-0.00025"), ETHUSDT=D("0.0004"))
+    assert exchange_hub.broker("binance", "paper").funding_rate("BTC/USDT:USDT") == D("-0.00025")
+    assert exchange_hub.broker("bybit", "paper").funding_rate("ETH/USDT:USDT") == D("0.0004")
+    assert fake_exchange.requests_to("/fapi/v1/premiumIndex")
+    # the venue does not answer: the configured paper rate (0.0001 by default), and no retry storm
+    fake_exchange.fault("/v5/market/tickers", "http", times=50, status=500)
+    broker = exchange_hub.broker("bybit", "paper")
+    assert broker.funding_rate("SOL/USDT:USDT") == D("0.0001")
+    n = len(fake_exchange.requests_to("/v5/market/tickers"))
+    assert broker.funding_rate("SOL/USDT:USDT") == D("0.0001")
+    assert len(fake_exchange.requests_to("/v5/market/tickers")) == n  # remembered for 10 minutes

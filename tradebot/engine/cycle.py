@@ -32,7 +32,7 @@ from ..models import (
     UserConfig,
     UserState,
 )
-from ..risk_futures import LIQUIDATION
+from ..risk_futures import LIQUIDATION, funding_time
 from ..strategy.base import DecisionContext, PositionView
 from . import core
 from .accounting import DAY_MS, mark_to_market
@@ -176,7 +176,8 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker):
             last_price = candles[-1].close
 
         settings = core.PairSettings.from_config(cfg, broker.rules(cfg.symbol))
-        if futures:
+        if futures and book.in_position and funding_time(now_ms) > book.last_funding_ms:
+            # a funding time passed with the position open: the rate to book (one request per symbol per 10 min)
             settings = dataclasses.replace(settings, funding_rate=broker.funding_rate(cfg.symbol))
 
         # 3. decision, only on a newly closed candle

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
@@ -13,6 +15,7 @@ from tradebot.exchange.errors import InvalidOrder
 from tradebot.exchange.futures_symbols import data_symbol
 from tradebot.exchange.rules import check_minimums, floor_step
 
+log = logging.getLogger(__name__)
 FEE_DP = Decimal("0.00000001")  # exchanges book commissions to 8 dp
 FUTURES_TAKER_FEE = Decimal("0.0005")  # Binance USDⓈ-M / Bybit linear regular-tier taker fee
 FUTURES_FUNDING_RATE = Decimal("0.0001")  # the venues' baseline 8-hourly rate (0.01 %)
@@ -72,9 +75,12 @@ class PaperBroker:
 
     def __init__(self, exchange: str, rules: Callable[[str], MarketRules], price_source: Callable[[str], Decimal],
                  network: str = "paper", now_ms: Callable[[], int] | None = None, max_orders: int = 1000,
-                 futures_taker_fee: Decimal = FUTURES_TAKER_FEE, funding_rate: Decimal = FUTURES_FUNDING_RATE):
+                 futures_taker_fee: Decimal = FUTURES_TAKER_FEE, funding_rate: Decimal = FUTURES_FUNDING_RATE,
+                 funding_source: Callable[[str], Decimal] | None = None):
         self.exchange, self.network = exchange, network
         self.futures_taker_fee, self._funding_rate = Decimal(futures_taker_fee), Decimal(funding_rate)
+        self._funding_source = funding_source  # the venue's current rate, when it can be had
+        self._funding_down: dict[str, float] = {}  # symbol -> monotonic time of the last failed fetch
         self._rules, self._price, self._now = rules, price_source, now_ms
         self._orders: OrderedDict[str, Fill] = OrderedDict()
         self._max = max_orders
@@ -95,13 +101,22 @@ class PaperBroker:
                                                 self.futures_taker_fee, self._ts(), charge_fee=not liquidation))
 
     def funding_rate(self, symbol: str) -> Decimal:
-        """The rate paper futures book at each funding time."""
+        """The rate paper futures book at a funding time: the venue's current rate of the perpetual, or the
+        configured rate when the venue does not answer (no network, a data feed without futures)."""
+        down = self._funding_down.get(symbol)
+        if self._funding_source is not None and (down is None or time.monotonic() - down > 600):
+            try:
+                return Decimal(self._funding_source(symbol))
+            except Exception as exc:  # noqa: BLE001 - any failure: the configured rate (asked again in 10 min)
+                self._funding_down[symbol] = time.monotonic()
+                log.info("funding rate of %s on %s unavailable (%s): booking the configured %s", symbol,
+                         self.exchange, type(exc).__name__, self._funding_rate)
         return self._funding_rate
 
     def fill_at(self, price: Decimal) -> PaperBroker:
         """A broker that fills everything at `price` (backtests replaying a candle)."""
         return PaperBroker(self.exchange, self._rules, lambda _symbol: Decimal(price), self.network, self._now,
-                           self._max, self.futures_taker_fee, self._funding_rate)
+                           self._max, self.futures_taker_fee, self._funding_rate, self._funding_source)
 
     def market_buy(self, symbol: str, quote_amount: Decimal, client_order_id: str) -> Fill:
         return self._book(simulate_market_fill(self.rules(symbol), "buy", self._price(symbol), client_order_id,
