@@ -93,6 +93,11 @@ def main() -> None:
     print(f"run summary     {rep['trades']} trades, exposure {rep['exposure_percent']} %, "
           f"return {rep['return_percent']} %, {rep['circuit_breaker_trips']} breaker trips")
 
+    from peer import compare  # bench/peer.py: the same EMA cross in backtesting.py, if installed
+
+    for line in compare(s, max(1, args.repeat // 2)):
+        print(line)
+
 
 if __name__ == "__main__":
     main()

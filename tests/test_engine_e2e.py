@@ -44,7 +44,9 @@ class FlipDecider:
 def _deciders(name):
     from tradebot.strategy.technical import TechnicalDecider
 
-    return FlipDecider() if name == "flip" else TechnicalDecider()
+    # min_edge=0: without the fee filter the technical decider trades often on these 1m candles, which is
+    # what this file needs (many real orders); the filter itself is tested in test_strategy_params.py
+    return FlipDecider() if name == "flip" else TechnicalDecider(min_edge=0)
 
 
 def check_db_matches_fake(fake, user_ids):

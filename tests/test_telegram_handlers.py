@@ -508,7 +508,7 @@ def test_overlong_connect_is_deleted_even_in_a_group(chat):
 
 def test_set_timeframe_and_decider(chat):
     setup_user(chat, pairs=[("BTC/USDT", 100)])
-    assert one(chat, 1, "/set BTC/USDT timeframe 15m") == "⚙️ BTC/USDT (binance): timeframe 1m → 15m"
+    assert one(chat, 1, "/set BTC/USDT timeframe 15m") == "⚙️ BTC/USDT (binance): timeframe 1h → 15m"  # new pairs: 1h
     assert "must be one of: 1m" in one(chat, 1, "/set BTC/USDT timeframe 7m")
     assert "must be one of: technical, llm, ensemble" in one(chat, 1, "/set BTC/USDT decider magic")
     # the fixture config has no LLM key: refused, setting unchanged

@@ -204,7 +204,7 @@ def load_config(path: str | Path | None = None, env=None, *, must_exist: bool = 
         cfg_path = None
 
     overrides = _env_overrides(env)
-    known_top = set(SECTIONS) | {"data_dir", "exchanges"}
+    known_top = set(SECTIONS) | {"data_dir", "exchanges", "presets"}
     for key in raw:
         if key not in known_top:
             raise ConfigError(f"{key}: unknown key (known: {', '.join(sorted(known_top))})")
@@ -247,7 +247,13 @@ def load_config(path: str | Path | None = None, env=None, *, must_exist: bool = 
         raise ConfigError(
             f"trading.min_budget: must not exceed trading.max_budget ({trading.min_budget} > {trading.max_budget})"
         )
-    return Config(data_dir=data_dir, exchanges=exchanges, path=cfg_path, **sections)
+    from .presets import PresetError, parse_presets
+
+    try:
+        presets = parse_presets(raw.get("presets"))
+    except PresetError as exc:
+        raise ConfigError(str(exc)) from None
+    return Config(data_dir=data_dir, exchanges=exchanges, path=cfg_path, presets=presets, **sections)
 
 
 def token_problem(token: str) -> str | None:

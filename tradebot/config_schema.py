@@ -55,7 +55,7 @@ class LoggingConfig:
 @dataclass(frozen=True)
 class TradingConfig:
     default_interval_seconds: int = 60
-    default_timeframe: str = "1m"
+    default_timeframe: str = "1h"
     default_decider: str = "technical"
     max_pairs_per_user: int = 20
     min_budget: Decimal = Decimal("10")
@@ -121,6 +121,7 @@ class Config:
     llm: LLMConfig
     ensemble: EnsembleConfig
     path: Path | None = None  # the file it was read from, if any
+    presets: dict = field(default_factory=dict)  # name -> presets.Preset ([presets.<name>] tables)
 
     @property
     def database_url(self) -> str:

@@ -319,12 +319,19 @@ def _m004_futures() -> None:
     _add_missing_columns(Position, ["margin", "funding", "liquidation_price"])
 
 
+def _m006_pair_preset() -> None:
+    from .models import UserConfig
+
+    _add_missing_columns(UserConfig, ["preset"])
+
+
 # (version, name, function). Append only; never edit an applied migration.
 MIGRATIONS: list[tuple[int, str, callable]] = [
     (1, "initial schema", _m001_initial),
     (2, "instance lease and health", _m002_instance_lease),
     (3, "decision tallies (repeated hold decisions counted per pair and day)", _m003_decision_tallies),
     (4, "futures: market type, leverage, margin mode, direction, trailing stop, funding", _m004_futures),
+    (6, "pair preset (user_configs.preset)", _m006_pair_preset),
 ]
 
 

@@ -116,6 +116,7 @@ class UserConfig(BaseModel):
     margin_mode = pw.CharField(max_length=8, default="isolated")  # isolated | cross
     direction = pw.CharField(max_length=8, default="both")  # both | long | short
     trailing_stop_percent = MoneyField(default=Decimal("0"))  # 0 = off
+    preset = pw.CharField(max_length=32, null=True)  # [presets.<name>] applied by /set <symbol> preset (migration 6)
 
     class Meta:
         table_name = "user_configs"

@@ -145,7 +145,8 @@ def run_backtest(series: Series, decider, cfg: BacktestConfig, start: int = 0,
     n = len(series)
     tf = series.interval_ms
     settings, rules = cfg.settings, cfg.rules
-    iset = IndicatorSet()
+    make_set = getattr(decider, "indicator_set", None)  # a decider with its own periods (technical parameters)
+    iset = make_set() if make_set is not None else IndicatorSet()
     for i in range(start):  # warm-up candles before --from: indicators only
         iset.update(ts[i], hi[i], lo[i], cl[i])
     book = new_book(cfg.balance, day=(ts[start] + tf) // DAY_MS if start < n else None)

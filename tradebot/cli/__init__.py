@@ -1,4 +1,4 @@
-"""`tradebot` command line: init, run, admin, db (and backtest). One module per command group; importing
+"""`tradebot` command line: init, run, admin, db (and backtest, evaluate). One module per command group; importing
 them registers their commands on `main`."""
 
 from . import admin, db, setup  # noqa: F401  (registers the commands)
@@ -13,6 +13,9 @@ def _register_optional_commands():
     except ImportError:
         return
     main.add_command(backtest_command, "backtest")
+    from .evaluate import evaluate_command
+
+    main.add_command(evaluate_command, "evaluate")
 
 
 _register_optional_commands()

@@ -184,7 +184,8 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker):
         decision = None
         decision_row = None
         if since:
-            decider = self.decider_for(cfg.decider)
+            preset = getattr(cfg, "preset", None)  # a [presets.<name>] carries the technical parameters
+            decider = self.decider_for(f"{cfg.decider}@{preset}" if preset else cfg.decider)
             ind = self.indicators.get(cfg.exchange, data_net, dsym, cfg.timeframe, candles)  # shared with spot
             px = Decimal(repr(last_price)) if last_price is not None else book.last_price or ZERO
             if futures:

@@ -62,15 +62,17 @@ def _deciders(source):
     cache: dict[str, object] = {}
     lock = threading.Lock()
     if callable(source) and not hasattr(source, "llm"):
-        build = source
+        def build(name):
+            return source(name.partition("@")[0])  # a plain factory knows no presets
     else:
         from ..strategy.factory import build_decider
 
         llm = getattr(source, "llm", None)
         ens = getattr(source, "ensemble", None)
+        presets = getattr(source, "presets", None)
 
         def build(name):
-            return build_decider(name, llm, ens)
+            return build_decider(name, llm, ens, presets)
 
     def decider_for(name: str):
         d = cache.get(name)

@@ -28,7 +28,8 @@ class ReportsMixin:
         for config in configs:
             settings = {name: getattr(config, spec[0]) for name, spec in SETTINGS.items()}
             settings.update(
-                timeframe=config.timeframe, interval_seconds=config.interval_seconds, decider=config.decider
+                timeframe=config.timeframe, interval_seconds=config.interval_seconds, decider=config.decider,
+                preset=getattr(config, "preset", None),
             )
             pairs.append(PairConfigView(self._view(config), settings))
         fresh = User.get_by_id(user.id)

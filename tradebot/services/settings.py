@@ -100,6 +100,8 @@ class SettingsMixin:
         key = SETTING_ALIASES.get(name.lower(), name.lower())
         if key in FUTURES_ONLY and getattr(config, "market_type", "spot") != "futures":
             raise InvalidValue(f"{key} applies to futures pairs only; {config.symbol} is a spot pair.")
+        if key == "preset":
+            return self.apply_preset(user, config, str(value))
         if key in TEXT_SETTINGS:
             return self._set_text_setting(user, config, key, str(value))
         if key not in SETTINGS:
@@ -162,6 +164,32 @@ class SettingsMixin:
         ).execute()
         _action(user, "set", pair=config.symbol, exchange=config.exchange, setting=key, old=old, new=new)
         return SettingChange(config.symbol, config.exchange, key, old, new)
+
+    def apply_preset(self, user: User, config: UserConfig, name: str) -> SettingChange:
+        """Copy a [presets.<name>] (timeframe, risk settings) onto the pair and record its name, so the engine
+        builds the pair's technical decider with the preset's parameters. 'none' forgets the preset (the
+        decider's defaults again); the copied settings stay as they are."""
+        presets = getattr(self.app.cfg, "presets", None) or {}
+        name = name.strip().lower()
+        config = self.pair_by_id(user, config.id)
+        old = getattr(config, "preset", None)
+        if name in ("none", "off", "default", "defaults"):
+            new_values: dict[str, Any] = {"preset": None}
+            new = None
+        else:
+            preset = presets.get(name)
+            if preset is None:
+                known = ", ".join(sorted(presets)) or "none is configured on this bot"
+                raise InvalidValue(f"Unknown preset {name!r}. Presets: {known}.")
+            new_values = dict(preset.columns, preset=name)
+            if preset.timeframe:
+                new_values["timeframe"] = preset.timeframe
+            new = f"{name} ({preset.summary()})"
+        UserConfig.update({**{getattr(UserConfig, k): v for k, v in new_values.items()},
+                           UserConfig.updated_at: utcnow()}).where(UserConfig.id == config.id).execute()
+        _action(user, "set", pair=config.symbol, exchange=config.exchange, setting="preset", old=old,
+                new=new_values.get("preset"))
+        return SettingChange(config.symbol, config.exchange, "preset", old or "none", new or "none")
 
     def set_notify(self, user: User, on: bool) -> bool:
         User.update(notify=bool(on), updated_at=utcnow()).where(User.id == user.id).execute()

@@ -12,6 +12,9 @@ from typing import NamedTuple
 from .base import Candle
 from .incremental import ATR, MACD, RSI, Bollinger
 
+# (ema fast, ema slow, macd signal, rsi, bollinger, bollinger k, atr): the shared stream's periods
+DEFAULT_PERIODS = (12, 26, 9, 14, 20, 2.0, 14)
+
 
 class IndicatorSnapshot(NamedTuple):
     """Immutable indicator values after the candle `ts` closed."""
@@ -30,6 +33,7 @@ class IndicatorSnapshot(NamedTuple):
     bb_lower: float | None
     atr: float | None
     ready: bool  # every value above is set
+    periods: tuple = DEFAULT_PERIODS  # what it was computed with (a decider with other periods recomputes)
 
     def describe(self) -> str:
         if not self.ready:
@@ -56,12 +60,13 @@ class IndicatorSet:
         "ema_fast", "ema_slow", "macd", "macd_signal", "macd_hist", "prev_macd_hist",
         "rsi", "bb_upper", "bb_mid", "bb_lower", "atr",
         "_parts", "_af", "_as", "_asig", "_bbk", "_p_rsi", "_p_bb", "_p_atr",
-        "_prev_close", "_gain", "_loss", "_buf", "_bi", "_anchor", "_s", "_ss",
+        "_prev_close", "_gain", "_loss", "_buf", "_bi", "_anchor", "_s", "_ss", "periods",
     )
 
     def __init__(self, fast: int = 12, slow: int = 26, signal: int = 9, rsi: int = 14,
                  bb: int = 20, bb_k: float = 2.0, atr: int = 14):
         self._parts = (MACD(fast, slow, signal), RSI(rsi), Bollinger(bb, bb_k), ATR(atr))
+        self.periods = (fast, slow, signal, rsi, bb, float(bb_k), atr)
         self._af, self._as, self._asig = 2.0 / (fast + 1), 2.0 / (slow + 1), 2.0 / (signal + 1)
         self._bbk, self._p_rsi, self._p_bb, self._p_atr = bb_k, rsi, bb, atr
         self.ts, self.close, self.count, self.ready = 0, 0.0, 0, False
@@ -170,6 +175,7 @@ class IndicatorSet:
         return IndicatorSnapshot(
             self.ts, self.close, self.ema_fast, self.ema_slow, self.macd, self.macd_signal, self.macd_hist,
             self.prev_macd_hist, self.rsi, self.bb_upper, self.bb_mid, self.bb_lower, self.atr, self.ready,
+            self.periods,
         )
 
 

@@ -17,13 +17,15 @@ class SettingsCommands:
         sym_args = [args[0]] + ([args[3]] if len(args) == 4 else [])
         name = args[1].lower()
         key = svc.SETTING_ALIASES.get(name, name)
-        if key in svc.TEXT_SETTINGS:
+        if key == "preset":
+            value = args[2]  # checked against the config's presets by the service
+        elif key in svc.TEXT_SETTINGS:
             allowed = svc.TEXT_SETTINGS[key][1]
             value = args[2].lower()
             if value not in allowed:
                 raise Usage("set", f"{key} must be one of: {', '.join(allowed)}.")
         elif key not in svc.SETTINGS:
-            raise Usage("set", f"Unknown setting. Use one of: {', '.join([*svc.SETTINGS, *svc.TEXT_SETTINGS])}.")
+            raise Usage("set", f"Unknown setting. Use one of: {', '.join([*svc.SETTINGS, *svc.TEXT_SETTINGS, 'preset'])}.")
         else:
             _col, kind, lo, hi, _desc = svc.SETTINGS[key]
             try:

@@ -81,7 +81,7 @@ def help_text(is_admin: bool = False) -> str:
         "Symbols can be written BTC/USDT, btcusdt or BTC-USDT.",
         "Futures (USDT-M perpetual, long and short): /addpair BTC/USDT 1000 futures — then /set BTC/USDT:USDT "
         "leverage 3, margin isolated|cross, direction both|long|short.",
-        "Settings for /set: " + ", ".join([*SETTINGS, *TEXT_SETTINGS]),
+        "Settings for /set: " + ", ".join([*SETTINGS, *TEXT_SETTINGS, "preset (a named set from the bot's config)"]),
     ]
     return "\n".join(lines)
 

@@ -60,6 +60,7 @@ def config(view: ConfigView) -> str:
             *([f"Market: futures, {e(p.margin_mode)} margin, direction {e(p.direction)}"]
               if p.market_type == "futures" else ["Market: spot"]),
             f"Strategy: {e(s['decider'])}, {e(s['timeframe'])} candles, every {int(s['interval_seconds'])} s",
+            f"Preset: {e(s['preset']) if s.get('preset') else 'none (defaults)'}",
         ]
         for name in SETTINGS:
             if name == "leverage" and p.market_type != "futures":
