@@ -163,3 +163,35 @@ def test_real_usdm_day_books_add_up_exactly():
     rep = build_report(r)["futures"]["by_side"]
     assert rep["long"]["trades"] + rep["short"]["trades"] == len(closed)
     assert D(rep["long"]["pnl_exact"]) + D(rep["short"]["pnl_exact"]) == sum((t.pnl for t in closed), D(0))
+
+
+def test_technical_fast_path_shorts_like_the_full_decision_on_real_usdm_data():
+    """The backtester's quick_action fast path must see the position's side and that shorts may open: the
+    technical decider then makes exactly the trades its full decide() makes, shorts included."""
+    from pathlib import Path
+
+    from tradebot.backtest.data import load_candles, resample
+    from tradebot.strategy.technical import TechnicalDecider
+
+    class FullOnly:  # the same decider without the fast path
+        def __init__(self, d):
+            self.d, self.name = d, d.name
+
+        def decide(self, ctx):
+            return self.d.decide(ctx)
+
+        def indicator_set(self):
+            return self.d.indicator_set()
+
+    s = resample(load_candles(Path(__file__).resolve().parent / "data" /
+                              "binance-usdm-LTCUSDT-1m-2026-02-01_2026-02-14.csv.gz"), 15 * 60_000)
+    rules = MarketRules("LTC/USDT:USDT", "LTC", "USDT", D("0.001"), None, None, None, D("0.0005"))
+    settings = PairSettings(D(30), D(2), D(4), 60, BreakerLimits(0, D(0), D(0), 60), rules.amount_step, None,
+                            None, rules.taker_fee, market="futures", leverage=3, funding_rate=D("0.0001"))
+    cfg = BacktestConfig("LTC/USDT:USDT", "15m", rules, settings, D(1000), "binance", "auto")
+    fast = run_backtest(s, TechnicalDecider(), cfg)
+    full = run_backtest(s, FullOnly(TechnicalDecider()), cfg)
+    key = [(t.side, t.entry_ts, t.exit_ts, t.pnl) for t in fast.trades]
+    assert key == [(t.side, t.entry_ts, t.exit_ts, t.pnl) for t in full.trades]
+    assert sum(1 for t in fast.trades if t.side == "short") > 0
+    assert fast.final_equity == full.final_equity

@@ -166,6 +166,7 @@ def run_backtest(series: Series, decider, cfg: BacktestConfig, start: int = 0,
     seq = 0
 
     futures = settings.market == "futures"
+    may_short = futures and settings.direction in ("both", "short")
     if futures:
         book.futures, book.leverage = True, settings.leverage
     funding_before = Decimal(0)
@@ -225,7 +226,8 @@ def run_backtest(series: Series, decider, cfg: BacktestConfig, start: int = 0,
         update(ts[i], hi[i], lo[i], c)
         holding = book.in_position
         if quick is not None:
-            decision = quick(iset, holding)
+            # a futures pair: the fast path must see the position's side and whether shorts may open
+            decision = quick(iset, holding, book.side, may_short) if futures else quick(iset, holding)
             if decision != "hold":
                 decision = decider.decide(_context(cfg, tfname, series, i, iset, book, c))
         else:
