@@ -8,10 +8,10 @@ CREATE UNIQUE INDEX IF NOT EXISTS "users_telegram_id" ON "users" ("telegram_id")
 CREATE TABLE IF NOT EXISTS "exchange_credentials" ("id" SERIAL NOT NULL PRIMARY KEY, "user_id" INTEGER NOT NULL, "exchange" VARCHAR(16) NOT NULL, "network" VARCHAR(8) NOT NULL, "api_key_enc" TEXT, "secret_enc" TEXT, "created_at" TIMESTAMP NOT NULL, "updated_at" TIMESTAMP NOT NULL, FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE);
 CREATE INDEX IF NOT EXISTS "exchange_credentials_user_id" ON "exchange_credentials" ("user_id");
 CREATE UNIQUE INDEX IF NOT EXISTS "exchange_credentials_user_id_exchange" ON "exchange_credentials" ("user_id", "exchange");
-CREATE TABLE IF NOT EXISTS "user_configs" ("id" SERIAL NOT NULL PRIMARY KEY, "user_id" INTEGER NOT NULL, "exchange" VARCHAR(16) NOT NULL, "symbol" VARCHAR(32) NOT NULL, "budget" NUMERIC NOT NULL, "timeframe" VARCHAR(8) NOT NULL, "interval_seconds" INTEGER NOT NULL, "decider" VARCHAR(32) NOT NULL, "side" VARCHAR(8) NOT NULL, "leverage" INTEGER NOT NULL, "max_position_percent" NUMERIC NOT NULL, "stop_loss_percent" NUMERIC NOT NULL, "take_profit_percent" NUMERIC NOT NULL, "max_consecutive_losses" INTEGER NOT NULL, "daily_loss_limit_percent" NUMERIC NOT NULL, "max_drawdown_percent" NUMERIC NOT NULL, "cooldown_minutes" INTEGER NOT NULL, "min_confidence" INTEGER NOT NULL, "is_trading" BOOLEAN NOT NULL, "created_at" TIMESTAMP NOT NULL, "updated_at" TIMESTAMP NOT NULL, "preset" VARCHAR(32), FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE);
+CREATE TABLE IF NOT EXISTS "user_configs" ("id" SERIAL NOT NULL PRIMARY KEY, "user_id" INTEGER NOT NULL, "exchange" VARCHAR(16) NOT NULL, "symbol" VARCHAR(32) NOT NULL, "budget" NUMERIC NOT NULL, "timeframe" VARCHAR(8) NOT NULL, "interval_seconds" INTEGER NOT NULL, "decider" VARCHAR(32) NOT NULL, "side" VARCHAR(8) NOT NULL, "leverage" INTEGER NOT NULL, "max_position_percent" NUMERIC NOT NULL, "stop_loss_percent" NUMERIC NOT NULL, "take_profit_percent" NUMERIC NOT NULL, "max_consecutive_losses" INTEGER NOT NULL, "daily_loss_limit_percent" NUMERIC NOT NULL, "max_drawdown_percent" NUMERIC NOT NULL, "cooldown_minutes" INTEGER NOT NULL, "min_confidence" INTEGER NOT NULL, "is_trading" BOOLEAN NOT NULL, "created_at" TIMESTAMP NOT NULL, "updated_at" TIMESTAMP NOT NULL, "market_type" VARCHAR(8) NOT NULL, "margin_mode" VARCHAR(8) NOT NULL, "direction" VARCHAR(8) NOT NULL, "trailing_stop_percent" NUMERIC NOT NULL, "preset" VARCHAR(32), FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE);
 CREATE INDEX IF NOT EXISTS "user_configs_user_id" ON "user_configs" ("user_id");
 CREATE UNIQUE INDEX IF NOT EXISTS "user_configs_user_id_exchange_symbol" ON "user_configs" ("user_id", "exchange", "symbol");
-CREATE TABLE IF NOT EXISTS "user_states" ("id" SERIAL NOT NULL PRIMARY KEY, "user_id" INTEGER NOT NULL, "config_id" INTEGER NOT NULL, "status" VARCHAR(16) NOT NULL, "mode" VARCHAR(8) NOT NULL, "balance" NUMERIC NOT NULL, "cash" NUMERIC NOT NULL, "holdings" NUMERIC NOT NULL, "equity" NUMERIC NOT NULL, "realized_pnl" NUMERIC NOT NULL, "unrealized_pnl" NUMERIC NOT NULL, "fees_paid" NUMERIC NOT NULL, "daily_pnl" NUMERIC NOT NULL, "daily_pnl_date" DATE, "day_start_equity" NUMERIC, "peak_equity" NUMERIC NOT NULL, "last_price" NUMERIC, "consecutive_losses" INTEGER NOT NULL, "breaker_until" TIMESTAMP, "breaker_reason" VARCHAR(255), "risk_day_ref" NUMERIC, "risk_peak_ref" NUMERIC, "last_candle_ts" BIGINT, "last_cycle_at" TIMESTAMP, "last_error" TEXT, "error_count" INTEGER NOT NULL, "updated_at" TIMESTAMP NOT NULL, FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE, FOREIGN KEY ("config_id") REFERENCES "user_configs" ("id") ON DELETE CASCADE);
+CREATE TABLE IF NOT EXISTS "user_states" ("id" SERIAL NOT NULL PRIMARY KEY, "user_id" INTEGER NOT NULL, "config_id" INTEGER NOT NULL, "status" VARCHAR(16) NOT NULL, "mode" VARCHAR(8) NOT NULL, "balance" NUMERIC NOT NULL, "cash" NUMERIC NOT NULL, "holdings" NUMERIC NOT NULL, "equity" NUMERIC NOT NULL, "realized_pnl" NUMERIC NOT NULL, "unrealized_pnl" NUMERIC NOT NULL, "fees_paid" NUMERIC NOT NULL, "daily_pnl" NUMERIC NOT NULL, "daily_pnl_date" DATE, "day_start_equity" NUMERIC, "peak_equity" NUMERIC NOT NULL, "last_price" NUMERIC, "consecutive_losses" INTEGER NOT NULL, "breaker_until" TIMESTAMP, "breaker_reason" VARCHAR(255), "risk_day_ref" NUMERIC, "risk_peak_ref" NUMERIC, "last_candle_ts" BIGINT, "last_cycle_at" TIMESTAMP, "last_error" TEXT, "error_count" INTEGER NOT NULL, "updated_at" TIMESTAMP NOT NULL, "funding_paid" NUMERIC NOT NULL, "last_funding_ts" BIGINT, FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE, FOREIGN KEY ("config_id") REFERENCES "user_configs" ("id") ON DELETE CASCADE);
 CREATE INDEX IF NOT EXISTS "user_states_user_id" ON "user_states" ("user_id");
 CREATE UNIQUE INDEX IF NOT EXISTS "user_states_config_id" ON "user_states" ("config_id");
 CREATE TABLE IF NOT EXISTS "llm_answers" ("id" SERIAL NOT NULL PRIMARY KEY, "provider" VARCHAR(64) NOT NULL, "model" VARCHAR(128) NOT NULL, "prompt_hash" VARCHAR(32) NOT NULL, "user_id" INTEGER, "config_id" INTEGER, "exchange" VARCHAR(16) NOT NULL, "symbol" VARCHAR(32) NOT NULL, "timeframe" VARCHAR(8) NOT NULL, "candle_ts" BIGINT, "state" VARCHAR(8) NOT NULL, "ok" BOOLEAN NOT NULL, "action" VARCHAR(8), "confidence" INTEGER, "reasoning" TEXT, "error" TEXT, "latency_ms" INTEGER NOT NULL, "input_tokens" INTEGER NOT NULL, "output_tokens" INTEGER NOT NULL, "cost" NUMERIC NOT NULL, "response" TEXT, "day" DATE NOT NULL, "created_at" TIMESTAMP NOT NULL, FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE SET NULL, FOREIGN KEY ("config_id") REFERENCES "user_configs" ("id") ON DELETE SET NULL);
@@ -29,7 +29,7 @@ CREATE INDEX IF NOT EXISTS "decision_tallies_user_id" ON "decision_tallies" ("us
 CREATE INDEX IF NOT EXISTS "decision_tallies_config_id" ON "decision_tallies" ("config_id");
 CREATE UNIQUE INDEX IF NOT EXISTS "decision_tallies_config_id_provider_action_day" ON "decision_tallies" ("config_id", "provider", "action", "day");
 CREATE INDEX IF NOT EXISTS "decision_tallies_user_id_provider" ON "decision_tallies" ("user_id", "provider");
-CREATE TABLE IF NOT EXISTS "positions" ("id" SERIAL NOT NULL PRIMARY KEY, "user_id" INTEGER NOT NULL, "config_id" INTEGER, "exchange" VARCHAR(16) NOT NULL, "symbol" VARCHAR(32) NOT NULL, "side" VARCHAR(8) NOT NULL, "leverage" INTEGER NOT NULL, "amount" NUMERIC NOT NULL, "entry_price" NUMERIC NOT NULL, "cost_basis" NUMERIC NOT NULL, "stop_loss_price" NUMERIC, "take_profit_price" NUMERIC, "status" VARCHAR(8) NOT NULL, "exit_price" NUMERIC, "realized_pnl" NUMERIC, "close_reason" VARCHAR(32), "decision_id" INTEGER, "opened_at" TIMESTAMP NOT NULL, "closed_at" TIMESTAMP, FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE, FOREIGN KEY ("config_id") REFERENCES "user_configs" ("id") ON DELETE SET NULL, FOREIGN KEY ("decision_id") REFERENCES "ai_decisions" ("id") ON DELETE SET NULL);
+CREATE TABLE IF NOT EXISTS "positions" ("id" SERIAL NOT NULL PRIMARY KEY, "user_id" INTEGER NOT NULL, "config_id" INTEGER, "exchange" VARCHAR(16) NOT NULL, "symbol" VARCHAR(32) NOT NULL, "side" VARCHAR(8) NOT NULL, "leverage" INTEGER NOT NULL, "amount" NUMERIC NOT NULL, "entry_price" NUMERIC NOT NULL, "cost_basis" NUMERIC NOT NULL, "stop_loss_price" NUMERIC, "take_profit_price" NUMERIC, "status" VARCHAR(8) NOT NULL, "exit_price" NUMERIC, "realized_pnl" NUMERIC, "close_reason" VARCHAR(32), "decision_id" INTEGER, "opened_at" TIMESTAMP NOT NULL, "closed_at" TIMESTAMP, "margin" NUMERIC, "funding" NUMERIC NOT NULL, "liquidation_price" NUMERIC, FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE, FOREIGN KEY ("config_id") REFERENCES "user_configs" ("id") ON DELETE SET NULL, FOREIGN KEY ("decision_id") REFERENCES "ai_decisions" ("id") ON DELETE SET NULL);
 CREATE INDEX IF NOT EXISTS "positions_user_id" ON "positions" ("user_id");
 CREATE INDEX IF NOT EXISTS "positions_config_id" ON "positions" ("config_id");
 CREATE INDEX IF NOT EXISTS "positions_decision_id" ON "positions" ("decision_id");
@@ -76,7 +76,10 @@ SELECT
     CASE WHEN equity_units - balance_units < 0 THEN '-' ELSE '' END || CAST(abs(equity_units - balance_units) / 100000000 AS TEXT) || CASE WHEN (abs(equity_units - balance_units) - (abs(equity_units - balance_units) / 100000000) * 100000000) = 0 THEN '' ELSE '.' || rtrim(substr(CAST((abs(equity_units - balance_units) - (abs(equity_units - balance_units) / 100000000) * 100000000) + 100000000 AS TEXT), 2), '0') END AS total_pnl,
     CASE WHEN daily_pnl_units < 0 THEN '-' ELSE '' END || CAST(abs(daily_pnl_units) / 100000000 AS TEXT) || CASE WHEN (abs(daily_pnl_units) - (abs(daily_pnl_units) / 100000000) * 100000000) = 0 THEN '' ELSE '.' || rtrim(substr(CAST((abs(daily_pnl_units) - (abs(daily_pnl_units) / 100000000) * 100000000) + 100000000 AS TEXT), 2), '0') END AS daily_pnl,
     total_trades,
-    created_at
+    created_at,
+    futures_pairs, long_positions, short_positions, max_leverage,
+    CASE WHEN upnl_units < 0 THEN '-' ELSE '' END || CAST(abs(upnl_units) / 100000000 AS TEXT) || CASE WHEN (abs(upnl_units) - (abs(upnl_units) / 100000000) * 100000000) = 0 THEN '' ELSE '.' || rtrim(substr(CAST((abs(upnl_units) - (abs(upnl_units) / 100000000) * 100000000) + 100000000 AS TEXT), 2), '0') END AS unrealized_pnl,
+    CASE WHEN funding_units < 0 THEN '-' ELSE '' END || CAST(abs(funding_units) / 100000000 AS TEXT) || CASE WHEN (abs(funding_units) - (abs(funding_units) / 100000000) * 100000000) = 0 THEN '' ELSE '.' || rtrim(substr(CAST((abs(funding_units) - (abs(funding_units) / 100000000) * 100000000) + 100000000 AS TEXT), 2), '0') END AS funding_paid
 FROM (
     SELECT
         u.id AS user_id,
@@ -89,7 +92,13 @@ FROM (
         (SELECT CAST(COALESCE(SUM(((CAST(substr(CAST(s.equity AS TEXT), 1, length(CAST(s.equity AS TEXT)) - length(ltrim(CAST(s.equity AS TEXT), '-0123456789'))) || substr(substr(ltrim(CAST(s.equity AS TEXT), '-0123456789'), 2) || '000000000', 1, 9) AS BIGINT) + CASE WHEN substr(CAST(s.equity AS TEXT), 1, 1) = '-' THEN -5 ELSE 5 END) / 10)), 0) AS BIGINT) FROM user_states s WHERE s.user_id = u.id) AS equity_units,
         (SELECT CAST(COALESCE(SUM(((CAST(substr(CAST(s.daily_pnl AS TEXT), 1, length(CAST(s.daily_pnl AS TEXT)) - length(ltrim(CAST(s.daily_pnl AS TEXT), '-0123456789'))) || substr(substr(ltrim(CAST(s.daily_pnl AS TEXT), '-0123456789'), 2) || '000000000', 1, 9) AS BIGINT) + CASE WHEN substr(CAST(s.daily_pnl AS TEXT), 1, 1) = '-' THEN -5 ELSE 5 END) / 10)), 0) AS BIGINT) FROM user_states s WHERE s.user_id = u.id) AS daily_pnl_units,
         (SELECT COUNT(*) FROM trades t WHERE t.user_id = u.id) AS total_trades,
-        u.created_at
+        u.created_at,
+        (SELECT COUNT(*) FROM user_configs c WHERE c.user_id = u.id AND c.market_type = 'futures') AS futures_pairs,
+        (SELECT COUNT(*) FROM positions p WHERE p.user_id = u.id AND p.status = 'open' AND p.side = 'long') AS long_positions,
+        (SELECT COUNT(*) FROM positions p WHERE p.user_id = u.id AND p.status = 'open' AND p.side = 'short') AS short_positions,
+        (SELECT MAX(p.leverage) FROM positions p WHERE p.user_id = u.id AND p.status = 'open') AS max_leverage,
+        (SELECT CAST(COALESCE(SUM(((CAST(substr(CAST(s.unrealized_pnl AS TEXT), 1, length(CAST(s.unrealized_pnl AS TEXT)) - length(ltrim(CAST(s.unrealized_pnl AS TEXT), '-0123456789'))) || substr(substr(ltrim(CAST(s.unrealized_pnl AS TEXT), '-0123456789'), 2) || '000000000', 1, 9) AS BIGINT) + CASE WHEN substr(CAST(s.unrealized_pnl AS TEXT), 1, 1) = '-' THEN -5 ELSE 5 END) / 10)), 0) AS BIGINT) FROM user_states s WHERE s.user_id = u.id) AS upnl_units,
+        (SELECT CAST(COALESCE(SUM(((CAST(substr(CAST(s.funding_paid AS TEXT), 1, length(CAST(s.funding_paid AS TEXT)) - length(ltrim(CAST(s.funding_paid AS TEXT), '-0123456789'))) || substr(substr(ltrim(CAST(s.funding_paid AS TEXT), '-0123456789'), 2) || '000000000', 1, 9) AS BIGINT) + CASE WHEN substr(CAST(s.funding_paid AS TEXT), 1, 1) = '-' THEN -5 ELSE 5 END) / 10)), 0) AS BIGINT) FROM user_states s WHERE s.user_id = u.id) AS funding_units
     FROM users u
 ) totals;
 
@@ -122,11 +131,16 @@ SELECT
     user_id, telegram_id, username, position_id, exchange, symbol, side, amount, entry_price, cost_basis,
     last_price,
     CASE WHEN pnl_units < 0 THEN '-' ELSE '' END || CAST(abs(pnl_units) / 100000000 AS TEXT) || CASE WHEN (abs(pnl_units) - (abs(pnl_units) / 100000000) * 100000000) = 0 THEN '' ELSE '.' || rtrim(substr(CAST((abs(pnl_units) - (abs(pnl_units) / 100000000) * 100000000) + 100000000 AS TEXT), 2), '0') END AS unrealized_pnl,
-    stop_loss_price, take_profit_price, opened_at
+    stop_loss_price, take_profit_price, opened_at,
+    market_type, leverage, margin, liquidation_price, funding
 FROM (
     SELECT q.*,
-        -- amount x last price in 1e-8 units, as four partial products so that no step overflows 64 bits
-        (a_units / 100000000) * (p_units / 100000000) * 100000000 + (a_units / 100000000) * (p_units - (p_units / 100000000) * 100000000) + (a_units - (a_units / 100000000) * 100000000) * (p_units / 100000000) + ((a_units - (a_units / 100000000) * 100000000) * (p_units - (p_units / 100000000) * 100000000) + 50000000) / 100000000 - c_units AS pnl_units
+        -- in 1e-8 units, products as four partial products so that no step overflows 64 bits:
+        -- spot: amount x last price - cost basis; futures: +/- amount x (last price - entry), minus for a short
+        CASE WHEN q.market_type = 'futures'
+            THEN (CASE WHEN q.side = 'short' THEN -1 ELSE 1 END) * (((a_units / 100000000) * (p_units / 100000000) * 100000000 + (a_units / 100000000) * (p_units - (p_units / 100000000) * 100000000) + (a_units - (a_units / 100000000) * 100000000) * (p_units / 100000000) + ((a_units - (a_units / 100000000) * 100000000) * (p_units - (p_units / 100000000) * 100000000) + 50000000) / 100000000) - ((a_units / 100000000) * (e_units / 100000000) * 100000000 + (a_units / 100000000) * (e_units - (e_units / 100000000) * 100000000) + (a_units - (a_units / 100000000) * 100000000) * (e_units / 100000000) + ((a_units - (a_units / 100000000) * 100000000) * (e_units - (e_units / 100000000) * 100000000) + 50000000) / 100000000))
+            ELSE ((a_units / 100000000) * (p_units / 100000000) * 100000000 + (a_units / 100000000) * (p_units - (p_units / 100000000) * 100000000) + (a_units - (a_units / 100000000) * 100000000) * (p_units / 100000000) + ((a_units - (a_units / 100000000) * 100000000) * (p_units - (p_units / 100000000) * 100000000) + 50000000) / 100000000) - c_units
+        END AS pnl_units
     FROM (
         SELECT
             p.user_id,
@@ -143,9 +157,15 @@ FROM (
             ((CAST(substr(CAST(p.amount AS TEXT), 1, length(CAST(p.amount AS TEXT)) - length(ltrim(CAST(p.amount AS TEXT), '-0123456789'))) || substr(substr(ltrim(CAST(p.amount AS TEXT), '-0123456789'), 2) || '000000000', 1, 9) AS BIGINT) + CASE WHEN substr(CAST(p.amount AS TEXT), 1, 1) = '-' THEN -5 ELSE 5 END) / 10) AS a_units,
             ((CAST(substr(CAST(s.last_price AS TEXT), 1, length(CAST(s.last_price AS TEXT)) - length(ltrim(CAST(s.last_price AS TEXT), '-0123456789'))) || substr(substr(ltrim(CAST(s.last_price AS TEXT), '-0123456789'), 2) || '000000000', 1, 9) AS BIGINT) + CASE WHEN substr(CAST(s.last_price AS TEXT), 1, 1) = '-' THEN -5 ELSE 5 END) / 10) AS p_units,
             ((CAST(substr(CAST(p.cost_basis AS TEXT), 1, length(CAST(p.cost_basis AS TEXT)) - length(ltrim(CAST(p.cost_basis AS TEXT), '-0123456789'))) || substr(substr(ltrim(CAST(p.cost_basis AS TEXT), '-0123456789'), 2) || '000000000', 1, 9) AS BIGINT) + CASE WHEN substr(CAST(p.cost_basis AS TEXT), 1, 1) = '-' THEN -5 ELSE 5 END) / 10) AS c_units,
+            ((CAST(substr(CAST(p.entry_price AS TEXT), 1, length(CAST(p.entry_price AS TEXT)) - length(ltrim(CAST(p.entry_price AS TEXT), '-0123456789'))) || substr(substr(ltrim(CAST(p.entry_price AS TEXT), '-0123456789'), 2) || '000000000', 1, 9) AS BIGINT) + CASE WHEN substr(CAST(p.entry_price AS TEXT), 1, 1) = '-' THEN -5 ELSE 5 END) / 10) AS e_units,
             p.stop_loss_price,
             p.take_profit_price,
-            p.opened_at
+            p.opened_at,
+            CASE WHEN p.margin IS NULL THEN 'spot' ELSE 'futures' END AS market_type,
+            p.leverage,
+            p.margin,
+            p.liquidation_price,
+            p.funding
         FROM positions p
         JOIN users u ON u.id = p.user_id
         LEFT JOIN user_states s ON s.config_id = p.config_id

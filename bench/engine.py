@@ -24,6 +24,7 @@ What it prints (with the machine's load average):
 - SIGTERM: seconds from the signal to run_forever returning.
 
     python bench/engine.py --users 200 --pairs 5 --minutes 3
+    python bench/engine.py --users 200 --pairs 5 --minutes 3 --market futures   # 1,000 perpetuals
     python bench/engine.py --users 0 --minutes 0.5     # the chat floor with no pairs
 """
 
@@ -163,6 +164,8 @@ def main(argv=None) -> None:
     ap.add_argument("--workers", type=int, default=None, help="trading.scheduler_workers (default: config)")
     ap.add_argument("--llm", action="store_true", help="pairs use the ensemble over 2 fake LLM providers "
                                                        "(bench/llm_fakes.py): prints LLM calls per candle")
+    ap.add_argument("--market", choices=("spot", "futures"), default="spot",
+                    help="futures: every pair is a USDT-M perpetual (paper, 3x, long and short)")
     args = ap.parse_args(argv)
     n_pairs = args.users * args.pairs
     if args.pairs > 2 * args.symbols:
@@ -221,7 +224,9 @@ def main(argv=None) -> None:
     from tests.fakes.exchange import SYNTHETIC_COINS
 
     coins = ["BTC", "ETH", "SOL", *SYNTHETIC_COINS][: args.symbols]
-    combos = [(ex, f"{c}/USDT") for c in coins for ex in ("binance", "bybit")]
+    suffix = ":USDT" if args.market == "futures" else ""
+    combos = [(ex, f"{c}/USDT{suffix}") for c in coins for ex in ("binance", "bybit")]
+    extra = {"market_type": "futures", "leverage": 3} if args.market == "futures" else {}
     dbmod.open_database(cfg.database_url)
     dbmod.migrate()
     n_users = max(args.users, args.chat_users)
@@ -239,7 +244,7 @@ def main(argv=None) -> None:
                 ex, sym = combos[(k * args.pairs + j) % len(combos)]
                 pairs.append({"user": u, "exchange": ex, "symbol": sym, "budget": Decimal(1000),
                               "interval_seconds": 60, "is_trading": True,
-                              "decider": "ensemble" if args.llm else "technical"})
+                              "decider": "ensemble" if args.llm else "technical", **extra})
         for i in range(0, len(pairs), 500):
             UserConfig.insert_many(pairs[i:i + 500]).execute()
     dbmod.close_database()
@@ -364,7 +369,7 @@ def main(argv=None) -> None:
                 scheduled += max(0, int((t1 - off) // iv) - int((t0 - off) // iv))
             say(f"machine: {machine()}")
             say(f"load average at the end of the window (1/5/15 min): {loadavg()}")
-            say(f"setup: {args.users} users x {args.pairs} = {n_pairs} active paper pairs on {len(combos)} "
+            say(f"setup: {args.users} users x {args.pairs} = {n_pairs} active paper {args.market} pairs on {len(combos)} "
                 f"(exchange, symbol) streams, 60 s interval, 1m candles, fake exchange latency "
                 f"{args.latency_ms:g} ms, fake Bot API latency {args.tg_latency_ms:g} ms, window {minutes:.1f} min, record_hold_decisions = "
                 f"{cfg.trading.record_hold_decisions!r}, scheduler workers {cfg.trading.scheduler_workers}")

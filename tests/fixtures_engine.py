@@ -17,7 +17,7 @@ import pytest
 from tests.fakes.exchange_data import BINANCE_SPECS, MINUTE, REAL_START, load_series
 from tradebot.exchange.base import Fill, MarketRules
 from tradebot.exchange.errors import ExchangeUnavailable, InsufficientFunds
-from tradebot.exchange.paper import simulate_market_fill
+from tradebot.exchange.paper import simulate_futures_fill, simulate_market_fill
 from tradebot.models import ExchangeCredential, User, UserConfig
 from tradebot.strategy.base import Candle, Decision
 
@@ -38,10 +38,15 @@ class Clock:
         return self.ms
 
 
+FUTURES_FEE = D("0.0005")
+
+
 def rules_for(symbol: str) -> MarketRules:
-    spec = BINANCE_SPECS[symbol.replace("/", "")]
+    """The real spot rules; a perpetual (BTC/USDT:USDT) gets its spot market's steps with the futures fee."""
+    spec = BINANCE_SPECS[symbol.split(":")[0].replace("/", "")]
+    fee = FUTURES_FEE if ":" in symbol else D("0.001")
     return MarketRules(
-        symbol, spec.base, spec.quote, spec.step, spec.tick, spec.min_qty, spec.min_notional, D("0.001")
+        symbol, spec.base, spec.quote, spec.step, spec.tick, spec.min_qty, spec.min_notional, fee
     )
 
 
@@ -137,6 +142,27 @@ class SimBroker:
     def find_order(self, symbol, client_order_id):
         with self.lock:
             return self.ledger.get(client_order_id)
+
+    # futures (paper rules: exchange.paper.simulate_futures_fill), for pairs named BTC/USDT:USDT
+    def futures_order(self, symbol, side, base_amount, client_order_id, reduce_only=False, price=None,
+                      liquidation=False):
+        with self.lock:
+            self.sends[client_order_id] = self.sends.get(client_order_id, 0) + 1
+            fault, self.fault = self.fault, None
+        if fault == "unavailable":
+            raise ExchangeUnavailable("Binance is not reachable right now.")
+        px = price if price is not None else self.hub.market_data.last_price(self.exchange, self.network,
+                                                                             symbol.split(":")[0])
+        fill = simulate_futures_fill(self.rules(symbol), side, px, client_order_id, base_amount, FUTURES_FEE,
+                                     timestamp=self.hub.clock.ms, charge_fee=not liquidation)
+        with self.lock:
+            self.ledger[client_order_id] = fill
+        if fault == "fill_then_drop":
+            raise ExchangeUnavailable("connection lost")
+        return fill
+
+    def funding_rate(self, symbol):
+        return D("0.0001")
 
 
 class ReplayHub:

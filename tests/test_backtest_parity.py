@@ -9,6 +9,7 @@ open; with `exit_fill=next_open` both then fill at the same prices at the same t
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -96,3 +97,67 @@ def test_backtest_equals_live_cycle(database, replay_hub, clock):
     assert len(live_trips) == len(r.trips) >= 2
     assert live_trips == [(t.kind, t.ts) for t in r.trips]  # same kind, same minute
     assert r.skipped.get("breaker", 0) > 0
+
+
+class LongShort:
+    """Futures: open long when flat in even 50-minute blocks, short in odd ones; close every 25th candle."""
+
+    name = "longshort"
+
+    def decide(self, ctx):
+        m = ctx.candles[-1].ts // MINUTE
+        if ctx.position is None:
+            return Decision("buy" if (m // 50) % 2 == 0 else "short", 90, "flat", self.name)
+        if m % 25 == 0:
+            return Decision("close", 90, "25th", self.name)
+        return Decision("hold", 50, "wait", self.name)
+
+
+def test_backtest_equals_live_cycle_for_futures(database, replay_hub, clock):
+    """The same parity for a 3x perpetual: longs and shorts, stops and targets on both sides, funding at
+    16:00 UTC, the breaker."""
+    from tradebot.models import UserState
+
+    candles = continuous_candles()
+    replay_hub.market_data.series["BTC/USDT"] = candles
+    decider = LongShort()
+    no_user_breaker = BreakerLimits(0, D(0), D(0), 60)
+    mgr = BotManager(replay_hub, lambda name: decider, vault=StubVault(), clock=clock, max_workers=1,
+                     user_limits=no_user_breaker)
+    cfg = make_pair(make_user(8), "BTC/USDT:USDT", "1000", decider="longshort", timeframe="1m",
+                    market_type="futures", leverage=3, stop_loss_percent=D("0.3"), take_profit_percent=D("0.4"),
+                    max_consecutive_losses=3, cooldown_minutes=20, daily_loss_limit_percent=D("5"),
+                    max_drawdown_percent=D(0))
+    mgr.start_pair(cfg.id)
+    first = (clock.ms - REAL_START) // MINUTE - 1
+    while clock.ms <= REAL_START + (N - 1) * MINUTE:
+        mgr.run_cycle(cfg.id)
+        clock.advance(1)
+    live = list(Trade.select().order_by(Trade.id))
+    live_trips = [(e.kind, _ms(e.created_at)) for e in RiskEvent.select().order_by(RiskEvent.id)
+                  if e.kind != "reset"]
+
+    rules = rules_for("BTC/USDT:USDT")
+    settings = replace(PairSettings.from_config(cfg, rules), funding_rate=D("0.0001"))
+    series = Series([c.ts for c in candles], [c.open for c in candles], [c.high for c in candles],
+                    [c.low for c in candles], [c.close for c in candles], [c.volume for c in candles], MINUTE)
+    r = run_backtest(series, decider, BacktestConfig("BTC/USDT:USDT", "1m", rules, settings, D(1000), "binance",
+                                                     "next_open"), start=first)
+    opening = {"long": "buy", "short": "sell"}
+    closing = {"long": "sell", "short": "buy"}
+    bt = []
+    for t in r.trades:
+        bt.append((opening[t.side], t.entry_ts, t.amount, t.entry_price))
+        if t.closed:  # the trade's pnl includes its funding; the live closing fill's does not
+            bt.append((closing[t.side], t.exit_ts, t.exit_amount, t.exit_price, t.pnl + t.funding, t.reason))
+    lv = []
+    for t in live:
+        ts = _ms(t.executed_at)
+        lv.append((t.side, ts, t.amount, t.price) if t.pnl is None else (t.side, ts, t.amount, t.price, t.pnl, t.reason))
+    assert len(bt) >= 20 and lv == bt
+    assert {t.side for t in r.trades} == {"long", "short"}
+    assert {t[5] for t in bt if len(t) > 4} >= {"stop_loss", "take_profit", "signal"}
+    assert live_trips == [(t.kind, t.ts) for t in r.trips]
+    state = UserState.get(UserState.config == cfg.id)
+    assert state.funding_paid == r.book.funding_paid != 0
+    assert state.realized_pnl == r.book.realized_pnl

@@ -230,7 +230,7 @@ def test_set_validates_ranges(chat):
     assert "between 0.1 and 50" in one(chat, 1, "/set BTC/USDT sl 80")
     assert "between 0.1 and 50" in one(chat, 1, "/set BTC/USDT sl 0")
     assert "whole number" in one(chat, 1, "/set BTC/USDT max_losses 2.5")
-    assert "Unknown setting" in one(chat, 1, "/set BTC/USDT leverage 10")
+    assert "futures pairs only" in one(chat, 1, "/set BTC/USDT leverage 10")  # spot has no leverage
     assert "positive" in one(chat, 1, "/set BTC/USDT sl -1")
     config = UserConfig.get()
     assert config.stop_loss_percent == D("3") and config.take_profit_percent == D("7.5")

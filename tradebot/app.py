@@ -43,6 +43,8 @@ def build_hub(cfg: Config):
             timeout_ms=ex.timeout_ms,
             markets_refresh_seconds=ex.markets_refresh_seconds,
             paper_data_network=ex.paper_data_network,
+            paper_futures_taker_fee=ex.paper_futures_taker_fee,
+            paper_funding_rate=ex.paper_funding_rate,
         )
         for name, ex in cfg.exchanges.items()
     }

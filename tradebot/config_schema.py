@@ -75,6 +75,7 @@ class RiskConfig:
     daily_loss_limit_percent: Decimal = Decimal("5")
     max_drawdown_percent: Decimal = Decimal("15")
     cooldown_minutes: int = 60
+    max_leverage: int = 3  # futures: the operator's cap on /set leverage (and the default leverage)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,8 @@ class ExchangeConfig:
     timeout_ms: int = 10000
     markets_refresh_seconds: int = 3600
     paper_data_network: str = "live"
+    paper_futures_taker_fee: Decimal = Decimal("0.0005")  # paper futures: taker fee on the notional
+    paper_funding_rate: Decimal = Decimal("0.0001")  # paper futures: rate booked every 8 h
 
 
 @dataclass(frozen=True)
@@ -282,6 +285,7 @@ SECTIONS: dict[str, tuple[type, dict[str, tuple[type, Any]]]] = {
             "daily_loss_limit_percent": (Decimal, _range(Decimal("0.1"), Decimal("100"))),
             "max_drawdown_percent": (Decimal, _range(Decimal("0.1"), Decimal("100"))),
             "cooldown_minutes": (int, _range(1, 7 * 24 * 60)),
+            "max_leverage": (int, _range(1, 20)),
         },
     ),
     "llm": (
@@ -345,4 +349,6 @@ EXCHANGE_KEYS: dict[str, tuple[type, Any]] = {
     "timeout_ms": (int, _range(500, 120_000)),
     "markets_refresh_seconds": (int, _range(60, 7 * 86400)),
     "paper_data_network": (str, _choice("live", "testnet")),
+    "paper_futures_taker_fee": (Decimal, _range(Decimal("0"), Decimal("0.01"))),
+    "paper_funding_rate": (Decimal, _range(Decimal("-0.01"), Decimal("0.01"))),
 }

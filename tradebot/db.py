@@ -311,6 +311,14 @@ def _m003_decision_tallies() -> None:
     db.create_tables([DecisionTally], safe=True)
 
 
+def _m004_futures() -> None:
+    from .models import Position, UserConfig, UserState
+
+    _add_missing_columns(UserConfig, ["market_type", "margin_mode", "direction", "trailing_stop_percent"])
+    _add_missing_columns(UserState, ["funding_paid", "last_funding_ts"])
+    _add_missing_columns(Position, ["margin", "funding", "liquidation_price"])
+
+
 def _m005_llm_answers() -> None:
     from .models import AIDecision, LLMAnswer
 
@@ -337,6 +345,7 @@ MIGRATIONS: list[tuple[int, str, callable]] = [
     (1, "initial schema", _m001_initial),
     (2, "instance lease and health", _m002_instance_lease),
     (3, "decision tallies (repeated hold decisions counted per pair and day)", _m003_decision_tallies),
+    (4, "futures: market type, leverage, margin mode, direction, trailing stop, funding", _m004_futures),
     (5, "llm answers (shared provider answers, tokens, cost) linked from ai_decisions", _m005_llm_answers),
     (6, "pair preset (user_configs.preset)", _m006_pair_preset),
     (7, "chat preferences: daily equity chart, reply keyboard", _m007_chat_preferences),

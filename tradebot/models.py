@@ -101,8 +101,8 @@ class UserConfig(BaseModel):
     timeframe = pw.CharField(max_length=8, default="1m")
     interval_seconds = pw.IntegerField(default=60)
     decider = pw.CharField(max_length=32, default="technical")
-    side = pw.CharField(max_length=8, default="long")  # futures later
-    leverage = pw.IntegerField(default=1)
+    side = pw.CharField(max_length=8, default="long")  # unused: a futures pair's side is its position's
+    leverage = pw.IntegerField(default=1)  # futures: 1..risk.max_leverage; spot: 1
     max_position_percent = MoneyField(default=Decimal("30"))
     stop_loss_percent = MoneyField(default=Decimal("2"))
     take_profit_percent = MoneyField(default=Decimal("5"))
@@ -114,6 +114,11 @@ class UserConfig(BaseModel):
     is_trading = pw.BooleanField(default=False)
     created_at = pw.DateTimeField(default=utcnow)
     updated_at = pw.DateTimeField(default=utcnow)
+    # futures (migration 4): market type, margin mode, which sides may open, trailing stop (spot too)
+    market_type = pw.CharField(max_length=8, default="spot")  # spot | futures
+    margin_mode = pw.CharField(max_length=8, default="isolated")  # isolated | cross
+    direction = pw.CharField(max_length=8, default="both")  # both | long | short
+    trailing_stop_percent = MoneyField(default=Decimal("0"))  # 0 = off
     preset = pw.CharField(max_length=32, null=True)  # [presets.<name>] applied by /set <symbol> preset (migration 6)
 
     class Meta:
@@ -152,6 +157,10 @@ class UserState(BaseModel):
     last_error = pw.TextField(null=True)
     error_count = pw.IntegerField(default=0)
     updated_at = pw.DateTimeField(default=utcnow)
+    # futures (migration 4): funding paid (+) or received (-) by this pair in total, and the last funding
+    # time (ms) booked for its open position
+    funding_paid = MoneyField(default=Decimal("0"))
+    last_funding_ts = pw.BigIntegerField(null=True)
 
     class Meta:
         table_name = "user_states"
@@ -252,6 +261,10 @@ class Position(BaseModel):
     decision = pw.ForeignKeyField(AIDecision, null=True, on_delete="SET NULL")
     opened_at = pw.DateTimeField(default=utcnow)
     closed_at = pw.DateTimeField(null=True)
+    # futures (migration 4): margin locked by the position, its funding (+ paid, - received), liquidation price
+    margin = MoneyField(null=True)
+    funding = MoneyField(default=Decimal("0"))
+    liquidation_price = MoneyField(null=True)
 
     class Meta:
         table_name = "positions"

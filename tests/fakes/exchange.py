@@ -182,7 +182,7 @@ class FakeExchange:
         """-> (status, body, signature_ok, exchange)."""
         if req.path == "/__counts":
             return 200, self.counts(), None, "?"
-        if req.path.startswith("/api/v3/"):
+        if req.path.startswith("/api/v3/") or req.path == "/fapi/v1/premiumIndex":
             status, body, sig = exchange_binance.handle(self.book, req)
             return status, body, sig, "binance"
         if req.path.startswith("/v5/"):

@@ -73,6 +73,15 @@ def _public(book: Book, p: str, q: dict):
         return 200, {"serverTime": int(time.time() * 1000)}
     if p == "/api/v3/exchangeInfo":
         return 200, exchange_info(book)
+    if p == "/fapi/v1/premiumIndex":  # the USDⓈ-M perpetual's mark price and funding rate (public)
+        sym = q.get("symbol")
+        if sym not in book.specs["binance"]:
+            return err(400, -1121, "Invalid symbol.")
+        rate = book.funding_rates.get(sym, book.default_funding_rate)
+        nxt = book.now_ms - book.now_ms % 28_800_000 + 28_800_000
+        return 200, {"symbol": sym, "markPrice": s(book.price(sym)), "indexPrice": s(book.price(sym)),
+                     "lastFundingRate": f"{rate:.8f}", "interestRate": "0.00010000", "nextFundingTime": nxt,
+                     "time": book.now_ms}
     specs = book.specs["binance"]
     if p in ("/api/v3/ticker/24hr", "/api/v3/ticker/price", "/api/v3/ticker/bookTicker") and "symbol" not in q:
         # several symbols in one request (symbols=["BTCUSDT",...]), or all of them

@@ -98,6 +98,9 @@ class Book:
         self._ids = itertools.count(1_000_001)
         self._trade_ids = itertools.count(5_000_001)
         self.depth_bias: dict[str, Decimal] = {}  # symbol id -> bid size / ask size of the synthetic order book
+        # current funding rate of each symbol's USDT-M perpetual (Binance premiumIndex, Bybit linear tickers)
+        self.funding_rates: dict[str, Decimal] = {}
+        self.default_funding_rate = Decimal("0.0001")
 
     # clock and prices -------------------------------------------------------------------------------
     def set_time(self, ms: int) -> None:

@@ -18,6 +18,7 @@ from ..risk import BreakerLimits
 from ..strategy.factory import build_decider
 from .data import DataError, load_candles, parse_date, resample, timeframe_ms, timeframe_name, window
 from .file_symbol import mismatch_warning
+from .funding import load_funding
 from .llm_cache import CacheMiss
 from .replay import BacktestConfig, run_backtest
 from .report import build_report, format_text, to_json, write_trades_csv
@@ -204,6 +205,34 @@ def _fee(ctx, param, value):
     return d
 
 
+def _signed_rate(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        d = Decimal(value) if value.isascii() else None
+    except InvalidOperation:
+        d = None
+    if d is None or not d.is_finite() or abs(d) >= Decimal("0.1"):
+        raise click.BadParameter(f"{value!r}: a funding rate per 8 h, e.g. 0.0001 (0.01 %) or -0.0002")
+    return d
+
+
+def _futures_settings(settings: PairSettings, leverage: int, direction: str, rate, path) -> PairSettings:
+    from ..risk_futures import stop_loss_problem
+
+    problem = stop_loss_problem(leverage, settings.stop_loss_percent)
+    if problem:
+        raise click.BadParameter(f"{problem} (--set stop_loss_percent=...)", param_hint="--leverage")
+    if path:
+        try:
+            funding = load_funding(path)
+        except DataError as e:
+            raise click.ClickException(str(e)) from None
+    else:
+        funding = rate if rate is not None else Decimal("0.0001")
+    return replace(settings, market="futures", leverage=leverage, direction=direction, funding_rate=funding)
+
+
 def _output_path(ctx, param, value):
     """--trades / --plot: refuse a file that cannot be written before the (possibly long) run."""
     if value is None:
@@ -227,7 +256,18 @@ def _output_path(ctx, param, value):
               help="technical | llm | llm:<provider> | ensemble")
 @click.option("--from", "date_from", default=None, help="first UTC date/time to trade (inclusive)")
 @click.option("--to", "date_to", default=None, help="last UTC date (inclusive) or date/time (exclusive)")
-@click.option("--fee", default="0.001", callback=_fee, show_default=True, help="taker fee rate")
+@click.option("--fee", default=None, callback=_fee,
+              help="taker fee rate [default: 0.001 spot, 0.0005 futures]")
+@click.option("--market", type=click.Choice(["spot", "futures"]), default=None,
+              help="spot (default) or futures: a USDT-M perpetual, long and short (also implied by BTC/USDT:USDT)")
+@click.option("--leverage", type=click.IntRange(1, 125), default=None,
+              help="futures leverage [default: 3]; the stop-loss must sit well inside the liquidation price")
+@click.option("--direction", type=click.Choice(["both", "long", "short"]), default="both", show_default=True,
+              help="futures: which positions may open")
+@click.option("--funding-rate", "funding_rate", default=None, callback=_signed_rate,
+              help="futures: the rate booked at every 8-hourly funding time [default: 0.0001]")
+@click.option("--funding", "funding_path", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="futures: CSV of funding times (ms or ISO UTC, first column) and rates (last column)")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="pair setting (stop_loss_percent, take_profit_percent, max_position_percent, min_confidence, "
                    "max_consecutive_losses, daily_loss_limit_percent, max_drawdown_percent, cooldown_minutes; "
@@ -244,17 +284,34 @@ def _output_path(ctx, param, value):
 @click.option("--llm-cache-only", is_flag=True, help="with --llm-cache: never call a provider; a missing answer "
                                                       "is an error")
 @click.pass_context
-def backtest_command(ctx, exchange, symbol, timeframe, data_path, balance, decider, date_from, date_to, fee, sets,
-                     trades_path, as_json, plot_path, llm_cache, llm_cache_only):
+def backtest_command(ctx, exchange, symbol, timeframe, data_path, balance, decider, date_from, date_to, fee, market,
+                     leverage, direction, funding_rate, funding_path, sets, trades_path, as_json, plot_path, llm_cache,
+                     llm_cache_only):
     """Replay candles through the live trading core and report what the bot would have done."""
     symbol = symbol.strip().upper()
+    if ":" in symbol:  # BTC/USDT:USDT names the perpetual
+        if market == "spot":
+            raise click.BadParameter(f"{symbol!r} is a perpetual: use --market futures", param_hint="--symbol")
+        market = "futures"
+        symbol = symbol.split(":", 1)[0]
+    market = market or "spot"
     base_ccy, _, quote_ccy = symbol.partition("/")
     if not base_ccy.strip() or not quote_ccy.strip() or "/" in quote_ccy:
         raise click.BadParameter(f"{symbol!r}: use BASE/QUOTE, e.g. BTC/USDT", param_hint="--symbol")
+    if market == "spot" and (leverage is not None or funding_rate is not None or funding_path):
+        raise click.BadParameter("--leverage, --funding-rate and --funding are for --market futures",
+                                 param_hint="--market")
+    if funding_rate is not None and funding_path:
+        raise click.BadParameter("give --funding-rate or --funding, not both", param_hint="--funding")
+    if fee is None:
+        fee = Decimal("0.0005") if market == "futures" else Decimal("0.001")
     base_settings, llm_cfg, ens_cfg = _defaults_from_config(ctx)
     # Offline defaults: 8-decimal amounts, no minimums; real exchange rules via --set.
     rules = MarketRules(symbol, base_ccy, quote_ccy, DEFAULT_STEP, None, None, None, fee)
     settings, rules, run_opts = parse_sets(sets, base_settings, rules)
+    if market == "futures":
+        symbol = f"{symbol}:{quote_ccy}"
+        settings = _futures_settings(settings, leverage or 3, direction, funding_rate, funding_path)
     try:
         tf_ms = timeframe_ms(timeframe) if timeframe else None
         start_ms = parse_date(date_from) if date_from else None

@@ -9,9 +9,10 @@ from decimal import Decimal
 
 from ..exchange.base import Fill, MarketRules
 from ..exchange.errors import ExchangeError
-from ..exchange.paper import simulate_market_fill
+from ..exchange.paper import simulate_futures_fill, simulate_market_fill
 
 SOURCE = "exchange.paper.simulate_market_fill"
+FUTURES_SOURCE = "exchange.paper.simulate_futures_fill"
 
 
 def market_fill(rules: MarketRules, side: str, price: Decimal, quote_amount: Decimal | None,
@@ -25,5 +26,18 @@ def market_fill(rules: MarketRules, side: str, price: Decimal, quote_amount: Dec
     if fill.amount <= 0 or fill.net_base <= 0:
         # the amount floors to zero at the step (tiny budget, no --set min_cost): an exchange refuses
         # a zero quantity, and booking it would open a position without an entry price
+        return f"order amount rounds down to 0 at the amount step {rules.amount_step}"
+    return fill
+
+
+def futures_fill(rules: MarketRules, order, price: Decimal, client_order_id: str, timestamp: int | None) -> Fill | str:
+    """A perpetual's market fill as paper futures make it (`simulate_futures_fill`): the taker fee on the
+    notional in quote; a liquidation settles at its price without a fee."""
+    try:
+        fill = simulate_futures_fill(rules, order.side, price, client_order_id, order.base_amount, rules.taker_fee,
+                                     timestamp, charge_fee=order.reason != "liquidation")
+    except ExchangeError as e:
+        return getattr(e, "user_message", None) or str(e)
+    if fill.amount <= 0:
         return f"order amount rounds down to 0 at the amount step {rules.amount_step}"
     return fill

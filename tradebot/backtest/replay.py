@@ -35,11 +35,12 @@ from ..engine import core
 from ..engine.accounting import DAY_MS, mark_to_market, new_book
 from ..exchange.base import MarketRules
 from ..risk import STOP_LOSS, TAKE_PROFIT
+from ..risk_futures import LIQUIDATION
 from ..strategy.base import Candle, DecisionContext, PositionView
 from ..strategy.indicators import IndicatorSet
 from .data import Series, timeframe_name
+from .fills import FUTURES_SOURCE, futures_fill, market_fill
 from .fills import SOURCE as FILL_SOURCE
-from .fills import market_fill
 
 
 @dataclass
@@ -60,8 +61,10 @@ class TradeRecord:
     exit_fee: Decimal | None = None
     pnl: Decimal | None = None
     pnl_percent: Decimal | None = None  # of entry_cost
-    reason: str | None = None  # signal | stop_loss | take_profit
+    reason: str | None = None  # signal | stop_loss | take_profit | liquidation (futures)
     bars: int = 0  # candles held
+    side: str = "long"  # futures: long | short
+    funding: Decimal = Decimal(0)  # futures: funding paid (+) / received (-) while open (inside pnl)
 
     @property
     def closed(self) -> bool:
@@ -162,19 +165,32 @@ def run_backtest(series: Series, decider, cfg: BacktestConfig, start: int = 0,
     open_trade: TradeRecord | None = None
     seq = 0
 
+    futures = settings.market == "futures"
+    may_short = futures and settings.direction in ("both", "short")
+    if futures:
+        book.futures, book.leverage = True, settings.leverage
+    funding_before = Decimal(0)
+
     def fill(order, decision, price: float, at_ms: int, now_ms: int) -> None:
-        nonlocal cash_f, hold_f, open_trade, seq
+        nonlocal cash_f, hold_f, open_trade, seq, funding_before
         seq += 1
         px = Decimal(repr(price))
-        f = market_fill(rules, order.side, px, order.quote_amount, order.base_amount, f"bt-{seq}", at_ms)
+        if futures:
+            f = futures_fill(rules, order, px, f"bt-{seq}", at_ms)
+        else:
+            f = market_fill(rules, order.side, px, order.quote_amount, order.base_amount, f"bt-{seq}", at_ms)
         if isinstance(f, str):  # refused like the exchange would (e.g. below minimum): nothing changes
             key = f"{order.side}_rejected"
             skipped[key] = skipped.get(key, 0) + 1
             return
         out = core.book_fill(book, f, settings, now_ms, decision)
-        if out.side == "buy":
+        if out.pnl is None:  # opening: a spot buy, a futures long or short
             open_trade = TradeRecord(at_ms, f.price, f.net_base, f.net_quote, f.fee_quote,
-                                     getattr(decision, "confidence", 0), getattr(decision, "reasoning", ""))
+                                     getattr(decision, "confidence", 0), getattr(decision, "reasoning", ""),
+                                     side=book.side if futures else "long")
+            if futures:  # the trade's cost is its margin plus the fee (pnl % = return on margin)
+                open_trade.entry_cost = f.cost / Decimal(settings.leverage) + f.fee_quote
+            funding_before = book.funding_paid
             trades.append(open_trade)
         elif open_trade is not None:
             t = open_trade
@@ -183,6 +199,10 @@ def run_backtest(series: Series, decider, cfg: BacktestConfig, start: int = 0,
             t.exit_fee = (t.exit_fee or 0) + f.fee_quote
             t.pnl = (t.pnl or 0) + out.pnl
             t.reason = order.reason
+            if futures:  # funding while open belongs to the round trip
+                t.funding = book.funding_paid - funding_before
+                if out.closed:
+                    t.pnl -= t.funding
             if out.closed:
                 t.pnl_percent = t.pnl * 100 / t.entry_cost if t.entry_cost else Decimal(0)
                 t.bars = (at_ms - t.entry_ts) // tf
@@ -190,6 +210,10 @@ def run_backtest(series: Series, decider, cfg: BacktestConfig, start: int = 0,
         if out.trip is not None:
             trips.append(BreakerTrip(now_ms, out.trip.kind, out.trip.detail, book.breaker_until_ms))
         cash_f, hold_f = float(book.cash), float(book.holdings)
+
+    def futures_equity(close: float) -> float:
+        return float(book.cash + book.margin) + (float(book._futures_pnl(Decimal(repr(close))))
+                                                  if book.holdings else 0.0)
 
     trigger_exits = cfg.exit_mode(tf) == "trigger"
     mask = 0x3FFF if quick is not None else 0
@@ -202,7 +226,8 @@ def run_backtest(series: Series, decider, cfg: BacktestConfig, start: int = 0,
         update(ts[i], hi[i], lo[i], c)
         holding = book.in_position
         if quick is not None:
-            decision = quick(iset, holding)
+            # a futures pair: the fast path must see the position's side and whether shorts may open
+            decision = quick(iset, holding, book.side, may_short) if futures else quick(iset, holding)
             if decision != "hold":
                 decision = decider.decide(_context(cfg, tfname, series, i, iset, book, c))
         else:
@@ -216,11 +241,19 @@ def run_backtest(series: Series, decider, cfg: BacktestConfig, start: int = 0,
             if res.skipped is not None:
                 skipped[res.skipped] = skipped.get(res.skipped, 0) + 1
             for order in res.orders:
-                if trigger_exits and order.reason in (STOP_LOSS, TAKE_PROFIT):
+                if order.reason == LIQUIDATION:  # the exchange liquidates at once, at the bankruptcy price
+                    fill(order, decision, order.price_hint, ts[i], now)
+                elif trigger_exits and order.reason in (STOP_LOSS, TAKE_PROFIT):
                     fill(order, decision, order.price_hint, ts[i], now)
                 else:
                     pending = (order, decision)
-        if hold_f:
+        if futures:
+            if res is not nothing and res.funding is not None:
+                cash_f = float(book.cash)
+            if book.in_position:
+                in_pos += 1
+            eq_append(futures_equity(c))
+        elif hold_f:
             in_pos += 1
             eq_append(cash_f + hold_f * c)
         else:
@@ -237,13 +270,18 @@ def run_backtest(series: Series, decider, cfg: BacktestConfig, start: int = 0,
         unfilled = f"{pending[0].side} ({pending[0].reason}) decided at the last candle, not filled"
     return BacktestResult(cfg, getattr(decider, "name", type(decider).__name__), series, start, equity,
                           in_pos, trades, trips, book, book.equity, skipped, unfilled,
-                          FILL_SOURCE, cfg.exit_mode(tf))
+                          FUTURES_SOURCE if futures else FILL_SOURCE, cfg.exit_mode(tf))
 
 
 def _context(cfg: BacktestConfig, tfname: str, series: Series, i: int, iset: IndicatorSet, book,
              close: float) -> DecisionContext:
     last = Decimal(repr(close))
-    pos = PositionView(book.holdings, book.entry_price) if book.in_position else None
-    equity = book.cash + book.holdings * last
+    pos = PositionView(book.holdings, book.entry_price, book.side) if book.in_position else None
+    if book.futures:
+        equity = book.cash + book.margin + (book._futures_pnl(last) if book.holdings else Decimal(0))
+        allow_short = cfg.settings.direction in ("both", "short")
+    else:
+        equity = book.cash + book.holdings * last
+        allow_short = False
     return DecisionContext(cfg.symbol, tfname, _CandleView(series, i + 1), iset.snapshot(), pos,
-                           book.cash, equity, last)
+                           book.cash, equity, last, allow_short)

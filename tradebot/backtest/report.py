@@ -78,7 +78,7 @@ def build_report(r: BacktestResult) -> dict:
     worst = min(closed, key=lambda t: t.pnl, default=None)
     open_pos = next((t for t in r.trades if not t.closed), None)
     sh = sharpe(start, r.equity, s.interval_ms)
-    return {
+    rep = {
         "exchange": cfg.exchange,
         "symbol": cfg.symbol,
         "timeframe": timeframe_name(s.interval_ms),
@@ -115,6 +115,25 @@ def build_report(r: BacktestResult) -> dict:
                   "stop_loss_take_profit": "trigger price inside the candle" if r.exit_fill == "trigger"
                   else "next candle open", "fee_rate": _num(cfg.rules.taker_fee)},
     }
+    if cfg.settings.market == "futures":
+        rep["futures"] = _futures_part(r, closed)
+    return rep
+
+
+def _futures_part(r: BacktestResult, closed: list) -> dict:
+    """Long and short results apart, funding and liquidations (futures backtests only)."""
+    st = r.config.settings
+    sides = {}
+    for side in ("long", "short"):
+        ts = [t for t in closed if t.side == side]
+        pnl = sum((t.pnl for t in ts), Decimal(0))
+        sides[side] = {"trades": len(ts), "wins": sum(1 for t in ts if t.pnl > 0), "pnl": _num(pnl),
+                       "pnl_exact": format(pnl.normalize(), "f") if ts else "0",
+                       "funding": _num(sum((t.funding for t in ts), Decimal(0)))}
+    return {"leverage": st.leverage, "direction": st.direction,
+            "funding": "per-time file" if isinstance(st.funding_rate, dict) else _num(st.funding_rate),
+            "funding_paid": _num(r.book.funding_paid), "liquidations": sum(1 for t in closed if t.reason == "liquidation"),
+            "by_side": sides}
 
 
 def _count(items) -> dict:
@@ -176,6 +195,13 @@ def format_text(rep: dict) -> str:
         lines.append(f"Open at end       {o['amount']} since {o['since']} at {o['entry_price']} (valued at last close)")
     if rep["unfilled_at_end"]:
         lines.append(f"Not filled        {rep['unfilled_at_end']}")
+    fut = rep.get("futures")
+    if fut:
+        lines.append(f"Futures           {fut['leverage']}x, direction {fut['direction']}, funding {fut['funding']}, "
+                     f"funding paid {_fmt(fut['funding_paid'], places=4)}, liquidations {fut['liquidations']}")
+        for side, v in fut["by_side"].items():
+            lines.append(f"  {side:<5}           {v['trades']} trades, {v['wins']} won, PnL {_fmt(v['pnl'], places=4)} "
+                         f"(funding {_fmt(v['funding'], places=4)})")
     f = rep["fills"]
     lines.append(f"Fills             entries/signal exits at {f['entries_and_signal_exits']}; "
                  f"stop-loss/take-profit at {f['stop_loss_take_profit']}; fee {f['fee_rate']}")
@@ -183,7 +209,7 @@ def format_text(rep: dict) -> str:
 
 
 TRADE_FIELDS = ["n", "entry_time", "entry_price", "amount", "entry_cost", "entry_fee", "exit_time", "exit_price",
-                "proceeds", "exit_fee", "pnl", "pnl_percent", "reason", "bars", "confidence", "reasoning"]
+                "proceeds", "exit_fee", "pnl", "pnl_percent", "reason", "bars", "confidence", "reasoning", "side"]
 
 
 def write_trades_csv(r: BacktestResult, path) -> int:
@@ -198,5 +224,5 @@ def write_trades_csv(r: BacktestResult, path) -> int:
             w.writerow([i, iso(t.entry_ts), f(t.entry_price), f(t.amount), f(t.entry_cost), f(t.entry_fee),
                         iso(t.exit_ts) or "", f(t.exit_price), f(t.proceeds), f(t.exit_fee), f(t.pnl),
                         "" if t.pnl_percent is None else f"{t.pnl_percent:.4f}", t.reason or "open",
-                        t.bars, t.confidence, t.reasoning])
+                        t.bars, t.confidence, t.reasoning, t.side])
     return len(r.trades)

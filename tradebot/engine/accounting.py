@@ -56,12 +56,27 @@ class PairBook:
     losses_today: int = 0
     fees_today: Decimal = ZERO
     position_pnl: Decimal = ZERO  # realized PnL of the current (or last closed) position, all its sells
+    # futures (engine/futures.py): holdings are the position size in base (always >= 0), `side` its direction,
+    # `margin` the quote locked by it (cash excludes it); equity = cash + margin + unrealized PnL
+    futures: bool = False
+    side: str = "long"
+    leverage: int = 1
+    margin: Decimal = ZERO
+    funding_paid: Decimal = ZERO  # + paid, - received, all positions of the pair
+    position_funding: Decimal = ZERO  # of the open position
+    last_funding_ms: int = 0  # funding time last booked (or the one before the position opened)
 
     @property
     def unrealized_pnl(self) -> Decimal:
         if not self.holdings or self.last_price is None:
             return ZERO
+        if self.futures:
+            return self._futures_pnl(self.last_price)
         return self.holdings * self.last_price - self.cost_basis
+
+    def _futures_pnl(self, price: Decimal) -> Decimal:
+        diff = price - self.entry_price if self.entry_price is not None else ZERO
+        return -self.holdings * diff if self.side == "short" else self.holdings * diff
 
     def copy(self) -> PairBook:
         return PairBook(**{f.name: getattr(self, f.name) for f in fields(self)})
@@ -139,7 +154,10 @@ def apply_sell(book: PairBook, fill, dust: Decimal = ZERO) -> tuple[PairBook, De
 def mark_to_market(book: PairBook, price: Decimal) -> Decimal:
     """Value the pair at `price`; updates equity, peak equity and daily PnL. Returns equity."""
     book.last_price = price
-    eq = book.cash + book.holdings * price if book.holdings else book.cash
+    if book.futures:
+        eq = book.cash + book.margin + book._futures_pnl(price) if book.holdings else book.cash + book.margin
+    else:
+        eq = book.cash + book.holdings * price if book.holdings else book.cash
     book.equity = eq
     if eq > book.peak_equity:
         book.peak_equity = eq

@@ -67,6 +67,16 @@ def load_book(cfg: UserConfig, state: UserState, position: Position | None) -> P
     b.breaker_reason = state.breaker_reason
     b.risk_day_ref = state.risk_day_ref if state.risk_day_ref is not None else b.day_start_equity
     b.risk_peak_ref = state.risk_peak_ref if state.risk_peak_ref is not None else b.peak_equity
+    if getattr(cfg, "market_type", "spot") == "futures":
+        b.futures = True
+        b.leverage = int(cfg.leverage or 1)
+        b.funding_paid = state.funding_paid or ZERO
+        b.last_funding_ms = state.last_funding_ts or 0
+        if position is not None:
+            b.side = position.side or "long"
+            b.leverage = int(position.leverage or 1)
+            b.margin = position.margin or ZERO
+            b.position_funding = position.funding or ZERO
     if position is not None:
         b.in_position = True
         b.cost_basis = position.cost_basis
@@ -101,8 +111,27 @@ def state_fields(book: PairBook, now: dt.datetime) -> dict:
         "breaker_reason": book.breaker_reason,
         "risk_day_ref": book.risk_day_ref,
         "risk_peak_ref": book.risk_peak_ref,
+        "funding_paid": book.funding_paid,
+        "last_funding_ts": book.last_funding_ms or None,
         "updated_at": now,
     }
+
+
+def position_fields(book: PairBook) -> dict:
+    """The open position's columns the book owns (amount, prices, futures margin and funding)."""
+    fields = {
+        "amount": book.holdings,
+        "entry_price": book.entry_price,
+        "cost_basis": book.cost_basis,
+        "stop_loss_price": book.stop_loss,
+        "take_profit_price": book.take_profit,
+    }
+    if book.futures and book.entry_price is not None:
+        from ..risk_futures import liquidation_price
+
+        fields.update(side=book.side, leverage=book.leverage, margin=book.margin, funding=book.position_funding,
+                      liquidation_price=liquidation_price(book.entry_price, book.leverage, book.side))
+    return fields
 
 
 def save_state(state_id: int, book: PairBook, now: dt.datetime, **extra) -> None:

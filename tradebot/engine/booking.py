@@ -21,6 +21,7 @@ from .book_rows import (
     load_book,
     ms_to_dt,
     open_position,
+    position_fields,
     save_state,
 )
 from .breaker import record_trip
@@ -63,31 +64,22 @@ def book_order_fill(
         # `decision` may carry absolute stop-loss / take-profit prices proposed by the decider
         out = core.book_fill(book, fill, settings, now_ms, decision)
         pnl_pct = None
-        if fill.side == "buy":
+        opening = out.pnl is None  # spot: a buy; futures: a fill that opens or grows the position
+        if opening:
             if pos is None:
                 pos = Position.create(
                     user=cfg.user_id,
                     config=cfg.id,
                     exchange=cfg.exchange,
                     symbol=cfg.symbol,
-                    side=cfg.side,
-                    leverage=cfg.leverage,
-                    amount=book.holdings,
-                    entry_price=book.entry_price,
-                    cost_basis=book.cost_basis,
-                    stop_loss_price=book.stop_loss,
-                    take_profit_price=book.take_profit,
+                    side=book.side if book.futures else cfg.side,
+                    leverage=book.leverage if book.futures else cfg.leverage,
+                    **{k: v for k, v in position_fields(book).items() if k not in ("side", "leverage")},
                     decision=order.decision_id,
                     opened_at=now,
                 )
             else:
-                Position.update(
-                    amount=book.holdings,
-                    entry_price=book.entry_price,
-                    cost_basis=book.cost_basis,
-                    stop_loss_price=book.stop_loss,
-                    take_profit_price=book.take_profit,
-                ).where(Position.id == pos.id).execute()
+                Position.update(**position_fields(book)).where(Position.id == pos.id).execute()
         elif pos is not None:
             released = cost_before - book.cost_basis
             pnl_pct = _pct(out.pnl, released)
@@ -100,6 +92,7 @@ def book_order_fill(
                     realized_pnl=total,
                     close_reason=order.reason,
                     closed_at=now,
+                    **({"funding": book.position_funding} if book.futures else {}),
                 ).where(Position.id == pos.id).execute()
                 if pos.decision_id:
                     AIDecision.update(
@@ -108,9 +101,10 @@ def book_order_fill(
                         pnl=total,
                     ).where(_decision_and_agreeing_parts(pos.decision_id)).execute()
             else:
-                Position.update(amount=book.holdings, cost_basis=book.cost_basis, realized_pnl=total).where(
-                    Position.id == pos.id
-                ).execute()
+                extra = {"margin": book.margin} if book.futures else {}
+                Position.update(
+                    amount=book.holdings, cost_basis=book.cost_basis, realized_pnl=total, **extra
+                ).where(Position.id == pos.id).execute()
         trade_amount = fill.net_base
         Trade.create(
             user=cfg.user_id,
@@ -134,7 +128,10 @@ def book_order_fill(
             AIDecision.update(executed=True).where(_decision_and_agreeing_parts(order.decision_id)).execute()
         save_state(state.id, book, now)
         base = {"symbol": cfg.symbol, "exchange": cfg.exchange}
-        if fill.side == "buy":
+        if book.futures:  # notifications name the side and the leverage
+            base.update(side=book.side if opening else (pos.side if pos is not None else book.side),
+                        leverage=book.leverage if opening else (pos.leverage if pos is not None else book.leverage))
+        if opening:
             events.emit(
                 cfg.user_id,
                 "trade_opened",
@@ -150,7 +147,7 @@ def book_order_fill(
         else:
             events.emit(
                 cfg.user_id,
-                "trade_closed",
+                "liquidation" if order.reason == "liquidation" else "trade_closed",
                 {
                     **base,
                     "amount": trade_amount,

@@ -94,7 +94,8 @@ class UserBreaker:
         losses = 0
         if lim.max_consecutive_losses:
             q = Trade.select(Trade.pnl, Trade.config).where(
-                (Trade.user == user.id) & (Trade.side == "sell") & Trade.pnl.is_null(False)
+                # closing fills carry the pnl: spot sells, and futures closes of either side (a short closes by a buy)
+                (Trade.user == user.id) & Trade.pnl.is_null(False)
             )
             if since is not None:
                 q = q.where(Trade.executed_at > since)

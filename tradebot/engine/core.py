@@ -32,7 +32,11 @@ API (all pure; the book is mutated in place):
     reset_breaker(book)   -> clears a pause and moves the risk references to the current equity.
     trip_breaker(book, trip, settings, now_ms) -> until_ms
 
-Rules: long-only spot; a buy only when flat and not paused; max_position_percent of equity capped by free
+Futures pairs (settings.market == "futures") take engine/futures.py's step and booking: long and short,
+sizing by margin, reduce-only exits, liquidation, funding. A trailing stop (trailing_stop_percent) moves the
+stop-loss after the exit check of each step, for spot and futures.
+
+Rules: long-only spot (a "short" decision is a hold, "close" a sell); a buy only when flat and not paused; max_position_percent of equity capped by free
 cash; exits (stop-loss, take-profit, sell signals) are always allowed, also while paused; stop-loss beats
 take-profit inside one candle (see risk.check_exit).  The flat path (hold, no position, same day, no
 breaker) allocates nothing and touches no Decimal.
@@ -40,24 +44,28 @@ breaker) allocates nothing and touches no Decimal.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
 
 from .. import risk
+from . import futures
 from .accounting import DAY_MS, PairBook, apply_buy, apply_sell, mark_to_market, roll_day
 
 ZERO = Decimal(0)
 BUY, SELL, HOLD = "buy", "sell", "hold"
+_SPOT_PLAIN = frozenset((BUY, SELL, HOLD))
 
 
 class OrderRequest(NamedTuple):
     side: str  # buy | sell
     quote_amount: Decimal | None  # buys: quote to spend
     base_amount: Decimal | None  # sells: base to sell (rounded down to the step)
-    reason: str  # signal | stop_loss | take_profit
+    reason: str  # signal | stop_loss | take_profit | liquidation (futures)
     price_hint: float | None = None
+    reduce_only: bool = False  # futures exits: may only shrink the position
 
 
 class StepResult(NamedTuple):
@@ -67,6 +75,7 @@ class StepResult(NamedTuple):
     breaker_expired: bool = False
     rolled_day: int | None = None
     skipped: str | None = None
+    funding: Decimal | None = None  # futures: funding paid (+) / received (-) in this step
 
 
 NOTHING = StepResult()
@@ -91,6 +100,14 @@ class PairSettings:
     min_cost: Decimal | None = None
     fee_rate: Decimal = Decimal("0.001")
     fee_in_quote: bool = False  # True when a buy's fee is charged on top in quote currency
+    trailing_stop_percent: Decimal = ZERO  # 0 = off; the stop follows the best price since entry
+    # futures (engine/futures.py); spot ignores them
+    market: str = "spot"  # spot | futures
+    leverage: int = 1
+    direction: str = "both"  # both | long | short: which positions a futures pair may open
+    maint_margin_rate: Decimal = Decimal("0.005")
+    # the rate booked at each funding time, or {funding time ms: rate} (backtest --funding); None: no funding
+    funding_rate: Decimal | dict | None = None
 
     @classmethod
     def from_config(cls, cfg, rules=None) -> PairSettings:
@@ -110,6 +127,10 @@ class PairSettings:
             min_amount=getattr(rules, "min_amount", None),
             min_cost=getattr(rules, "min_cost", None),
             fee_rate=getattr(rules, "taker_fee", None) or Decimal("0.001"),
+            trailing_stop_percent=Decimal(getattr(cfg, "trailing_stop_percent", None) or 0),
+            market=getattr(cfg, "market_type", None) or "spot",
+            leverage=int(getattr(cfg, "leverage", None) or 1),
+            direction=getattr(cfg, "direction", None) or "both",
         )
 
     @property
@@ -128,6 +149,15 @@ def _action(decision) -> str:
     return decision.action
 
 
+def _spot_action(action: str) -> str:
+    """Spot has no shorts: short = hold, close = sell."""
+    if action == "close":
+        return SELL
+    if action == "short":
+        return HOLD
+    return action
+
+
 def step(
     book: PairBook,
     candles: Sequence,
@@ -137,7 +167,11 @@ def step(
     last_price: float | None = None,
 ) -> StepResult:
     """One trading step for one pair; see the module docstring."""
+    if settings.market == "futures":
+        return futures.step(sys.modules[__name__], book, candles, decision, settings, now_ms, last_price)
     action = _action(decision)
+    if action not in _SPOT_PLAIN:
+        action = _spot_action(action)
     day = now_ms // DAY_MS
     # ---- fast path: flat, nothing wanted, nothing to expire, same day
     if not book.in_position and action != BUY and not book.breaker_until_ms and day == book.day:
@@ -169,6 +203,8 @@ def step(
                     mark_to_market(book, px)
                 order = OrderRequest(SELL, None, amount, hit[0], hit[1])
                 return StepResult((order,), hit, None, expired, rolled, None)
+        if settings.trailing_stop_percent:
+            futures.trail(book, candles, last_price, settings)
         trip = None
         if px is not None:
             mark_to_market(book, px)
@@ -255,6 +291,8 @@ def book_fill(book: PairBook, fill, settings: PairSettings, now_ms: int, decisio
     """Book one fill into the pair (the accounting half of an order). See module docstring."""
     if book.day is None:
         book.day = now_ms // DAY_MS
+    if settings.market == "futures":
+        return futures.book_fill(sys.modules[__name__], book, fill, settings, now_ms, decision)
     if fill.side == BUY:
         apply_buy(book, fill)
         entry = book.entry_price

@@ -15,13 +15,15 @@ breaker), book_rows.py (PairBook <-> rows), wiring.py (locks, brokers, prefetch)
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections import OrderedDict
 from decimal import Decimal
 
-from .. import risk
+from .. import events, risk
 from ..db import write_tx
+from ..exchange.futures_symbols import data_symbol
 from ..instance_lock import fence
 from ..models import (
     Order,
@@ -30,6 +32,7 @@ from ..models import (
     UserConfig,
     UserState,
 )
+from ..risk_futures import LIQUIDATION, funding_time
 from ..strategy.base import DecisionContext, PositionView
 from . import core
 from .accounting import DAY_MS, mark_to_market
@@ -47,7 +50,7 @@ from .book_rows import (
 from .booking import book_order_fill
 from .breaker import UserBreaker, record_reset, record_trip
 from .decisions import DecisionRecorder
-from .errors import ExchangeError, NetworkChanged, is_ambiguous
+from .errors import ExchangeError, FuturesPaperOnly, NetworkChanged, is_ambiguous
 from .llm_wiring import LLMWiring
 from .order_log import order_failed, order_filled, order_sent
 from .pair_rows import load_pair, update_state
@@ -121,6 +124,12 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker, LLMWiring):
             return {"inactive": True}
         cred = rows.cred
         network = cred.network if cred is not None else "paper"
+        if network != "paper" and getattr(cfg, "market_type", "spot") == "futures":
+            raise FuturesPaperOnly(
+                f"{cfg.symbol} is a futures pair, and futures trade in paper mode only for now, but "
+                f"{cfg.exchange.capitalize()} is connected in {network} mode. /connect {cfg.exchange} paper to "
+                f"trade it."
+            )
         broker = self.broker_for(cfg.user_id, cfg.exchange, cred)
         state = rows.state
         if state is None:
@@ -144,8 +153,11 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker, LLMWiring):
         # 2. shared market data and indicators
         md = self.hub.market_data
         data_net = self.data_network(cfg.exchange, network)
-        self.streams[cfg.id] = (cfg.exchange, data_net, cfg.symbol, cfg.timeframe, int(cfg.interval_seconds or 60))
-        candles = md.candles(cfg.exchange, data_net, cfg.symbol, cfg.timeframe, self.candle_limit)
+        futures = book.futures
+        # a perpetual reads its spot market's data (paper; mark price = last spot price)
+        dsym = data_symbol(cfg.symbol) if futures else cfg.symbol
+        self.streams[cfg.id] = (cfg.exchange, data_net, dsym, cfg.timeframe, int(cfg.interval_seconds or 60))
+        candles = md.candles(cfg.exchange, data_net, dsym, cfg.timeframe, self.candle_limit)
         last_ts = state.last_candle_ts
         if not candles:
             since = []
@@ -160,7 +172,7 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker, LLMWiring):
         lp = getattr(md, "last_price", None)
         if lp is not None:
             try:
-                last_price = float(lp(cfg.exchange, data_net, cfg.symbol, **self._slot(lp, cfg)))
+                last_price = float(lp(cfg.exchange, data_net, dsym, **self._slot(lp, cfg)))
             except ExchangeError:
                 raise
             except Exception:  # noqa: BLE001 - fall back to the last close
@@ -169,6 +181,9 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker, LLMWiring):
             last_price = candles[-1].close
 
         settings = core.PairSettings.from_config(cfg, broker.rules(cfg.symbol))
+        if futures and book.in_position and funding_time(now_ms) > book.last_funding_ms:
+            # a funding time passed with the position open: the rate to book (one request per symbol per 10 min)
+            settings = dataclasses.replace(settings, funding_rate=broker.funding_rate(cfg.symbol))
 
         # 3. decision, only on a newly closed candle
         decision = None
@@ -176,24 +191,33 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker, LLMWiring):
         if since:
             preset = getattr(cfg, "preset", None)  # a [presets.<name>] carries the technical parameters
             decider = self.decider_for(f"{cfg.decider}@{preset}" if preset else cfg.decider)
-            ind = self.indicators.get(cfg.exchange, data_net, cfg.symbol, cfg.timeframe, candles)
+            ind = self.indicators.get(cfg.exchange, data_net, dsym, cfg.timeframe, candles)  # shared with spot
             px = Decimal(repr(last_price)) if last_price is not None else book.last_price or ZERO
-            equity = book.cash + book.holdings * px if px else book.equity
+            if futures:
+                equity = book.cash + book.margin + (book._futures_pnl(px) if book.holdings and px else ZERO)
+            else:
+                equity = book.cash + book.holdings * px if px else book.equity
             ctx = DecisionContext(
                 symbol=cfg.symbol,
                 timeframe=cfg.timeframe,
                 candles=candles,
                 indicators=ind,
-                position=PositionView(book.holdings, book.entry_price) if book.in_position else None,
+                position=PositionView(book.holdings, book.entry_price, book.side) if book.in_position else None,
                 cash=book.cash,
                 equity=equity,
                 last_price=px,
+                allow_short=futures and settings.direction in ("both", "short"),
             )
             decision = self.decide(decider, ctx, cfg, data_net)
 
         # 4. pure core: exits, breaker, sizing
         prev_day, prev_start = book.day, book.day_start_equity
+        prev_stop = book.stop_loss
         res = core.step(book, since, decision, settings, now_ms, last_price)
+        # the trailing stop moved or funding was booked: the open position's row follows
+        pos_changed = pos is not None and book.in_position and (
+            book.stop_loss != prev_stop or res.funding is not None
+        )
         if last_price is not None:  # user_states always reflects the latest price
             mark_to_market(book, Decimal(repr(last_price)))
         status = "paused" if book.breaker_until_ms else "running"
@@ -207,9 +231,19 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker, LLMWiring):
         if not book.holdings and not book.in_position and set(changed) == {"last_price"}:
             changed = {}  # a flat pair's equity does not depend on the price: no write for a tick
         record = decision is not None and self.decisions.wanted(decision)
-        if changed or record or res.trip is not None or res.breaker_expired or res.rolled_day is not None:
+        if (changed or record or pos_changed or res.trip is not None or res.breaker_expired
+                or res.rolled_day is not None):
             changed.update(updated_at=now, last_cycle_at=now)
             with write_tx():
+                if pos_changed:
+                    Position.update(stop_loss_price=book.stop_loss, funding=book.position_funding).where(
+                        Position.id == pos.id
+                    ).execute()
+                if res.funding is not None:
+                    events.emit(cfg.user_id, "funding", {
+                        "symbol": cfg.symbol, "exchange": cfg.exchange, "side": book.side,
+                        "amount": -res.funding, "rate": settings.funding_rate,
+                    }, cfg.id)
                 if record:
                     decision_row = self.decisions.record(cfg, decision, since[-1].ts, now)
                 if changed:
@@ -235,7 +269,9 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker, LLMWiring):
                     False,
                 )
                 continue
-            if req.side == "buy" and self._user_paused(cfg, now, now_ms):
+            # the user breaker pauses openings only; an exit (a futures short closes by a buy) always goes
+            opens = (not req.reduce_only) if settings.market == "futures" else req.side == "buy"
+            if opens and self._user_paused(cfg, now, now_ms):
                 outcome["skipped"] = "user_breaker"
                 continue
             if self._execute(cfg, network, broker, req, decision, decision_row, settings, now_ms):
@@ -264,7 +300,7 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker, LLMWiring):
             )
 
     def _position_network(self, position_id: int) -> str | None:
-        """The network a position was opened on (its last buy's order). Fixed once known: cached."""
+        """The network a position was opened on (its last opening fill's order). Fixed once known: cached."""
         with self._locks_lock:
             hit = self._pos_networks.get(position_id)
         if hit is not None:
@@ -272,7 +308,7 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker, LLMWiring):
         found = (
             Order.select(Order.network)
             .join(Trade, on=(Trade.order == Order.id))
-            .where((Trade.position == position_id) & (Trade.side == "buy"))
+            .where((Trade.position == position_id) & Trade.pnl.is_null(True))  # an opening fill (any side)
             .order_by(Trade.id.desc())
             .scalar()
         )
@@ -338,7 +374,13 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker, LLMWiring):
         # The intent is committed: from here on a crash is settled by reconcile, never by re-sending.
         order_sent(cfg, req, coid, network)
         try:
-            if req.side == "buy":
+            if settings.market == "futures":
+                liq = req.reason == LIQUIDATION
+                fill = broker.futures_order(
+                    cfg.symbol, req.side, req.base_amount, coid, reduce_only=req.reduce_only,
+                    price=Decimal(repr(req.price_hint)) if liq else None, liquidation=liq,
+                )
+            elif req.side == "buy":
                 fill = broker.market_buy(cfg.symbol, req.quote_amount, coid)
             else:
                 fill = broker.market_sell(cfg.symbol, req.base_amount, coid)
@@ -361,7 +403,8 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker, LLMWiring):
             ).execute()
             return False
         if fill.amount > ZERO:
-            book_order_fill(order, fill, now_ms, settings, decision if req.side == "buy" else None)
+            opening = not req.reduce_only if settings.market == "futures" else req.side == "buy"
+            book_order_fill(order, fill, now_ms, settings, decision if opening else None)
             order_filled(cfg, fill)
             return True
         with write_tx():

@@ -16,7 +16,7 @@ def _plain(value) -> str:
 
 
 def order_sent(cfg, req, client_order_id: str, network: str) -> None:
-    amount = f"quote={_plain(req.quote_amount)}" if req.side == "buy" else f"amount={_plain(req.base_amount)}"
+    amount = f"quote={_plain(req.quote_amount)}" if req.quote_amount is not None else f"amount={_plain(req.base_amount)}"
     log.info("order sent: user=%s pair=%s exchange=%s/%s side=%s %s price~%s reason=%s cid=%s",
              cfg.user_id, cfg.symbol, cfg.exchange, network, req.side, amount,
              _plain(req.price_hint) if req.price_hint is not None else "market", req.reason, client_order_id)
@@ -35,6 +35,6 @@ def order_failed(cfg, req, client_order_id: str, reason) -> None:
     # A timeout may hide an order the exchange did take: it is looked up by client id, never re-sent.
     what = "unclear (looked up by client id next cycle)" if isinstance(reason, BaseException) and is_ambiguous(
         reason) else "failed"
-    amount = f"quote={_plain(req.quote_amount)}" if req.side == "buy" else f"amount={_plain(req.base_amount)}"
+    amount = f"quote={_plain(req.quote_amount)}" if req.quote_amount is not None else f"amount={_plain(req.base_amount)}"
     log.info(f"order {what}: user=%s pair=%s exchange=%s side=%s %s cid=%s reason=%s",
              cfg.user_id, cfg.symbol, cfg.exchange, req.side, amount, client_order_id, text)

@@ -149,9 +149,12 @@ class ExchangeHub:
         self._check(exchange, network)
         if network == "paper":
             data_net = self.data_network(exchange, network)
+            st = self.settings[exchange]
             return PaperBroker(exchange, lambda s: self.market_rules(exchange, data_net, s),
                                lambda s: self.market_data.last_price(exchange, data_net, s),
-                               now_ms=self.market_data.now_ms)
+                               now_ms=self.market_data.now_ms, futures_taker_fee=st.paper_futures_taker_fee,
+                               funding_rate=st.paper_funding_rate,
+                               funding_source=lambda s: self.market_data.funding_rate(exchange, data_net, s))
         if not api_key or not secret:
             raise ExchangeError(f"No API key connected for {exchange.capitalize()} {network}. Use /connect first.")
         return LiveBroker(self, exchange, network, api_key, secret)

@@ -162,6 +162,26 @@ class MarketData:
             stored += 1
         return stored
 
+    FUNDING_TTL_MS = 600_000  # the venues move the predicted rate slowly: one request per symbol per 10 min
+
+    def funding_rate(self, exchange: str, network: str, symbol: str) -> Decimal:
+        """The venue's current funding rate of the USDT-M perpetual of `symbol` (BTC/USDT or BTC/USDT:USDT),
+        through the public client's raw endpoints (Binance /fapi/v1/premiumIndex, Bybit /v5/market/tickers
+        category=linear), shared for FUNDING_TTL_MS. Raises when the venue does not answer it."""
+        network = self._data_network(exchange, network)
+        market_id = symbol.split(":")[0].replace("/", "")
+        key = ("funding", exchange, network, market_id)
+        with self._lock(key):
+            now = self.now_ms()
+            p = self._prices.get(key)
+            if p is None or now - p.at >= self.FUNDING_TTL_MS or now < p.at:
+                client = self._client_for(exchange, network)
+                raw = with_retry(lambda: _fetch_funding(client, exchange, market_id), self._policy_for(exchange),
+                                 exchange, "funding_rate")
+                self.fetches += 1
+                p = self._prices[key] = _Price(Decimal(str(raw)), now)
+            return p.value
+
     def forget(self, exchange: str, network: str, symbol: str, timeframe: str | None = None) -> None:
         """Drop cached data of a symbol nobody trades any more (keeps memory flat)."""
         with self._guard:
@@ -169,3 +189,10 @@ class MarketData:
                         and timeframe in (None, k[3])]:
                 self._series.pop(key, None)
             self._prices.pop((exchange, network, symbol), None)
+
+
+def _fetch_funding(client, exchange: str, market_id: str):
+    if exchange == "binance":
+        return client.fapiPublicGetPremiumIndex({"symbol": market_id})["lastFundingRate"]
+    res = client.publicGetV5MarketTickers({"category": "linear", "symbol": market_id})
+    return res["result"]["list"][0]["fundingRate"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +16,8 @@ class ExchangeSettings:
     recv_window_ms: int = 5_000
     markets_refresh_seconds: int = 3600
     paper_data_network: str = "live"  # where paper trading reads prices: live | testnet
+    paper_futures_taker_fee: Decimal = Decimal("0.0005")  # paper futures fee on the notional
+    paper_funding_rate: Decimal = Decimal("0.0001")  # paper futures funding rate, every 8 h
     retry_attempts: int = 4  # total tries of a retriable read
     retry_base_delay: float = 0.5  # seconds; doubles per try, with jitter
     retry_max_delay: float = 8.0

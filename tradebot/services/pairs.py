@@ -6,7 +6,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 from ..db import write_tx
-from ..models import ExchangeCredential, User, UserConfig, UserState, utcnow
+from ..exchange.futures_symbols import futures_symbol, split_futures_text
+from ..models import ExchangeCredential, Position, User, UserConfig, UserState, utcnow
+from ..risk_futures import max_safe_stop_loss
 from .common import HUNDRED, ZERO, _action, symbol_key
 from .views import Ambiguous, Conflict, InvalidValue, NotConnected, NotFound, PairView
 
@@ -25,8 +27,15 @@ class PairsMixin:
         self, user: User, symbol_text: str, exchange: str | None = None, command: str = ""
     ) -> UserConfig:
         """One of the user's own pairs by symbol (any spelling) and optional exchange."""
-        key = symbol_key(symbol_text)
-        matches = [c for c in self._pairs(user) if symbol_key(c.symbol) == key]
+        # 'BTC/USDT' names the spot pair (or the perpetual when there is no spot pair); 'BTC/USDT:USDT',
+        # 'btcusdt.p' name the perpetual
+        spot_text, futures = split_futures_text(symbol_text)
+        key = symbol_key(spot_text)
+        matches = [c for c in self._pairs(user) if symbol_key(c.symbol.split(":")[0]) == key]
+        if futures:
+            matches = [c for c in matches if ":" in c.symbol]
+        elif any(":" not in c.symbol for c in matches):
+            matches = [c for c in matches if ":" not in c.symbol]
         if exchange:
             matches = [c for c in matches if c.exchange == exchange]
         if not matches:
@@ -47,8 +56,11 @@ class PairsMixin:
         return config
 
     def add_pair(
-        self, user: User, symbol_text: str, budget: Decimal, exchange: str | None = None
+        self, user: User, symbol_text: str, budget: Decimal, exchange: str | None = None, market: str | None = None
     ) -> PairView:
+        """`market` "futures" (or a perpetual's name such as BTC/USDT:USDT or BTCUSDT.P) adds a USDT-M perpetual."""
+        spot_text, named_futures = split_futures_text(symbol_text)
+        futures = market == "futures" or named_futures
         creds = self.credentials(user)
         if exchange is None:
             if not creds:
@@ -72,8 +84,24 @@ class PairsMixin:
             raise InvalidValue(f"Balance must be between ${tcfg.min_budget:.2f} and ${tcfg.max_budget:.2f}.")
         if self._pairs(user).count() >= tcfg.max_pairs_per_user:
             raise Conflict(f"You already have {tcfg.max_pairs_per_user} pairs, the maximum.")
-        symbol = self._resolve_symbol(cred.exchange, cred.network, symbol_text)
+        if futures and cred.network != "paper":
+            raise InvalidValue(
+                f"Futures trade in paper mode for now: /connect {cred.exchange} paper, then add the pair again. "
+                f"(Futures on {cred.network} accounts are not supported by this version.)"
+            )
+        symbol = self._resolve_symbol(cred.exchange, cred.network, spot_text if futures else symbol_text)
         risk = self.cfg.risk
+        extra = {}
+        if futures:
+            if symbol.split("/")[-1] != "USDT":
+                raise InvalidValue(f"Futures are USDT-margined perpetuals: {symbol} has no USDT perpetual. "
+                                   f"Try {symbol.split('/')[0]}/USDT futures.")
+            symbol = futures_symbol(symbol)
+            leverage = getattr(risk, "max_leverage", 3)
+            sl = risk.stop_loss_percent
+            safe = max_safe_stop_loss(leverage)
+            extra = {"market_type": "futures", "leverage": leverage, "margin_mode": "isolated",
+                     "direction": "both", "stop_loss_percent": sl if sl <= safe else safe}
         with write_tx():
             if UserConfig.get_or_none(
                 (UserConfig.user == user.id)
@@ -90,12 +118,13 @@ class PairsMixin:
                 interval_seconds=tcfg.default_interval_seconds,
                 decider=tcfg.default_decider,
                 max_position_percent=risk.max_position_percent,
-                stop_loss_percent=risk.stop_loss_percent,
+                stop_loss_percent=extra.pop("stop_loss_percent", risk.stop_loss_percent),
                 take_profit_percent=risk.take_profit_percent,
                 max_consecutive_losses=risk.max_consecutive_losses,
                 daily_loss_limit_percent=risk.daily_loss_limit_percent,
                 max_drawdown_percent=risk.max_drawdown_percent,
                 cooldown_minutes=risk.cooldown_minutes,
+                **extra,
             )
             UserState.create(
                 user=user.id,
@@ -107,7 +136,8 @@ class PairsMixin:
                 equity=budget,
                 peak_equity=budget,
             )
-        _action(user, "added pair", pair=symbol, exchange=cred.exchange, budget=budget)
+        _action(user, "added pair", pair=symbol, exchange=cred.exchange, budget=budget,
+                market="futures" if futures else "spot")
         return self._view(UserConfig.get_by_id(config.id))
 
     def funding_shortfall(self, user: User, view: PairView) -> tuple[str, Decimal, Decimal] | None:
@@ -190,7 +220,24 @@ class PairsMixin:
             breaker_until=state.breaker_until if state is not None else None,
             breaker_reason=state.breaker_reason if state is not None else None,
             last_error=state.last_error if state is not None else None,
+            **self._futures_fields(config, state),
         )
+
+    @staticmethod
+    def _futures_fields(config: UserConfig, state) -> dict:
+        """Market type, leverage and the position side of a futures pair for the views (one query, futures only)."""
+        if getattr(config, "market_type", "spot") != "futures":
+            return {}
+        pos = (Position.select(Position.side).where((Position.config == config.id) & (Position.status == "open"))
+               .order_by(Position.id.desc()).first())
+        return {
+            "market_type": "futures",
+            "leverage": int(config.leverage or 1),
+            "margin_mode": config.margin_mode,
+            "direction": config.direction,
+            "side": pos.side if pos is not None else "flat",
+            "funding_paid": state.funding_paid if state is not None else ZERO,
+        }
 
     def remove_pair(self, user: User, config: UserConfig, confirmed: bool = False) -> str:
         """Returns the symbol. Refuses while the pair trades. Without `confirmed` only checks."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from ..models import Position, Trade, User, UserConfig, UserState
 from .common import HUNDRED, ZERO, _mask
 from .settings import SETTINGS
@@ -36,17 +38,23 @@ class ReportsMixin:
     def stats(self, user: User) -> StatsView:
         per_pair = []
         ids = set()
+        total_funding = ZERO
         for config in self._pairs(user):
             ids.add(config.id)
             trades = list(Trade.select().where((Trade.user == user.id) & (Trade.config == config.id)))
-            per_pair.append(_trade_stats(f"{config.symbol} ({config.exchange})", trades))
+            funding = None
+            if getattr(config, "market_type", "spot") == "futures":
+                state = UserState.get_or_none(UserState.config == config.id)
+                funding = (state.funding_paid or ZERO) if state is not None else ZERO
+                total_funding += funding
+            per_pair.append(_trade_stats(f"{config.symbol} ({config.exchange})", trades, funding))
         every = list(Trade.select().where(Trade.user == user.id))
         # Trades of removed pairs are kept (config set to NULL) and count in the total: show them as a row
         # of their own, so that the rows add up to the total.
         gone = [t for t in every if t.config_id is None or t.config_id not in ids]
         if gone:
             per_pair.append(_trade_stats("Removed pairs", gone))
-        return StatsView(per_pair, _trade_stats("Total", every))
+        return StatsView(per_pair, _trade_stats("Total", every, total_funding if total_funding else None))
 
     def positions(self, user: User, configs: list[UserConfig] | None = None) -> list[PositionView]:
         configs = list(self._pairs(user)) if configs is None else configs
@@ -63,9 +71,19 @@ class ReportsMixin:
             state = UserState.get_or_none(UserState.config == pos.config_id)
             last = state.last_price if state is not None else None
             upnl = upct = None
+            futures = pos.margin is not None
             if last is not None:
-                upnl = pos.amount * last - pos.cost_basis
-                upct = (upnl * HUNDRED / pos.cost_basis) if pos.cost_basis else ZERO
+                if futures:  # unrealized PnL of a perpetual, in % of its margin (ROE)
+                    diff = last - pos.entry_price
+                    upnl = -pos.amount * diff if pos.side == "short" else pos.amount * diff
+                    upct = (upnl * HUNDRED / pos.margin) if pos.margin else ZERO
+                else:
+                    upnl = pos.amount * last - pos.cost_basis
+                    upct = (upnl * HUNDRED / pos.cost_basis) if pos.cost_basis else ZERO
+            extra = {}
+            if futures:
+                extra = {"side": pos.side, "market_type": "futures", "leverage": pos.leverage, "margin": pos.margin,
+                         "liquidation_price": pos.liquidation_price, "funding": pos.funding}
             out.append(
                 PositionView(
                     symbol=pos.symbol,
@@ -79,12 +97,14 @@ class ReportsMixin:
                     stop_loss_price=pos.stop_loss_price,
                     take_profit_price=pos.take_profit_price,
                     opened_at=pos.opened_at,
+                    **extra,
                 )
             )
         return out
 
 
-def _trade_stats(label: str, trades: list[Trade]) -> TradeStats:
+def _trade_stats(label: str, trades: list[Trade], funding: Decimal | None = None) -> TradeStats:
+    """`funding`: futures funding paid (+) / received (-); it counts in the realized PnL."""
     closed = [t.pnl for t in trades if t.pnl is not None]
     return TradeStats(
         label=label,
@@ -92,8 +112,9 @@ def _trade_stats(label: str, trades: list[Trade]) -> TradeStats:
         closed=len(closed),
         wins=sum(1 for p in closed if p > 0),
         losses=sum(1 for p in closed if p <= 0),
-        realized_pnl=sum(closed, ZERO),
+        realized_pnl=sum(closed, ZERO) - (funding or ZERO),
         best=max(closed) if closed else None,
         worst=min(closed) if closed else None,
         fees=sum((t.fee or ZERO for t in trades), ZERO),
+        funding=funding,
     )

@@ -5,7 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from ..models import User, UserConfig, utcnow
+from ..models import Position, User, UserConfig, utcnow
+from ..risk_futures import max_safe_stop_loss, stop_loss_problem
 from .common import _action, _plain
 from .views import InvalidValue, SettingChange
 
@@ -51,13 +52,25 @@ SETTINGS: dict[str, tuple[str, str, Decimal, Decimal, str]] = {
         "pause after a breaker trip, minutes",
     ),
     "min_confidence": ("min_confidence", "int", Decimal("0"), Decimal("100"), "minimum signal confidence"),
+    "trailing_stop": (
+        "trailing_stop_percent",
+        "percent",
+        Decimal("0"),
+        Decimal("50"),
+        "trailing stop, % from the best price since entry (0 = off)",
+    ),
+    # futures pairs only; the upper bound is the operator's risk.max_leverage (checked in set_setting)
+    "leverage": ("leverage", "int", Decimal("1"), Decimal("20"), "futures leverage, 1 to the bot's cap"),
 }
+FUTURES_ONLY = ("leverage", "margin", "direction")
 # Settings whose value is a word: name -> (model field, allowed values, description).
 TIMEFRAMES = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d")
 TEXT_SETTINGS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "timeframe": ("timeframe", TIMEFRAMES, "candle timeframe the decider reads"),
     "decider": ("decider", ("technical", "llm", "ensemble"),
                 "who decides: technical, llm, llm:<provider> or ensemble (see /help)"),
+    "margin": ("margin_mode", ("isolated", "cross"), "futures margin mode: isolated or cross"),
+    "direction": ("direction", ("both", "long", "short"), "futures: which positions may open"),
 }
 SETTING_ALIASES = {
     "sl": "stop_loss",
@@ -73,6 +86,10 @@ SETTING_ALIASES = {
     "confidence": "min_confidence",
     "stop_loss_percent": "stop_loss",
     "take_profit_percent": "take_profit",
+    "trailing": "trailing_stop",
+    "trailing_stop_percent": "trailing_stop",
+    "lev": "leverage",
+    "margin_mode": "margin",
 }
 
 
@@ -82,6 +99,8 @@ class SettingsMixin:
     def set_setting(self, user: User, config: UserConfig, name: str, value) -> SettingChange:
         """`value` is a Decimal already parsed; range-checked here."""
         key = SETTING_ALIASES.get(name.lower(), name.lower())
+        if key in FUTURES_ONLY and getattr(config, "market_type", "spot") != "futures":
+            raise InvalidValue(f"{key} applies to futures pairs only; {config.symbol} is a spot pair.")
         if key == "preset":
             return self.apply_preset(user, config, str(value))
         if key in TEXT_SETTINGS:
@@ -99,7 +118,32 @@ class SettingsMixin:
             new: Any = int(value)
         else:
             new = value
+        if getattr(config, "market_type", "spot") == "futures" and key in ("leverage", "stop_loss"):
+            self._check_futures_risk(config, key, new)
         return self._store_setting(user, config, key, column, new)
+
+    def _check_futures_risk(self, config: UserConfig, key: str, new) -> None:
+        """Leverage within the bot's cap, not changed under an open position, and a stop-loss well inside
+        the liquidation price (the numbers are in the refusal)."""
+        leverage = new if key == "leverage" else int(config.leverage or 1)
+        stop = new if key == "stop_loss" else config.stop_loss_percent
+        if key == "leverage":
+            cap = getattr(self.cfg.risk, "max_leverage", 3)
+            if leverage > cap:
+                raise InvalidValue(f"leverage must be between 1 and {cap} (this bot's cap).")
+            if self._has_open_position(config):
+                raise InvalidValue(f"{config.symbol} has an open position: close it (or wait) before changing "
+                                   "the leverage.")
+        problem = stop_loss_problem(leverage, Decimal(stop))
+        if problem:
+            hint = (f"Lower the stop-loss first: /set {config.symbol} stop_loss {max_safe_stop_loss(leverage)}"
+                    if key == "leverage" else f"Use a stop-loss of at most {max_safe_stop_loss(leverage)}% or a "
+                    "lower leverage.")
+            raise InvalidValue(f"Refused: {problem}. {hint}")
+
+    @staticmethod
+    def _has_open_position(config: UserConfig) -> bool:
+        return Position.select().where((Position.config == config.id) & (Position.status == "open")).exists()
 
     def _set_text_setting(self, user: User, config: UserConfig, key: str, value: str) -> SettingChange:
         column, allowed, _ = TEXT_SETTINGS[key]
@@ -108,6 +152,8 @@ class SettingsMixin:
             return self._store_setting(user, config, key, column, self.check_decider(value))
         if value not in allowed:
             raise InvalidValue(f"{key} must be one of: {', '.join(allowed)}.")
+        if key == "margin" and value != config.margin_mode and self._has_open_position(config):
+            raise InvalidValue(f"{config.symbol} has an open position: the margin mode can change once it is closed.")
         return self._store_setting(user, config, key, column, value)
 
     def _store_setting(self, user: User, config: UserConfig, key: str, column: str, new: Any) -> SettingChange:

@@ -21,8 +21,13 @@ class TradingMixin:
             if config.is_trading and self.manager.is_running(config.id):
                 already.append(config.symbol)
                 continue
-            if self._credential(user, config.exchange) is None:
+            cred = self._credential(user, config.exchange)
+            if cred is None:
                 failed.append((config.symbol, f"connect {config.exchange} first"))
+                continue
+            if getattr(config, "market_type", "spot") == "futures" and cred.network != "paper":
+                failed.append((config.symbol, f"futures trade in paper mode only for now: /connect "
+                                              f"{config.exchange} paper"))
                 continue
             try:
                 ok = self.manager.start_pair(config.id)

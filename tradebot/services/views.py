@@ -77,6 +77,13 @@ class PairView:
     breaker_until: dt.datetime | None = None
     breaker_reason: str | None = None
     last_error: str | None = None
+    # futures pairs (spot: market_type "spot", the rest unused)
+    market_type: str = "spot"
+    leverage: int = 1
+    margin_mode: str = "isolated"
+    direction: str = "both"
+    side: str = "flat"  # long | short | flat
+    funding_paid: Decimal = Decimal(0)  # + paid, - received
 
 
 @dataclass(frozen=True)
@@ -131,6 +138,7 @@ class TradeStats:
     best: Decimal | None
     worst: Decimal | None
     fees: Decimal
+    funding: Decimal | None = None  # futures: funding paid (+) / received (-), inside realized_pnl
 
     @property
     def win_rate(self) -> Decimal | None:
@@ -158,6 +166,13 @@ class PositionView:
     stop_loss_price: Decimal | None
     take_profit_price: Decimal | None
     opened_at: dt.datetime
+    # futures positions
+    side: str = "long"
+    market_type: str = "spot"
+    leverage: int = 1
+    margin: Decimal | None = None
+    liquidation_price: Decimal | None = None
+    funding: Decimal | None = None  # + paid, - received
 
 
 @dataclass(frozen=True)

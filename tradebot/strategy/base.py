@@ -22,8 +22,9 @@ class Candle(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class PositionView:
-    amount: Decimal  # base held, net of fees
+    amount: Decimal  # base held, net of fees (futures: contracts in base, always positive)
     entry_price: Decimal
+    side: str = "long"  # long | short (short only on futures pairs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +37,14 @@ class DecisionContext:
     cash: Decimal
     equity: Decimal
     last_price: Decimal
+    allow_short: bool = False  # True only for futures pairs whose direction allows shorts
 
 
 @dataclass(slots=True)
 class Decision:
-    action: str  # "buy" | "sell" | "hold"
+    # "buy" | "sell" | "hold" | "short" | "close". Spot: short = hold, close = sell. Futures: buy opens a long
+    # (closes a short first), short opens a short (closes a long first), sell closes a long, close closes any.
+    action: str
     confidence: int  # 0..100
     reasoning: str
     provider: str  # "technical" | "llm:<model>" | "ensemble"

@@ -139,9 +139,10 @@ def normalize_symbol(text: str) -> str:
 
 
 def check_symbol_text(text: str) -> str:
-    """Syntax check only (the exchange's markets decide the rest): 'BTC/USDT', 'btcusdt', 'btc-usdt'."""
+    """Syntax check only (the exchange's markets decide the rest): 'BTC/USDT', 'btcusdt', 'btc-usdt', and
+    perpetuals 'BTC/USDT:USDT', 'btcusdt.p', 'BTC-USDT-SWAP'."""
     raw = (text or "").strip()
-    if not re.fullmatch(r"[A-Za-z0-9]{1,20}(?:[/\-_:][A-Za-z0-9]{1,20})?", raw):
+    if not re.fullmatch(r"[A-Za-z0-9]{1,20}(?:[/\-_:][A-Za-z0-9]{1,20}){0,2}(?:\.[Pp])?", raw):
         shown = raw if len(raw) <= 20 else raw[:20] + "…"
         raise ParseError(f"'{shown}' is not a valid symbol. Use the form BTC/USDT.")
     return raw

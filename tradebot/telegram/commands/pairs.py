@@ -8,6 +8,7 @@ import logging
 from telebot import types
 
 from ... import services as svc
+from ...exchange.futures_symbols import FUTURES_WORDS
 from .. import format as fmt
 from ..parsing import ParseError, check_args, check_symbol_text, parse_amount
 from .args import Usage, exchange_arg, symbol_and_exchange
@@ -21,6 +22,10 @@ class PairCommands:
     """Part of the Dispatcher."""
 
     def cmd_addpair(self, m, args, user) -> None:
+        # "futures" / "perp" anywhere after the symbol makes it a USDT-M perpetual: /addpair BTCUSDT perp 1000
+        words = [a for a in args[1:] if a.lower() in FUTURES_WORDS]
+        market = "futures" if words else None
+        args = [args[0], *[a for a in args[1:] if a.lower() not in FUTURES_WORDS]] if args else args
         try:
             check_args(args, 2, 3)
         except ParseError as exc:
@@ -35,7 +40,7 @@ class PairCommands:
         except ParseError as exc:
             raise Usage("addpair", str(exc)) from None
         exchange = exchange_arg("addpair", args[2]) if len(args) == 3 else None
-        view = self.services.add_pair(user, args[0], budget, exchange)
+        view = self.services.add_pair(user, args[0], budget, exchange, market)
         try:
             short = self.services.funding_shortfall(user, view)
         except Exception as exc:  # best effort: the pair is added either way

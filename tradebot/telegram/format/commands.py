@@ -87,6 +87,8 @@ def help_text(is_admin: bool = False, deciders=None) -> str:
     lines += [
         "",
         "Symbols can be written BTC/USDT, btcusdt or BTC-USDT.",
+        "Futures (USDT-M perpetual, long and short): /addpair BTC/USDT 1000 futures — then /set BTC/USDT:USDT "
+        "leverage 3, margin isolated|cross, direction both|long|short.",
         "Settings for /set: " + ", ".join([*SETTINGS, *TEXT_SETTINGS, "preset (a named set from the bot's config)"]),
     ]
     if deciders:

@@ -37,6 +37,30 @@ def _when(value) -> str:
     return f"{moment:%Y-%m-%d %H:%M} UTC"
 
 
+def _futures_event(kind: str, p: dict, where: str) -> str:
+    """Futures notifications name the side and the leverage: "Opened SHORT BTC/USDT:USDT 3x"."""
+    side = e(str(p.get("side") or "").upper())
+    lev = f" {e(str(p.get('leverage')))}x" if p.get("leverage") else ""
+    if kind == "funding":
+        amount = _d(p, "amount") or Decimal(0)
+        word = "received" if amount > 0 else "paid"
+        return f"💸 Funding {money(amount)} USDT ({word}) on {side} {where}"
+    if kind == "trade_opened":
+        return (
+            f"🟢 <b>Opened {side} {where}{lev}</b>\nAmount: {number(_d(p, 'amount'))} @ {price(_d(p, 'price'))}\n"
+            f"Notional: {money(_d(p, 'cost'))} | Fee: {money(_d(p, 'fee'))}"
+        )
+    reason = p.get("reason") or "signal"
+    pv = _d(p, "pnl") or Decimal(0)
+    body = (f"Amount: {number(_d(p, 'amount'))} @ {price(_d(p, 'price'))}\n"
+            f"PnL: {pnl(pv, _d(p, 'pnl_percent') or Decimal(0))}")
+    if kind == "liquidation" or reason == "liquidation":
+        return (f"🚨🚨 <b>LIQUIDATED: {side} {where}{lev}</b>\nThe price reached the liquidation price before the "
+                f"stop-loss could act; the position's margin is lost.\n{body}\nCheck /status and lower the leverage.")
+    head = {"stop_loss": "🛑 Stop-loss hit", "take_profit": "🎯 Take-profit hit"}.get(reason, "🔴 Closed")
+    return f"{head}: <b>Closed {side} {where}{lev}</b>\n{body}"
+
+
 def event(kind: str, payload_json: str) -> str:
     """Text of one engine Notification (see docs/ARCHITECTURE.md, 'Engine events')."""
     try:
@@ -51,6 +75,8 @@ def event(kind: str, payload_json: str) -> str:
     sym = e(p.get("symbol") or "")
     ex = e(p.get("exchange") or "")
     where = f"{sym} ({ex})" if ex else sym
+    if p.get("side") and kind in ("trade_opened", "trade_closed", "funding", "liquidation"):
+        return _futures_event(kind, p, where)
     if kind == "trade_opened":
         return (
             f"🟢 <b>Bought {where}</b>\nAmount: {number(_d(p, 'amount'))} @ {price(_d(p, 'price'))}\n"
@@ -121,4 +147,5 @@ ALWAYS_DELIVERED = {
     "credentials_forgotten",
     "llm_budget",
     "llm_provider_failing",
+    "liquidation",
 }  # delivered even with /notify off (need action)

@@ -40,6 +40,11 @@ def pair_added(view: PairView, shortfall: tuple[str, Decimal, Decimal] | None = 
         f"✅ Trading Pair Added\nSymbol: {e(view.symbol)}\nExchange: {e(view.exchange)}\n"
         f"Balance: {money(view.budget)}"
     )
+    if view.market_type == "futures":
+        text += (
+            f"\nMarket: USDT-M perpetual futures, {view.leverage}x, {e(view.margin_mode)} margin, "
+            f"direction {e(view.direction)}\nChange with /set {e(view.symbol)} leverage|margin|direction"
+        )
     if shortfall:
         asset, free, needed = shortfall
         text += (
@@ -59,9 +64,16 @@ def status_icon(view: PairView) -> str:
     }.get(view.status, "🔴 Stopped")
 
 
+def futures_tag(view: PairView) -> str:
+    """' [futures 3x SHORT]' for a futures pair, '' for spot."""
+    if view.market_type != "futures":
+        return ""
+    return f" [futures {view.leverage}x {e(view.side.upper())}]"
+
+
 def _pair_title(i: int, view: PairView, show_exchange: bool) -> str:
     ex = f" ({e(view.exchange)})" if show_exchange else ""
-    return f"{i}. {e(view.symbol)}{ex} {status_icon(view)}"
+    return f"{i}. {e(view.symbol)}{ex}{futures_tag(view)} {status_icon(view)}"
 
 
 def _show_exchange(views: list[PairView]) -> bool:
@@ -90,6 +102,9 @@ def status(views: list[PairView], single: bool | None = None) -> str:
         if detailed:
             lines.append(f"   Balance: {money(v.budget)} → Equity: {money(v.equity)}")
             lines.append(f"   PnL: {pnl(v.pnl, v.pnl_percent)}")
+            if v.market_type == "futures":
+                lines.append(f"   Margin: {e(v.margin_mode)} | Direction: {e(v.direction)} | "
+                             f"Funding paid: {money(v.funding_paid)}")
         else:
             lines.append(f"   Equity: {money(v.equity)} | PnL: {pnl(v.pnl, v.pnl_percent)}")
         if v.status == "paused" and v.breaker_until is not None:

@@ -57,10 +57,14 @@ def config(view: ConfigView, deciders=None) -> str:
             "",
             f"<b>{e(p.symbol)}</b> ({e(p.exchange)}, {e(p.network)}) {status_icon(p)}",
             f"Balance: {money(p.budget)}",
+            *([f"Market: futures, {e(p.margin_mode)} margin, direction {e(p.direction)}"]
+              if p.market_type == "futures" else ["Market: spot"]),
             f"Strategy: {e(s['decider'])}, {e(s['timeframe'])} candles, every {int(s['interval_seconds'])} s",
             f"Preset: {e(s['preset']) if s.get('preset') else 'none (defaults)'}",
         ]
         for name in SETTINGS:
+            if name == "leverage" and p.market_type != "futures":
+                continue
             lines.append(f"{name}: {e(_setting_value(name, s[name]))}")
     if not view.pairs:
         lines += ["", "No pairs yet: /addpair BTC/USDT 1000"]
@@ -82,6 +86,8 @@ def _stats_block(s: TradeStats) -> list[str]:
     if s.closed:
         lines.append(f"Best: {money(s.best)} | Worst: {money(s.worst)}")
     lines.append(f"Fees: {money(s.fees)}")
+    if s.funding is not None:
+        lines.append(f"Funding paid: {money(s.funding)} (in the realized PnL)")
     return lines
 
 
@@ -98,12 +104,21 @@ def positions(views: list[PositionView]) -> str:
         return "📭 No open positions."
     lines = [f"📍 <b>Open Positions ({len(views)})</b>"]
     for p in views:
-        lines += [
-            "",
-            f"<b>{e(p.symbol)}</b> ({e(p.exchange)}) LONG",
-            f"Amount: {number(p.amount)} @ {price(p.entry_price)}",
-            f"Cost: {money(p.cost_basis)} | Last: {price(p.last_price)}",
-        ]
+        if p.market_type == "futures":
+            lines += [
+                "",
+                f"<b>{e(p.symbol)}</b> ({e(p.exchange)}) {e(p.side.upper())} {p.leverage}x",
+                f"Size: {number(p.amount)} @ entry {price(p.entry_price)} | Mark: {price(p.last_price)}",
+                f"Margin: {money(p.margin)} | Liquidation: {price(p.liquidation_price)}",
+                f"Funding paid: {money(p.funding or Decimal(0))}",
+            ]
+        else:
+            lines += [
+                "",
+                f"<b>{e(p.symbol)}</b> ({e(p.exchange)}) LONG",
+                f"Amount: {number(p.amount)} @ {price(p.entry_price)}",
+                f"Cost: {money(p.cost_basis)} | Last: {price(p.last_price)}",
+            ]
         if p.unrealized_pnl is not None:
             lines.append(f"Unrealized PnL: {pnl(p.unrealized_pnl, p.unrealized_percent)}")
         lines.append(f"Stop-loss: {price(p.stop_loss_price)} | Take-profit: {price(p.take_profit_price)}")
