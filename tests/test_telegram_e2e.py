@@ -400,6 +400,7 @@ def test_chart_refresh_export_and_daily_chart_over_the_bot_api(bot):
     bot.one(u, "/start")
     bot.one(u, "/connect binance paper")
     bot.one(u, "/addpair ETH/USDT 500")
+    bot.one(u, "/set ETH/USDT timeframe 1m")  # 150 candles of the fake's history (new pairs default to 1h)
     assert bot.one(u, "/chart ETH/USDT") == "ETH/USDT (binance) 1m, last 150 candles"
     photo = bot.fake.sent_to(u)[-1]
     assert _png_size(photo.photo) == (WIDTH, HEIGHT)
