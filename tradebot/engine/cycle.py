@@ -50,7 +50,7 @@ from .book_rows import (
 from .booking import book_order_fill
 from .breaker import UserBreaker, record_reset, record_trip
 from .decisions import DecisionRecorder
-from .errors import ExchangeError, FuturesPaperOnly, NetworkChanged, is_ambiguous
+from .errors import ExchangeError, NetworkChanged, is_ambiguous
 from .llm_wiring import LLMWiring
 from .order_log import order_failed, order_filled, order_sent
 from .pair_rows import load_pair, update_state
@@ -124,12 +124,6 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker, LLMWiring):
             return {"inactive": True}
         cred = rows.cred
         network = cred.network if cred is not None else "paper"
-        if network != "paper" and getattr(cfg, "market_type", "spot") == "futures":
-            raise FuturesPaperOnly(
-                f"{cfg.symbol} is a futures pair, and futures trade in paper mode only for now, but "
-                f"{cfg.exchange.capitalize()} is connected in {network} mode. /connect {cfg.exchange} paper to "
-                f"trade it."
-            )
         broker = self.broker_for(cfg.user_id, cfg.exchange, cred)
         state = rows.state
         if state is None:
@@ -379,6 +373,7 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker, LLMWiring):
                 fill = broker.futures_order(
                     cfg.symbol, req.side, req.base_amount, coid, reduce_only=req.reduce_only,
                     price=Decimal(repr(req.price_hint)) if liq else None, liquidation=liq,
+                    leverage=settings.leverage, margin_mode=getattr(cfg, "margin_mode", None) or "isolated",
                 )
             elif req.side == "buy":
                 fill = broker.market_buy(cfg.symbol, req.quote_amount, coid)

@@ -1,0 +1,121 @@
+"""Live futures end to end: the production cycle with the real ExchangeHub and ccxt LiveBroker against the fake
+exchange's Binance USDⓈ-M /fapi (signed): leverage and margin mode set on the venue, market orders carrying the
+pair's client order id, reduce-only exits, PnL and fees computed by hand from the venue's fills."""
+
+from __future__ import annotations
+
+from decimal import ROUND_DOWN, Decimal
+
+import pytest
+
+from tests.fakes.exchange_data import MINUTE
+from tests.fixtures_engine import ScriptedDecider, StubVault, make_pair, make_user
+from tradebot.models import Order, Position, Trade, UserState
+
+D = Decimal
+FEE = D("0.0005")
+STEP = D("0.00001")
+WALLET = D("5000")
+
+
+@pytest.fixture
+def live_futures(database, fake_exchange, exchange_hub):
+    from tradebot.engine.manager import BotManager
+
+    exchange_hub.market_data.ticker_ttl_ms = 0
+    deciders = {}
+    mgr = BotManager(exchange_hub, lambda name: deciders[name], vault=StubVault(),
+                     clock=lambda: fake_exchange.now_ms / 1000, max_workers=2)
+    user = make_user(1)
+    fake_exchange.add_account("key1", "secret1", {"USDT": "0"}, exchange="binance")
+    fake_exchange.add_futures("key1", WALLET)
+    yield mgr, deciders, user
+    mgr._stopping.set()
+
+
+def _closed(fake) -> int:
+    return fake.now_ms - fake.now_ms % MINUTE - MINUTE
+
+
+def _fee(amount: D, price: D) -> D:
+    return (amount * price * FEE).quantize(D("0.00000001"))
+
+
+def _pair(user, **kw):
+    return make_pair(user, "BTC/USDT:USDT", "1000", network="live", decider="scripted", market_type="futures",
+                     leverage=3, is_trading=True, take_profit_percent=D(50), stop_loss_percent=D(20), **kw)
+
+
+@pytest.mark.parametrize("side", ["long", "short"])
+def test_live_round_trip_books_the_venue_fills_and_exits_reduce_only(live_futures, fake_exchange, side):
+    mgr, deciders, user = live_futures
+    cfg = _pair(user)
+    t = _closed(fake_exchange)
+    deciders["scripted"] = ScriptedDecider({t: "buy" if side == "long" else "short", t + 3 * MINUTE: "close"})
+
+    p_open = fake_exchange.price("BTCUSDT")
+    mgr.run_cycle(cfg.id)
+    amount = (D(900) / p_open).quantize(STEP, ROUND_DOWN)  # margin 30 % of 1000, notional x3
+    venue = fake_exchange.futures.position("key1", "BTCUSDT")
+    assert venue.qty == (amount if side == "long" else -amount)
+    assert (venue.leverage, venue.margin_type) == (3, "ISOLATED")  # set on the venue before the first order
+    pos = Position.get(Position.config == cfg.id)
+    assert (pos.side, pos.amount, pos.entry_price) == (side, amount, p_open)
+    opened = Order.get(Order.config == cfg.id)
+    assert fake_exchange.futures.orders[0].client_id == opened.client_order_id
+
+    for _ in range(3):
+        fake_exchange.advance(1)
+        mgr.run_cycle(cfg.id)
+    p_close = fake_exchange.price("BTCUSDT")
+    assert fake_exchange.futures.position("key1", "BTCUSDT").qty == 0
+    sent = [r for r in fake_exchange.requests_to("/fapi/v1/order", "POST")]
+    assert [r.params.get("reduceOnly") for r in sent] == [None, "true"]
+    assert len(fake_exchange.requests_to("/fapi/v1/leverage", "POST")) == 1  # once per pair, not per order
+
+    close = Trade.get((Trade.config == cfg.id) & (Trade.side == ("sell" if side == "long" else "buy")))
+    k = 1 if side == "long" else -1
+    pnl = k * (p_close - p_open) * amount - _fee(amount, p_open) - _fee(amount, p_close)
+    assert close.pnl == pnl and close.price == p_close
+    st = UserState.get(UserState.config == cfg.id)
+    assert st.realized_pnl == pnl and st.equity == D(1000) + pnl
+    # the venue's wallet moved by exactly what the pair booked
+    assert fake_exchange.futures.accounts["key1"].wallet == WALLET + pnl
+
+
+def test_a_reduce_only_exit_larger_than_the_venue_position_is_refused_and_opens_nothing(live_futures,
+                                                                                      fake_exchange):
+    from tradebot.exchange.errors import ReduceOnlyRejected
+    from tradebot.exchange.live import LiveBroker
+
+    mgr, _, _ = live_futures
+    broker = LiveBroker(mgr.hub, "binance", "live", "key1", "secret1")
+    broker.futures_order("BTC/USDT:USDT", "buy", D("0.01"), "tbopen1", leverage=3, margin_mode="isolated")
+    with pytest.raises(ReduceOnlyRejected, match="reduce-only"):  # Binance -2022, not "maybe sent"
+        broker.futures_order("BTC/USDT:USDT", "sell", D("0.02"), "tbreduce1", reduce_only=True)
+    assert fake_exchange.futures.position("key1", "BTCUSDT").qty == D("0.01")
+    assert broker.futures_position("BTC/USDT:USDT").size == D("0.01")
+    assert broker.find_order("BTC/USDT:USDT", "tbreduce1") is None
+
+
+def test_insufficient_margin_is_a_clear_refusal(live_futures, fake_exchange):
+    from tradebot.exchange.errors import InsufficientFunds
+    from tradebot.exchange.live import LiveBroker
+
+    mgr, _, _ = live_futures
+    broker = LiveBroker(mgr.hub, "binance", "live", "key1", "secret1")
+    with pytest.raises(InsufficientFunds, match="margin"):
+        broker.futures_order("BTC/USDT:USDT", "buy", D("5"), "tbbig1", leverage=3, margin_mode="isolated")
+    assert fake_exchange.futures.position("key1", "BTCUSDT").qty == 0
+
+
+def test_futures_permission_check_names_what_to_enable(database, fake_exchange, exchange_hub):
+    from tradebot.exchange.errors import PermissionDenied
+
+    fake_exchange.add_account("spotonly", "s1", {"USDT": "10"}, exchange="binance")
+    exchange_hub.check_credentials("binance", "live", "spotonly", "s1")  # fine for spot
+    with pytest.raises(PermissionDenied, match="enable Futures for the key"):  # /fapi answers -2015
+        exchange_hub.check_futures_permission("binance", "live", "spotonly", "s1")
+    fake_exchange.add_futures("spotonly", "100")
+    exchange_hub.check_futures_permission("binance", "live", "spotonly", "s1")
+    assert len(fake_exchange.requests_to("/fapi/v2/account")) == 2
