@@ -119,3 +119,54 @@ def test_futures_permission_check_names_what_to_enable(database, fake_exchange, 
     fake_exchange.add_futures("spotonly", "100")
     exchange_hub.check_futures_permission("binance", "live", "spotonly", "s1")
     assert len(fake_exchange.requests_to("/fapi/v2/account")) == 2
+
+
+def test_a_position_closed_outside_the_bot_is_booked_the_pair_stopped_and_the_user_told_once(
+        live_futures, fake_exchange):
+    import json
+
+    from tradebot.models import Notification, UserConfig
+
+    mgr, deciders, user = live_futures
+    cfg = _pair(user)
+    deciders["scripted"] = ScriptedDecider({_closed(fake_exchange): "buy"})
+    p_open = fake_exchange.price("BTCUSDT")
+    mgr.run_cycle(cfg.id)
+    amount = Position.get(Position.config == cfg.id).amount
+    fake_exchange.advance(1)
+    mgr.run_cycle(cfg.id)  # the venue agrees with the book: nothing happens
+    assert UserConfig.get_by_id(cfg.id).is_trading and Position.get(Position.config == cfg.id).status == "open"
+
+    fake_exchange.advance(1)
+    fake_exchange.futures.close_externally("key1", "BTCUSDT")  # the user closes it in the exchange's app
+    p_now = fake_exchange.price("BTCUSDT")
+    mgr.run_cycle(cfg.id)
+    pos = Position.get(Position.config == cfg.id)
+    assert (pos.status, pos.close_reason, pos.exit_price) == ("closed", "external", p_now)
+    ext = Trade.get((Trade.config == cfg.id) & (Trade.side == "sell"))
+    assert ext.reason == "external" and ext.fee == 0
+    assert ext.pnl == (p_now - p_open) * amount - _fee(amount, p_open)  # the close's fee is not known
+    assert not UserConfig.get_by_id(cfg.id).is_trading
+    st = UserState.get(UserState.config == cfg.id)
+    assert "closed or changed outside the bot" in st.last_error and "stopped the pair" in st.last_error
+    posts_before = len(fake_exchange.requests_to("/fapi/v1/order", "POST"))
+    fake_exchange.advance(1)
+    mgr.run_cycle(cfg.id)
+    errors = [json.loads(n.payload) for n in Notification.select().where(Notification.kind == "pair_error")]
+    assert len(errors) == 1 and errors[0]["needs_action"] and "outside the bot" in errors[0]["message"]
+    assert len(fake_exchange.requests_to("/fapi/v1/order", "POST")) == posts_before == 1  # nothing sent
+
+
+def test_a_position_the_bot_did_not_open_stops_the_pair_before_it_trades(live_futures, fake_exchange):
+    from tradebot.exchange.live import LiveBroker
+    from tradebot.models import UserConfig
+
+    mgr, deciders, user = live_futures
+    cfg = _pair(user)
+    deciders["scripted"] = ScriptedDecider({_closed(fake_exchange): "buy"})
+    LiveBroker(mgr.hub, "binance", "live", "key1", "secret1").futures_order(
+        "BTC/USDT:USDT", "sell", D("0.01"), "tbmanual1", leverage=3, margin_mode="isolated")
+    mgr.run_cycle(cfg.id)
+    assert Order.select().count() == 0 and Position.select().count() == 0
+    assert not UserConfig.get_by_id(cfg.id).is_trading
+    assert "SHORT 0.01 BTC that the bot did not open" in UserState.get(UserState.config == cfg.id).last_error

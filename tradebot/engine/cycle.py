@@ -51,6 +51,7 @@ from .booking import book_order_fill
 from .breaker import UserBreaker, record_reset, record_trip
 from .decisions import DecisionRecorder
 from .errors import ExchangeError, NetworkChanged, is_ambiguous
+from .futures_reconcile import check_position
 from .llm_wiring import LLMWiring
 from .order_log import order_failed, order_filled, order_sent
 from .pair_rows import load_pair, update_state
@@ -175,6 +176,13 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker, LLMWiring):
             last_price = candles[-1].close
 
         settings = core.PairSettings.from_config(cfg, broker.rules(cfg.symbol))
+        if futures and network != "paper" and not unsettled:
+            # the venue's position is the pair's (one-way mode): a difference was made outside the bot
+            px = Decimal(repr(last_price)) if last_price is not None else None
+            gone = check_position(cfg, broker, book, network, px, settings, now_ms)
+            if gone is not None:
+                return {"orders": 0, "exit": None, "skipped": "external", "trip": None, "problem": (gone, True),
+                        "had_error": state.last_error is not None}
         if futures and book.in_position and funding_time(now_ms) > book.last_funding_ms:
             # a funding time passed with the position open: the rate to book (one request per symbol per 10 min)
             settings = dataclasses.replace(settings, funding_rate=broker.funding_rate(cfg.symbol))
