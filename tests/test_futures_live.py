@@ -4,13 +4,19 @@ pair's client order id, reduce-only exits, PnL and fees computed by hand from th
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from decimal import ROUND_DOWN, Decimal
+from pathlib import Path
 
 import pytest
 
 from tests.fakes.exchange_data import MINUTE
 from tests.fixtures_engine import ScriptedDecider, StubVault, make_pair, make_user
-from tradebot.models import Order, Position, Trade, UserState
+from tradebot.models import Order, Position, Trade, UserConfig, UserState
 
 D = Decimal
 FEE = D("0.0005")
@@ -125,7 +131,7 @@ def test_a_position_closed_outside_the_bot_is_booked_the_pair_stopped_and_the_us
         live_futures, fake_exchange):
     import json
 
-    from tradebot.models import Notification, UserConfig
+    from tradebot.models import Notification
 
     mgr, deciders, user = live_futures
     cfg = _pair(user)
@@ -159,7 +165,6 @@ def test_a_position_closed_outside_the_bot_is_booked_the_pair_stopped_and_the_us
 
 def test_a_position_the_bot_did_not_open_stops_the_pair_before_it_trades(live_futures, fake_exchange):
     from tradebot.exchange.live import LiveBroker
-    from tradebot.models import UserConfig
 
     mgr, deciders, user = live_futures
     cfg = _pair(user)
@@ -170,3 +175,82 @@ def test_a_position_the_bot_did_not_open_stops_the_pair_before_it_trades(live_fu
     assert Order.select().count() == 0 and Position.select().count() == 0
     assert not UserConfig.get_by_id(cfg.id).is_trading
     assert "SHORT 0.01 BTC that the bot did not open" in UserState.get(UserState.config == cfg.id).last_error
+
+
+
+# ---------------------------------------------------------------- SIGKILL with a futures order in flight
+
+
+class _OpenLong:
+    name = "openlong"
+
+    def decide(self, ctx):
+        from tradebot.strategy.base import Decision
+
+        return Decision("hold" if ctx.position is not None else "buy", 90, "open", self.name)
+
+
+def child_main(fake_url: str, db_url: str, now_ms: str) -> None:
+    """Engine subprocess: one cycle of every trading pair (it opens a long), killed while the order is in flight."""
+    from tests.fixtures_exchange import fast_settings
+    from tradebot import db as dbmod
+    from tradebot.engine.manager import BotManager
+    from tradebot.exchange.hub import ExchangeHub
+
+    dbmod.open_database(db_url)
+    hub = ExchangeHub(fast_settings(fake_url), now_ms=lambda: int(now_ms))
+    hub.market_data.ticker_ttl_ms = 0
+    mgr = BotManager(hub, lambda name: _OpenLong(), vault=StubVault(), clock=lambda: int(now_ms) / 1000)
+    print("ready", flush=True)
+    for cfg in UserConfig.select().where(UserConfig.is_trading == True):  # noqa: E712
+        mgr.run_cycle(cfg.id)
+    time.sleep(60)
+
+
+def test_sigkill_with_a_futures_order_in_flight_then_restart_no_duplicate_book_equals_venue(
+        database, sqlite_url, fake_exchange):
+    from tests.fixtures_exchange import fast_settings
+    from tradebot.engine.manager import BotManager
+    from tradebot.exchange.hub import ExchangeHub
+
+    fake = fake_exchange
+    user = make_user(1)
+    fake.add_account("key1", "secret1", {"USDT": "0"}, exchange="binance")
+    fake.add_futures("key1", WALLET)
+    cfg = _pair(user)
+    # the venue books the order 1 s after it arrives (inside the 2 s recvWindow); the engine dies meanwhile
+    fake.fault("/fapi/v1/order", "delay", delay=1.0, method="POST")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    proc = subprocess.Popen([sys.executable, "-m", "tests.test_futures_live", "child", fake.url, sqlite_url,
+                             str(fake.now_ms)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    try:
+        assert proc.stdout.readline().strip() == b"ready"
+        deadline = time.monotonic() + 30
+        while not fake.requests_to("/fapi/v1/order", "POST") and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert Order.get(Order.config == cfg.id).status == "pending"  # the intent was stored before sending
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    time.sleep(1.5)  # the delayed request is booked by the venue after the engine died
+    venue = fake.futures.position("key1", "BTCUSDT")
+    assert venue.qty > 0 and len(fake.futures.orders) == 1
+
+    hub = ExchangeHub(fast_settings(fake.url), now_ms=lambda: fake.now_ms)
+    hub.market_data.ticker_ttl_ms = 0
+    mgr = BotManager(hub, lambda name: _OpenLong(), vault=StubVault(), clock=lambda: fake.now_ms / 1000)
+    fake.advance(1)
+    mgr.runner.reconcile_pending(now_ms=fake.now_ms)  # what start() does first: looks the order up by client id
+    for _ in range(2):
+        mgr.run_cycle(cfg.id)
+        fake.advance(1)
+    assert len(fake.requests_to("/fapi/v1/order", "POST")) == 1  # never re-sent
+    order = Order.get(Order.config == cfg.id)
+    assert order.status == "filled" and order.client_order_id == fake.futures.orders[0].client_id
+    pos = Position.get(Position.config == cfg.id)
+    assert (pos.status, pos.side, pos.amount) == ("open", "long", venue.qty)  # book = exchange position
+    assert UserConfig.get_by_id(cfg.id).is_trading  # the venue agrees: no mismatch, the pair trades on
+
+
+if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "child":
+    child_main(*sys.argv[2:5])
