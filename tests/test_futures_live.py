@@ -20,12 +20,11 @@ from tradebot.models import Order, Position, Trade, UserConfig, UserState
 
 D = Decimal
 FEE = D("0.0005")
-STEP = D("0.00001")
 WALLET = D("5000")
 
 
 @pytest.fixture
-def live_futures(database, fake_exchange, exchange_hub):
+def live_futures(request, database, fake_exchange, exchange_hub):
     from tradebot.engine.manager import BotManager
 
     exchange_hub.market_data.ticker_ttl_ms = 0
@@ -33,7 +32,8 @@ def live_futures(database, fake_exchange, exchange_hub):
     mgr = BotManager(exchange_hub, lambda name: deciders[name], vault=StubVault(),
                      clock=lambda: fake_exchange.now_ms / 1000, max_workers=2)
     user = make_user(1)
-    fake_exchange.add_account("key1", "secret1", {"USDT": "0"}, exchange="binance")
+    exchange = getattr(request, "param", "binance")
+    fake_exchange.add_account("key1", "secret1", {"USDT": "0"}, exchange=exchange)
     fake_exchange.add_futures("key1", WALLET)
     yield mgr, deciders, user
     mgr._stopping.set()
@@ -47,21 +47,29 @@ def _fee(amount: D, price: D) -> D:
     return (amount * price * FEE).quantize(D("0.00000001"))
 
 
-def _pair(user, **kw):
-    return make_pair(user, "BTC/USDT:USDT", "1000", network="live", decider="scripted", market_type="futures",
+def _pair(user, exchange="binance", **kw):
+    return make_pair(user, "BTC/USDT:USDT", "1000", network="live", exchange=exchange, decider="scripted",
+                     market_type="futures",
                      leverage=3, is_trading=True, take_profit_percent=D(50), stop_loss_percent=D(20), **kw)
 
 
-@pytest.mark.parametrize("side", ["long", "short"])
+ORDER_PATH = {"binance": "/fapi/v1/order", "bybit": "/v5/order/create"}
+LEVERAGE_PATH = {"binance": "/fapi/v1/leverage", "bybit": "/v5/position/set-leverage"}
+STEPS = {"binance": D("0.00001"), "bybit": D("0.000001")}
+
+
+@pytest.mark.parametrize("live_futures, side", [("binance", "long"), ("binance", "short"), ("bybit", "long"),
+                                                ("bybit", "short")], indirect=["live_futures"])
 def test_live_round_trip_books_the_venue_fills_and_exits_reduce_only(live_futures, fake_exchange, side):
     mgr, deciders, user = live_futures
-    cfg = _pair(user)
+    exchange = fake_exchange.book.accounts["key1"].exchange
+    cfg = _pair(user, exchange)
     t = _closed(fake_exchange)
     deciders["scripted"] = ScriptedDecider({t: "buy" if side == "long" else "short", t + 3 * MINUTE: "close"})
 
     p_open = fake_exchange.price("BTCUSDT")
     mgr.run_cycle(cfg.id)
-    amount = (D(900) / p_open).quantize(STEP, ROUND_DOWN)  # margin 30 % of 1000, notional x3
+    amount = (D(900) / p_open).quantize(STEPS[exchange], ROUND_DOWN)  # margin 30 % of 1000, notional x3
     venue = fake_exchange.futures.position("key1", "BTCUSDT")
     assert venue.qty == (amount if side == "long" else -amount)
     assert (venue.leverage, venue.margin_type) == (3, "ISOLATED")  # set on the venue before the first order
@@ -75,9 +83,11 @@ def test_live_round_trip_books_the_venue_fills_and_exits_reduce_only(live_future
         mgr.run_cycle(cfg.id)
     p_close = fake_exchange.price("BTCUSDT")
     assert fake_exchange.futures.position("key1", "BTCUSDT").qty == 0
-    sent = [r for r in fake_exchange.requests_to("/fapi/v1/order", "POST")]
-    assert [r.params.get("reduceOnly") for r in sent] == [None, "true"]
-    assert len(fake_exchange.requests_to("/fapi/v1/leverage", "POST")) == 1  # once per pair, not per order
+    sent = fake_exchange.requests_to(ORDER_PATH[exchange], "POST")
+    assert [str(r.params.get("reduceOnly")).lower() for r in sent] == ["none", "true"]
+    assert [r.params.get("newClientOrderId") or r.params.get("orderLinkId") for r in sent] == [
+        o.client_order_id for o in Order.select().where(Order.config == cfg.id).order_by(Order.id)]
+    assert len(fake_exchange.requests_to(LEVERAGE_PATH[exchange], "POST")) == 1  # once per pair, not per order
 
     close = Trade.get((Trade.config == cfg.id) & (Trade.side == ("sell" if side == "long" else "buy")))
     k = 1 if side == "long" else -1
@@ -89,30 +99,42 @@ def test_live_round_trip_books_the_venue_fills_and_exits_reduce_only(live_future
     assert fake_exchange.futures.accounts["key1"].wallet == WALLET + pnl
 
 
+@pytest.mark.parametrize("live_futures", ["binance", "bybit"], indirect=True)
 def test_a_reduce_only_exit_larger_than_the_venue_position_is_refused_and_opens_nothing(live_futures,
                                                                                       fake_exchange):
     from tradebot.exchange.errors import ReduceOnlyRejected
     from tradebot.exchange.live import LiveBroker
 
     mgr, _, _ = live_futures
-    broker = LiveBroker(mgr.hub, "binance", "live", "key1", "secret1")
+    broker = LiveBroker(mgr.hub, fake_exchange.book.accounts["key1"].exchange, "live", "key1", "secret1")
     broker.futures_order("BTC/USDT:USDT", "buy", D("0.01"), "tbopen1", leverage=3, margin_mode="isolated")
-    with pytest.raises(ReduceOnlyRejected, match="reduce-only"):  # Binance -2022, not "maybe sent"
+    with pytest.raises(ReduceOnlyRejected, match="reduce-only"):  # -2022 / 110017, not "maybe sent"
         broker.futures_order("BTC/USDT:USDT", "sell", D("0.02"), "tbreduce1", reduce_only=True)
     assert fake_exchange.futures.position("key1", "BTCUSDT").qty == D("0.01")
     assert broker.futures_position("BTC/USDT:USDT").size == D("0.01")
     assert broker.find_order("BTC/USDT:USDT", "tbreduce1") is None
 
 
+@pytest.mark.parametrize("live_futures", ["binance", "bybit"], indirect=True)
 def test_insufficient_margin_is_a_clear_refusal(live_futures, fake_exchange):
     from tradebot.exchange.errors import InsufficientFunds
     from tradebot.exchange.live import LiveBroker
 
     mgr, _, _ = live_futures
-    broker = LiveBroker(mgr.hub, "binance", "live", "key1", "secret1")
+    broker = LiveBroker(mgr.hub, fake_exchange.book.accounts["key1"].exchange, "live", "key1", "secret1")
     with pytest.raises(InsufficientFunds, match="margin"):
         broker.futures_order("BTC/USDT:USDT", "buy", D("5"), "tbbig1", leverage=3, margin_mode="isolated")
     assert fake_exchange.futures.position("key1", "BTCUSDT").qty == 0
+
+
+def test_bybit_futures_permission_check_names_the_contract_permissions(database, fake_exchange, exchange_hub):
+    from tradebot.exchange.errors import PermissionDenied
+
+    fake_exchange.add_account("spotonly", "s1", {"USDT": "10"}, exchange="bybit")
+    with pytest.raises(PermissionDenied, match="Contract permissions Orders and Positions"):
+        exchange_hub.check_futures_permission("bybit", "live", "spotonly", "s1")
+    fake_exchange.add_futures("spotonly", "100")
+    exchange_hub.check_futures_permission("bybit", "live", "spotonly", "s1")
 
 
 def test_futures_permission_check_names_what_to_enable(database, fake_exchange, exchange_hub):

@@ -31,6 +31,7 @@ class FuturesAccount:
     wallet: Decimal
     positions: dict[str, Position] = field(default_factory=dict)
     hedge_mode: bool = False
+    margin_mode: str = "CROSSED"  # a Bybit unified account's mode (account-wide)
     enabled: bool = True  # False: the API key lacks the futures permission
 
 
@@ -46,7 +47,8 @@ class Futures:
         return acct
 
     def position(self, api_key: str, symbol: str) -> Position:
-        return self.accounts[api_key].positions.setdefault(symbol, Position())
+        acct = self.accounts[api_key]
+        return acct.positions.setdefault(symbol, Position(margin_type=acct.margin_mode))
 
     def mark(self, symbol: str) -> Decimal:
         return self.book.price(symbol)
@@ -61,7 +63,6 @@ class Futures:
         return acct.wallet + min(self.unrealized(acct), ZERO) - self.used_margin(acct)
 
     def set_leverage(self, api_key: str, symbol: str, leverage: int) -> None:
-        self.book.spec("binance", symbol)
         if not 1 <= leverage <= 125:
             raise Reject("bad_leverage", str(leverage))
         with self.book.lock:
