@@ -220,7 +220,7 @@ def child_main(fake_url: str, db_url: str, now_ms: str) -> None:
     from tradebot.exchange.hub import ExchangeHub
 
     dbmod.open_database(db_url)
-    hub = ExchangeHub(fast_settings(fake_url), now_ms=lambda: int(now_ms))
+    hub = ExchangeHub(fast_settings(fake_url, recv_window_ms=6000), now_ms=lambda: int(now_ms))
     hub.market_data.ticker_ttl_ms = 0
     mgr = BotManager(hub, lambda name: _OpenLong(), vault=StubVault(), clock=lambda: int(now_ms) / 1000)
     print("ready", flush=True)
@@ -240,7 +240,7 @@ def test_sigkill_with_a_futures_order_in_flight_then_restart_no_duplicate_book_e
     fake.add_account("key1", "secret1", {"USDT": "0"}, exchange="binance")
     fake.add_futures("key1", WALLET)
     cfg = _pair(user)
-    # the venue books the order 1 s after it arrives (inside the 2 s recvWindow); the engine dies meanwhile
+    # the venue books the order 1 s after it arrives (inside the 6 s recvWindow); the engine dies meanwhile
     fake.fault("/fapi/v1/order", "delay", delay=1.0, method="POST")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     proc = subprocess.Popen([sys.executable, "-m", "tests.test_futures_live", "child", fake.url, sqlite_url,
@@ -254,11 +254,13 @@ def test_sigkill_with_a_futures_order_in_flight_then_restart_no_duplicate_book_e
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
-    time.sleep(1.5)  # the delayed request is booked by the venue after the engine died
+    deadline = time.monotonic() + 10
+    while not fake.futures.orders and time.monotonic() < deadline:  # booked by the venue after the engine died
+        time.sleep(0.01)
     venue = fake.futures.position("key1", "BTCUSDT")
     assert venue.qty > 0 and len(fake.futures.orders) == 1
 
-    hub = ExchangeHub(fast_settings(fake.url), now_ms=lambda: fake.now_ms)
+    hub = ExchangeHub(fast_settings(fake.url, recv_window_ms=6000), now_ms=lambda: fake.now_ms)
     hub.market_data.ticker_ttl_ms = 0
     mgr = BotManager(hub, lambda name: _OpenLong(), vault=StubVault(), clock=lambda: fake.now_ms / 1000)
     fake.advance(1)
