@@ -145,7 +145,7 @@ class SimBroker:
 
     # futures (paper rules: exchange.paper.simulate_futures_fill), for pairs named BTC/USDT:USDT
     def futures_order(self, symbol, side, base_amount, client_order_id, reduce_only=False, price=None,
-                      liquidation=False):
+                      liquidation=False, leverage=None, margin_mode=None):
         with self.lock:
             self.sends[client_order_id] = self.sends.get(client_order_id, 0) + 1
             fault, self.fault = self.fault, None

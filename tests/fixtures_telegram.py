@@ -19,7 +19,7 @@ from telebot import types, util
 
 from tests.fakes.telegram import FakeTelegram
 from tradebot.config import load_config
-from tradebot.exchange.errors import AuthenticationFailed
+from tradebot.exchange.errors import AuthenticationFailed, PermissionDenied
 from tradebot.exchange.rules import resolve_symbol
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT", "DOGE/USDT", "ETH/BTC", "BTC/USDC"]
@@ -80,6 +80,11 @@ class StubHub:
         if api_key.startswith("bad") or secret.startswith("bad"):
             raise AuthenticationFailed(f"{exchange.title()} rejected the API key or secret.")
         return {"can_trade": True}
+
+    def check_futures_permission(self, exchange, network, api_key, secret):
+        self.credential_checks.append((exchange, network, "futures"))
+        if api_key.startswith("nofut"):
+            raise PermissionDenied(f"The {exchange.title()} API key cannot trade USDⓈ-M futures: enable Futures.")
 
 
 class StubVault:

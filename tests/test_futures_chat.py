@@ -113,17 +113,18 @@ def test_mystats_counts_funding_in_the_futures_pairs_pnl(chat):
     assert "Realized PnL: $24.25" in blocks[2]
 
 
-def test_futures_stay_in_paper_mode_addpair_and_start_refuse_live_keys(chat):
+def test_futures_on_live_keys_are_added_once_the_key_may_trade_futures(chat):
     setup_user(chat)
-    one(chat, 1, "/addpair BTC/USDT 1000 futures")
-    chat.send(1, "/connect binance goodkey1234567890 goodsecret1234567890 false")
+    chat.send(1, "/connect binance nofutkey1234567890 goodsecret1234567890 false")
     from tradebot.models import ExchangeCredential
 
     assert ExchangeCredential.get().network == "live"
-    reply = one(chat, 1, "/start_trading BTC/USDT:USDT")
-    assert "did not start: futures trade in paper mode only for now: /connect binance paper" in reply, reply
-    assert not UserConfig.get().is_trading
-    assert "Futures trade in paper mode for now" in one(chat, 1, "/addpair ETH/USDT 100 futures")
+    assert "enable Futures" in one(chat, 1, "/addpair BTC/USDT 1000 futures")
+    assert UserConfig.select().count() == 0
+    assert ("binance", "live", "futures") in chat.hub.credential_checks
+    chat.send(1, "/connect binance goodkey1234567890 goodsecret1234567890 false")
+    assert "Symbol: BTC/USDT:USDT" in one(chat, 1, "/addpair BTC/USDT 1000 futures")
+    assert UserConfig.get().market_type == "futures"
 
 
 def test_paper_futures_config_keys_reach_the_paper_broker(tmp_path):

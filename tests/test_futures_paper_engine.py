@@ -144,20 +144,6 @@ def test_two_users_spot_and_futures_on_one_symbol_keep_their_own_books(futures_e
     assert Position.get(Position.config == spot.id).margin is None  # the spot pair stays spot
 
 
-def test_a_futures_pair_on_live_keys_sends_nothing_and_says_why(futures_engine, fake_exchange):
-    from tradebot.engine.errors import FuturesPaperOnly
-
-    mgr, deciders = futures_engine
-    deciders["scripted"] = ScriptedDecider({_closed(fake_exchange): "buy"})
-    cfg = make_pair(make_user(1), "BTC/USDT:USDT", "1000", network="live", decider="scripted",
-                    market_type="futures", leverage=3, is_trading=True)
-    with pytest.raises(FuturesPaperOnly, match="paper mode only"):
-        mgr.run_cycle(cfg.id)
-    assert Order.select().count() == 0 and fake_exchange.orders() == []
-    state = UserState.get(UserState.config == cfg.id)
-    assert "connect binance paper" in state.last_error
-
-
 def test_a_paused_user_can_still_close_a_short(futures_engine, fake_exchange):
     """The user-wide breaker pauses openings only: a short closes by a BUY, which must still go."""
     import datetime as dt

@@ -26,7 +26,7 @@ from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from tests.fakes import exchange_binance, exchange_bybit
+from tests.fakes import exchange_binance, exchange_binance_futures, exchange_bybit
 from tests.fakes.exchange_book import Account, Book, Order
 from tests.fakes.exchange_data import BINANCE_SPECS, BYBIT_SPECS, MINUTE, REAL_START, Spec, load_series
 
@@ -128,6 +128,16 @@ class FakeExchange:
         free = {k: Decimal(str(v)) for k, v in (balances or {}).items()}
         self.book.add_account(Account(api_key, secret, exchange, set(permissions), free))
 
+    def add_futures(self, api_key: str, usdt: str | Decimal, enabled: bool = True):
+        """Give an account (added with add_account) a USDT-M futures wallet; enabled=False: a key without the
+        futures permission."""
+        return exchange_binance_futures.futures(self.book).add_account(api_key, usdt, enabled)
+
+    @property
+    def futures(self):
+        """The futures side of the book (positions, wallets, orders, close_externally)."""
+        return exchange_binance_futures.futures(self.book)
+
     def balances(self, api_key: str) -> dict[str, Decimal]:
         """Free balances (what is available to trade)."""
         return dict(self.book.accounts[api_key].free)
@@ -185,6 +195,9 @@ class FakeExchange:
         if req.path.startswith("/api/v3/") or req.path == "/fapi/v1/premiumIndex":
             status, body, sig = exchange_binance.handle(self.book, req)
             return status, body, sig, "binance"
+        if req.path.startswith("/fapi/"):
+            status, body, sig = exchange_binance_futures.handle(self.book, req)
+            return status, body, sig, "binance"
         if req.path.startswith("/v5/"):
             status, body, sig = exchange_bybit.handle(self.book, req)
             return status, body, sig, "bybit"
@@ -215,7 +228,7 @@ class _Handler(BaseHTTPRequestHandler):
         if body and self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
             params.update(parse_qsl(body, keep_blank_values=True))
         req = _Req(self.command, parts.path, parts.query, params, body, dict(self.headers.items()))
-        exchange = "binance" if parts.path.startswith("/api/") else "bybit" if parts.path.startswith("/v5/") else "?"
+        exchange = "binance" if parts.path.startswith(("/api/", "/fapi/")) else "bybit" if parts.path.startswith("/v5/") else "?"
         api_key = self.headers.get("X-MBX-APIKEY") or self.headers.get("X-BAPI-API-KEY")
         shown = dict(params)
         if body.startswith("{"):

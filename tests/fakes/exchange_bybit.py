@@ -24,7 +24,7 @@ CODES = {
     "bad_param": (10001, "params error"),
 }
 STATUS = {"NEW": "New", "FILLED": "Filled", "CANCELED": "Cancelled"}
-PRIVATE_PREFIXES = ("/v5/account/", "/v5/order/", "/v5/execution/", "/v5/user/", "/v5/asset/")
+PRIVATE_PREFIXES = ("/v5/account/", "/v5/order/", "/v5/execution/", "/v5/user/", "/v5/asset/", "/v5/position/")
 
 
 def ok(result) -> tuple[int, dict]:
@@ -64,6 +64,10 @@ def handle(book: Book, req):
         params = dict(req.params)
         if req.method == "POST":
             params.update(json.loads(req.body or "{}"))
+        from tests.fakes import exchange_bybit_futures as linear  # imports this module: imported late
+
+        if linear.is_linear(req, params):
+            return (*linear.handle(book, acct, req.path, params), True)
         return (*_private(book, acct, req.path, params), True)
     return (*_public(book, req.path, req.params), None)
 
@@ -74,6 +78,10 @@ def _public(book: Book, p: str, q: dict):
         now = time.time()
         return ok({"timeSecond": str(int(now)), "timeNano": str(int(now * 1e9))})
     if p == "/v5/market/instruments-info":
+        if q.get("category") == "linear":
+            from tests.fakes.exchange_bybit_futures import instruments
+
+            return instruments(book)
         if q.get("category") != "spot":
             return ok({"category": q.get("category"), "list": [], "nextPageCursor": ""})
         return ok({"category": "spot", "list": [instrument(sp) for sp in specs.values()], "nextPageCursor": ""})
@@ -183,7 +191,8 @@ def _private(book: Book, acct: Account, p: str, q: dict):
     if p == "/v5/user/query-api":
         trade = "trade" in acct.permissions
         return ok({"id": "1", "note": "fake", "apiKey": acct.api_key, "readOnly": 0 if trade else 1, "secret": "",
-                   "permissions": {"ContractTrade": [], "Spot": ["SpotTrade"] if trade else [], "Wallet": [],
+                   "permissions": {"ContractTrade": ["Order", "Position"] if trade and acct.api_key in
+                                   getattr(getattr(book, "futures", None), "accounts", {}) else [], "Spot": ["SpotTrade"] if trade else [], "Wallet": [],
                                    "Options": [], "Derivatives": [], "CopyTrading": [], "BlockTrade": [],
                                    "Exchange": [], "NFT": [], "Earn": []},
                    "ips": ["*"], "type": 1, "deadlineDay": 90, "unified": 0, "uta": 1, "userID": 1, "isMaster": True})

@@ -50,7 +50,8 @@ from .book_rows import (
 from .booking import book_order_fill
 from .breaker import UserBreaker, record_reset, record_trip
 from .decisions import DecisionRecorder
-from .errors import ExchangeError, FuturesPaperOnly, NetworkChanged, is_ambiguous
+from .errors import ExchangeError, NetworkChanged, is_ambiguous
+from .futures_reconcile import check_position
 from .llm_wiring import LLMWiring
 from .order_log import order_failed, order_filled, order_sent
 from .pair_rows import load_pair, update_state
@@ -124,12 +125,6 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker, LLMWiring):
             return {"inactive": True}
         cred = rows.cred
         network = cred.network if cred is not None else "paper"
-        if network != "paper" and getattr(cfg, "market_type", "spot") == "futures":
-            raise FuturesPaperOnly(
-                f"{cfg.symbol} is a futures pair, and futures trade in paper mode only for now, but "
-                f"{cfg.exchange.capitalize()} is connected in {network} mode. /connect {cfg.exchange} paper to "
-                f"trade it."
-            )
         broker = self.broker_for(cfg.user_id, cfg.exchange, cred)
         state = rows.state
         if state is None:
@@ -181,6 +176,13 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker, LLMWiring):
             last_price = candles[-1].close
 
         settings = core.PairSettings.from_config(cfg, broker.rules(cfg.symbol))
+        if futures and network != "paper" and not unsettled:
+            # the venue's position is the pair's (one-way mode): a difference was made outside the bot
+            px = Decimal(repr(last_price)) if last_price is not None else None
+            gone = check_position(cfg, broker, book, network, px, settings, now_ms)
+            if gone is not None:
+                return {"orders": 0, "exit": None, "skipped": "external", "trip": None, "problem": (gone, True),
+                        "had_error": state.last_error is not None}
         if futures and book.in_position and funding_time(now_ms) > book.last_funding_ms:
             # a funding time passed with the position open: the rate to book (one request per symbol per 10 min)
             settings = dataclasses.replace(settings, funding_rate=broker.funding_rate(cfg.symbol))
@@ -379,6 +381,7 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker, LLMWiring):
                 fill = broker.futures_order(
                     cfg.symbol, req.side, req.base_amount, coid, reduce_only=req.reduce_only,
                     price=Decimal(repr(req.price_hint)) if liq else None, liquidation=liq,
+                    leverage=settings.leverage, margin_mode=getattr(cfg, "margin_mode", None) or "isolated",
                 )
             elif req.side == "buy":
                 fill = broker.market_buy(cfg.symbol, req.quote_amount, coid)

@@ -21,13 +21,6 @@ class NetworkChanged(ExchangeError):
     needs_user_action = True
 
 
-class FuturesPaperOnly(ExchangeError):
-    """A futures pair whose exchange is connected with testnet/live keys: this version trades perpetuals in
-    paper mode only (no order may reach a real futures account)."""
-
-    needs_user_action = True
-
-
 def is_ambiguous(exc: BaseException) -> bool:
     """True when an order may or may not have reached the exchange (timeouts, network errors, unknown
     failures): the intent stays pending and is looked up by client id, never re-sent."""

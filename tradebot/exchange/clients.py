@@ -31,6 +31,13 @@ OPTIONS = {
     },
 }
 
+# futures (USDT-M linear perpetuals) use their own clients: load_markets hits /fapi/v1/exchangeInfo or
+# instruments-info?category=linear only, so a venue's futures API being down never breaks spot
+FUTURES_OPTIONS = {
+    ex: {**opts, "fetchMarkets": {"types": ["linear"]}, "defaultType": "swap", "defaultSubType": "linear"}
+    for ex, opts in OPTIONS.items()
+}
+
 
 class _SharedLimiterMixin:
     """Hooks ccxt's sync request path: fetch2 (has the endpoint cost) and handle_errors (has response headers).
@@ -89,12 +96,12 @@ def api_host(client) -> str:
 
 
 def make_client(exchange: str, network: str, settings: ExchangeSettings, limiters: LimiterRegistry,
-                api_key: str | None = None, secret: str | None = None, pool_size: int = 4):
+                api_key: str | None = None, secret: str | None = None, pool_size: int = 4, futures: bool = False):
     if exchange not in SUPPORTED:
         raise ValueError(f"unsupported exchange {exchange!r}")
     if network not in NETWORKS:
         raise ValueError(f"unsupported network {network!r}")
-    options = {**OPTIONS[exchange], "recvWindow": settings.recv_window_ms}
+    options = {**(FUTURES_OPTIONS if futures else OPTIONS)[exchange], "recvWindow": settings.recv_window_ms}
     config = {"enableRateLimit": False, "timeout": settings.timeout_ms, "options": options}
     if api_key:
         config.update(apiKey=api_key, secret=secret)

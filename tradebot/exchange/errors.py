@@ -50,6 +50,10 @@ class BelowMinimum(InvalidOrder):
     needs_user_action = True
 
 
+class ReduceOnlyRejected(InvalidOrder):
+    """A reduce-only exit refused: the exchange's position is smaller than the bot's book, or gone."""
+
+
 class UnknownSymbol(ExchangeError):
     needs_user_action = True
 
@@ -75,6 +79,12 @@ def translate(exc: BaseException, exchange: str = "") -> ExchangeError:
     if isinstance(exc, ExchangeError):
         return exc
     text = str(exc)
+    # futures rejections ccxt raises as a bare ExchangeError: never "ambiguous", the order was refused
+    if '"-2022"' in text or '"code": -2022' in text or "110017" in text:
+        return ReduceOnlyRejected(f"{name} refused the reduce-only exit: the position there is smaller than the "
+                                  "bot's book or already closed.")
+    if '"code": -2019' in text or "110007" in text or "110004" in text:
+        return InsufficientFunds(f"Insufficient margin on {name} for this futures order.")
     if isinstance(exc, ccxt.PermissionDenied):
         return PermissionDenied(f"{name} refused: the API key lacks the permission for this action.")
     if isinstance(exc, ccxt.AuthenticationError) or "-2015" in text or "-1022" in text:

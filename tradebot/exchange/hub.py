@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from tradebot.exchange.base import Broker, MarketRules
 from tradebot.exchange.clients import NETWORKS, SUPPORTED, make_client
-from tradebot.exchange.credentials import check_credentials
+from tradebot.exchange.credentials import check_credentials, check_futures_permission
 from tradebot.exchange.errors import ExchangeError, RetryPolicy, with_retry
 from tradebot.exchange.live import LiveBroker
 from tradebot.exchange.market_data import MarketData, wall_ms
@@ -36,8 +36,10 @@ class ExchangeHub:
         self.settings = {ex: settings.get(ex) or ExchangeSettings() for ex in SUPPORTED}
         self.limiters = LimiterRegistry()
         self._monotonic = monotonic
-        self._markets: dict[tuple[str, str], _Markets] = {}
-        self._markets_locks = {(ex, net): threading.Lock() for ex in SUPPORTED for net in NETWORKS}
+        self._markets: dict[tuple[str, str, bool], _Markets] = {}
+        self._markets_locks = {(ex, net, fut): threading.Lock() for ex in SUPPORTED for net in NETWORKS
+                               for fut in (False, True)}
+        self.futures_prepared: dict[tuple, tuple[int, str]] = {}  # (account hash, symbol) -> (leverage, margin)
         self._private: OrderedDict[str, tuple[object, float, int]] = OrderedDict()
         self._private_lock = threading.Lock()
         self._rules_cache: dict[tuple, MarketRules] = {}
@@ -62,10 +64,11 @@ class ExchangeHub:
             raise ExchangeError(f"Unsupported network '{network}'. Use live, testnet or paper.")
 
     # markets ----------------------------------------------------------------------------------------------------
-    def public_client(self, exchange: str, network: str):
-        """The shared public client of (exchange, network) with markets loaded, refreshed periodically."""
+    def public_client(self, exchange: str, network: str, futures: bool = False):
+        """The shared public client of (exchange, network) with markets loaded, refreshed periodically; with
+        `futures`, the one holding the venue's USDT-M linear perpetuals (testnet/live only)."""
         network = self.data_network(exchange, network)
-        key = (exchange, network)
+        key = (exchange, network, futures)
         entry = self._markets.get(key)
         refresh = self.settings[exchange].markets_refresh_seconds
         if entry is not None and self._monotonic() - entry.loaded_at < refresh:
@@ -74,7 +77,8 @@ class ExchangeHub:
             entry = self._markets.get(key)
             if entry is not None and self._monotonic() - entry.loaded_at < refresh:
                 return entry.client
-            client = make_client(exchange, network, self.settings[exchange], self.limiters, pool_size=32)
+            client = make_client(exchange, network, self.settings[exchange], self.limiters, pool_size=32,
+                                 futures=futures)
             try:
                 with_retry(client.load_markets, self.policy(exchange), exchange, "load_markets")
             except ExchangeError:
@@ -85,11 +89,11 @@ class ExchangeHub:
             gen = entry.generation + 1 if entry else 1
             # swap in a NEW client: clients that share the old market dicts keep a consistent view
             self._markets[key] = _Markets(client, self._monotonic(), gen)
-            self._rules_cache = {k: v for k, v in self._rules_cache.items() if k[:2] != key}
+            self._rules_cache = {k: v for k, v in self._rules_cache.items() if k[:2] != key[:2]}
             return client
 
-    def markets(self, exchange: str, network: str) -> dict:
-        return self.public_client(exchange, network).markets
+    def markets(self, exchange: str, network: str, futures: bool = False) -> dict:
+        return self.public_client(exchange, network, futures).markets
 
     def resolve_symbol(self, exchange: str, network: str, text: str) -> str:
         return resolve_symbol(self.markets(exchange, network), text, exchange)
@@ -98,6 +102,11 @@ class ExchangeHub:
         network = self.data_network(exchange, network)
         key = (exchange, network, symbol)
         rules = self._rules_cache.get(key)
+        if rules is None and ":" in symbol and network != "paper":  # a perpetual: the futures markets
+            market = self.markets(exchange, network, True).get(symbol)
+            if market is None:
+                raise ExchangeError(f"{symbol} is not a perpetual on {exchange.capitalize()} {network}.")
+            rules = self._rules_cache[key] = rules_from_market(market)
         if rules is None:
             market = self.markets(exchange, network).get(symbol)
             if market is None:
@@ -107,11 +116,11 @@ class ExchangeHub:
         return rules
 
     # private clients (bounded LRU with idle expiry) -----------------------------------------------------------------
-    def private_client(self, exchange: str, network: str, api_key: str, secret: str):
+    def private_client(self, exchange: str, network: str, api_key: str, secret: str, futures: bool = False):
         self._check(exchange, network)
-        source = self.public_client(exchange, network)
-        gen = self._markets[(exchange, network)].generation
-        key = hashlib.sha256(f"{exchange}\0{network}\0{api_key}\0{secret}".encode()).hexdigest()
+        source = self.public_client(exchange, network, futures)
+        gen = self._markets[(exchange, network, futures)].generation
+        key = hashlib.sha256(f"{exchange}\0{network}\0{api_key}\0{secret}\0{futures}".encode()).hexdigest()
         now = self._monotonic()
         with self._private_lock:
             self._expire(now)
@@ -122,7 +131,8 @@ class ExchangeHub:
                     client.set_markets_from_exchange(source)
                 self._private[key] = (client, now, gen)
                 return client
-        client = make_client(exchange, network, self.settings[exchange], self.limiters, api_key, secret)
+        client = make_client(exchange, network, self.settings[exchange], self.limiters, api_key, secret,
+                             futures=futures)
         client.set_markets_from_exchange(source)  # shares references: +0 MB per client
         with self._private_lock:
             self._private[key] = (client, now, gen)
@@ -165,6 +175,12 @@ class ExchangeHub:
         if network == "paper":
             return {"can_trade": True}
         return check_credentials(self, exchange, network, api_key, secret)
+
+    def check_futures_permission(self, exchange: str, network: str, api_key: str, secret: str) -> None:
+        """Raises PermissionDenied (saying what to enable) when the key cannot trade USDT-M perpetuals."""
+        self._check(exchange, network)
+        if network != "paper":
+            check_futures_permission(self, exchange, network, api_key, secret)
 
     def last_price(self, exchange: str, network: str, symbol: str) -> Decimal:
         return self.market_data.last_price(exchange, self.data_network(exchange, network), symbol)

@@ -15,6 +15,7 @@ import ccxt
 
 from tradebot.exchange.base import Fill, MarketRules
 from tradebot.exchange.errors import InvalidOrder, is_retriable, translate, with_retry
+from tradebot.exchange.live_futures import FuturesOrders
 from tradebot.exchange.rules import check_minimums, dec, floor_step
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,8 @@ def fill_from_order(order: dict, rules: MarketRules, client_order_id: str, trade
                 fee_ccy, net_base, net_quote, fee_in_quote, order.get("lastTradeTimestamp") or order.get("timestamp"))
 
 
-class LiveBroker:
-    """Orders for one account. Holds no ccxt client: it borrows one from the hub's bounded pool per call."""
+class LiveBroker(FuturesOrders):
+    """Orders for one account (spot here, USDT-M perpetuals in live_futures). Holds no ccxt client: it borrows one from the hub's bounded pool per call."""
 
     def __init__(self, hub, exchange: str, network: str, api_key: str, secret: str):
         self.hub, self.exchange, self.network = hub, exchange, network
@@ -78,8 +79,8 @@ class LiveBroker:
         """How long after sending an order the exchange could still book it (recvWindow + skew)."""
         return self.hub.settings[self.exchange].recv_window_ms + 1000
 
-    def _client(self):
-        return self.hub.private_client(self.exchange, self.network, self._key, self._secret)
+    def _client(self, futures: bool = False):
+        return self.hub.private_client(self.exchange, self.network, self._key, self._secret, futures)
 
     def _read(self, fn, what: str):
         return with_retry(fn, self.hub.policy(self.exchange), self.exchange, what)
@@ -127,7 +128,7 @@ class LiveBroker:
         if found is None or found.get("status") != "open":
             return self._to_fill(found, symbol, client_order_id) if found else None
         try:
-            self._read(lambda: self._client().cancel_order(found["id"], symbol), "cancel_order")
+            self._read(lambda: self._client(":" in symbol).cancel_order(found["id"], symbol), "cancel_order")
         except Exception as exc:
             log.info("cancel %s: %s", client_order_id, type(exc).__name__)
         return self.find_order(symbol, client_order_id)
@@ -152,7 +153,7 @@ class LiveBroker:
         for attempt in range(policy.attempts):
             sent_at = time.monotonic()
             try:
-                order = send(self._client())
+                order = send(self._client(":" in symbol))
             except Exception as exc:
                 if "uplicate" in str(exc):  # we sent it before (ambiguous earlier try): the lookup finds it
                     found = self._lookup(symbol, cid)
@@ -186,22 +187,25 @@ class LiveBroker:
         trades = None
         has_fee = order.get("fee") or any(f and f.get("cost") for f in order.get("fees") or [])
         if not has_fee and (order.get("filled") or 0) > 0:
-            trades = self._read(lambda: self._client().fetch_my_trades(symbol, params={"orderId": order["id"]}),
+            trades = self._read(lambda: self._client(":" in symbol).fetch_my_trades(symbol,
+                                                                                 params={"orderId": order["id"]}),
                                 "fetch_my_trades")
         return fill_from_order(order, rules, cid, trades)
 
     def _lookup(self, symbol: str, cid: str) -> dict | None:
         """The order with this client id, open or finished; None when the exchange never saw it."""
+        fut = ":" in symbol
         if self.exchange == "binance":
             def binance():
                 try:  # ccxt sends {'clientOrderId': X} as origClientOrderId
-                    return self._client().fetch_order(None, symbol, {"clientOrderId": cid})
+                    return self._client(fut).fetch_order(None, symbol, {"clientOrderId": cid})
                 except ccxt.OrderNotFound:
                     return None
             return self._read(binance, "fetch_order")
         # Bybit: orderLinkId must be passed explicitly (fetch_order_with_client_order_id sends the wrong key)
         for fetch in ("fetch_open_orders", "fetch_canceled_and_closed_orders"):
-            orders = self._read(lambda f=fetch: getattr(self._client(), f)(symbol, params={"orderLinkId": cid}), fetch)
+            orders = self._read(lambda f=fetch: getattr(self._client(fut), f)(symbol, params={"orderLinkId": cid}),
+                                fetch)
             for o in orders:
                 if o.get("clientOrderId") == cid:
                     return o

@@ -93,7 +93,8 @@ class PaperBroker:
         return self._rules(symbol)
 
     def futures_order(self, symbol: str, side: str, base_amount: Decimal, client_order_id: str,
-                      reduce_only: bool = False, price: Decimal | None = None, liquidation: bool = False) -> Fill:
+                      reduce_only: bool = False, price: Decimal | None = None, liquidation: bool = False,
+                      leverage: int | None = None, margin_mode: str | None = None) -> Fill:
         """A market order on a perpetual (one-way mode) at the current price of its spot data, or at `price`
         for a liquidation, which settles at the bankruptcy price without a fee."""
         px = Decimal(price) if price is not None else self._price(data_symbol(symbol))

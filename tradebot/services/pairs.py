@@ -85,9 +85,10 @@ class PairsMixin:
         if self._pairs(user).count() >= tcfg.max_pairs_per_user:
             raise Conflict(f"You already have {tcfg.max_pairs_per_user} pairs, the maximum.")
         if futures and cred.network != "paper":
-            raise InvalidValue(
-                f"Futures trade in paper mode for now: /connect {cred.exchange} paper, then add the pair again. "
-                f"(Futures on {cred.network} accounts are not supported by this version.)"
+            key, secret = self.vault.decrypt(cred.api_key_enc), self.vault.decrypt(cred.secret_enc)
+            self._ask_exchange(
+                lambda: self.hub.check_futures_permission(cred.exchange, cred.network, key, secret), cred.exchange,
+                cred.network, "futures permission check", "Could not check the key's futures permission. Try again later.",
             )
         symbol = self._resolve_symbol(cred.exchange, cred.network, spot_text if futures else symbol_text)
         risk = self.cfg.risk

@@ -25,10 +25,6 @@ class TradingMixin:
             if cred is None:
                 failed.append((config.symbol, f"connect {config.exchange} first"))
                 continue
-            if getattr(config, "market_type", "spot") == "futures" and cred.network != "paper":
-                failed.append((config.symbol, f"futures trade in paper mode only for now: /connect "
-                                              f"{config.exchange} paper"))
-                continue
             try:
                 ok = self.manager.start_pair(config.id)
             except Exception as exc:

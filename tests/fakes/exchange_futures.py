@@ -1,0 +1,152 @@
+"""USDT-M linear perpetuals of the fake exchange (one-way mode): wallets, positions, market orders.
+
+Exchange-neutral like exchange_book; exchange_binance_futures maps it onto /fapi and `Reject` reasons onto
+Binance's codes (insufficient margin -2019, reduce-only -2022). Fills happen at the current price (the open of
+the candle the clock is in), taker fee 0.05 % of the notional in USDT, realized PnL paid into the wallet.
+Tests change a position behind the bot's back with `close_externally` (a manual close, a liquidation or ADL).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from tests.fakes.exchange_book import FEE_DP, Book, Order, Reject, Trade, too_precise
+
+TAKER_FEE = Decimal("0.0005")
+ZERO = Decimal(0)
+
+
+@dataclass
+class Position:
+    qty: Decimal = ZERO  # signed: > 0 long, < 0 short
+    entry: Decimal = ZERO
+    leverage: int = 20  # the venues' default before anyone sets it
+    margin_type: str = "CROSSED"
+    updated: int = 0
+
+
+@dataclass
+class FuturesAccount:
+    wallet: Decimal
+    positions: dict[str, Position] = field(default_factory=dict)
+    hedge_mode: bool = False
+    margin_mode: str = "CROSSED"  # a Bybit unified account's mode (account-wide)
+    enabled: bool = True  # False: the API key lacks the futures permission
+
+
+class Futures:
+    def __init__(self, book: Book):
+        self.book = book
+        self.accounts: dict[str, FuturesAccount] = {}
+        self.orders: list[Order] = []
+        self.realized: dict[str, Decimal] = {}  # order id -> realized PnL of its fill
+
+    def add_account(self, api_key: str, usdt: str | Decimal, enabled: bool = True) -> FuturesAccount:
+        acct = self.accounts[api_key] = FuturesAccount(Decimal(usdt), enabled=enabled)
+        return acct
+
+    def position(self, api_key: str, symbol: str) -> Position:
+        acct = self.accounts[api_key]
+        return acct.positions.setdefault(symbol, Position(margin_type=acct.margin_mode))
+
+    def mark(self, symbol: str) -> Decimal:
+        return self.book.price(symbol)
+
+    def used_margin(self, acct: FuturesAccount) -> Decimal:
+        return sum((abs(p.qty) * p.entry / p.leverage for p in acct.positions.values()), ZERO)
+
+    def unrealized(self, acct: FuturesAccount) -> Decimal:
+        return sum(((self.mark(s) - p.entry) * p.qty for s, p in acct.positions.items() if p.qty), ZERO)
+
+    def available(self, acct: FuturesAccount) -> Decimal:
+        return acct.wallet + min(self.unrealized(acct), ZERO) - self.used_margin(acct)
+
+    def set_leverage(self, api_key: str, symbol: str, leverage: int) -> None:
+        if not 1 <= leverage <= 125:
+            raise Reject("bad_leverage", str(leverage))
+        with self.book.lock:
+            self.position(api_key, symbol).leverage = leverage
+
+    def set_margin_type(self, api_key: str, symbol: str, margin_type: str) -> None:
+        with self.book.lock:
+            pos = self.position(api_key, symbol)
+            if pos.margin_type == margin_type:
+                raise Reject("margin_type_same", margin_type)
+            if pos.qty:
+                raise Reject("margin_type_open_position", margin_type)
+            pos.margin_type = margin_type
+
+    def set_hedge_mode(self, api_key: str, hedged: bool) -> None:
+        with self.book.lock:
+            acct = self.accounts[api_key]
+            if acct.hedge_mode == hedged:
+                raise Reject("position_side_same", str(hedged))
+            acct.hedge_mode = hedged
+
+    def place(self, api_key: str, exchange: str, symbol: str, side: str, qty: Decimal, client_id: str,
+              reduce_only: bool) -> Order:
+        with self.book.lock:
+            spec = self.book.spec(exchange, symbol)
+            acct = self.accounts[api_key]
+            # as in the spot book: a client id is never reused per account, so a test catches any double send
+            if client_id and any(o.api_key == api_key and o.client_id == client_id for o in self.orders):
+                raise Reject("duplicate", client_id)
+            if too_precise(qty, spec.step) or qty % spec.step:
+                raise Reject("lot_size", str(qty))
+            if qty < spec.min_qty or qty > spec.max_qty:
+                raise Reject("min_qty", str(qty))
+            pos = self.position(api_key, symbol)
+            px = self.mark(symbol)
+            signed = qty if side == "buy" else -qty
+            if reduce_only and (pos.qty == 0 or (pos.qty > 0) == (signed > 0) or qty > abs(pos.qty)):
+                raise Reject("reduce_only", symbol)
+            closing = pos.qty != 0 and (pos.qty > 0) != (signed > 0)
+            opened = qty - min(qty, abs(pos.qty)) if closing else qty
+            if opened and opened * px < spec.min_notional:
+                raise Reject("notional", str(opened * px))
+            fee = (qty * px * TAKER_FEE).quantize(FEE_DP)
+            if opened and opened * px / pos.leverage + fee > self.available(acct):
+                raise Reject("insufficient_margin", symbol)
+            now = self.book.now_ms
+            order = Order(str(next(self.book._ids)), exchange, api_key, symbol, client_id, side, "market", qty, None,
+                          None, now, updated=now)
+            realized = ZERO
+            if closing:
+                closed = min(qty, abs(pos.qty))
+                realized = (px - pos.entry) * closed * (1 if pos.qty > 0 else -1)
+                pos.qty += closed if pos.qty < 0 else -closed
+                if pos.qty == 0:
+                    pos.entry = ZERO
+            if opened:
+                new = abs(pos.qty) + opened
+                pos.entry = (pos.entry * abs(pos.qty) + px * opened) / new
+                pos.qty = new if signed > 0 else -new
+            pos.updated = now
+            acct.wallet += realized - fee
+            self.realized[order.id] = realized
+            order.trades.append(Trade(next(self.book._trade_ids), order.id, symbol, side, px, qty, qty * px, fee,
+                                      spec.quote, now, False))
+            order.filled, order.cum_quote, order.fee, order.fee_asset = qty, qty * px, fee, spec.quote
+            order.status = "FILLED"
+            self.orders.append(order)
+            return order
+
+    def close_externally(self, api_key: str, symbol: str, price: Decimal | None = None, fee: bool = True) -> Decimal:
+        """Flatten a position outside the bot (a manual close, or a liquidation at `price`): -> realized PnL."""
+        with self.book.lock:
+            acct, pos = self.accounts[api_key], self.position(api_key, symbol)
+            px = Decimal(price) if price is not None else self.mark(symbol)
+            pnl = (px - pos.entry) * pos.qty
+            cost = (abs(pos.qty) * px * TAKER_FEE).quantize(FEE_DP) if fee else ZERO
+            acct.wallet += pnl - cost
+            pos.qty, pos.entry, pos.updated = ZERO, ZERO, self.book.now_ms
+            return pnl - cost
+
+    def find(self, api_key: str, order_id: str | None, client_id: str | None) -> Order | None:
+        with self.book.lock:
+            for o in reversed(self.orders):
+                if o.api_key == api_key and ((order_id is not None and o.id == str(order_id))
+                                             or (client_id is not None and o.client_id == client_id)):
+                    return o
+        return None

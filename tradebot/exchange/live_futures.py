@@ -1,0 +1,109 @@
+"""Futures half of the live broker: USDT-M linear perpetuals through ccxt (Binance /fapi, Bybit v5 linear).
+
+One-way position mode; leverage and margin mode set once per (account, symbol) and again only when the pair's
+settings change; market orders carry the pair's client order id (stored before sending, as for spot) and every
+exit is reduce-only, so an exit can never open a position the other way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+
+import ccxt
+
+from tradebot.exchange.base import Fill
+from tradebot.exchange.errors import InvalidOrder, translate
+from tradebot.exchange.rules import check_minimums, dec
+
+log = logging.getLogger(__name__)
+# "nothing to change" answers: Binance -4059 position side / -4046 margin type, Bybit 110025 / 110026 / 110043
+_UNCHANGED = ("-4059", "-4046", "110025", "110026", "110043")
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangePosition:
+    """The exchange's one-way position of a perpetual: side long|short|flat, size in base (>= 0)."""
+
+    side: str
+    size: Decimal
+    entry_price: Decimal | None
+
+
+class FuturesOrders:
+    """Mixed into LiveBroker (which provides _client, _read, _place, rules, hub, exchange, network)."""
+
+    def _prepared_key(self, symbol: str) -> tuple:
+        digest = hashlib.sha256(f"{self._key}\0{self._secret}".encode()).hexdigest()
+        return self.exchange, self.network, digest, symbol
+
+    def prepare_futures(self, symbol: str, leverage: int, margin_mode: str) -> None:
+        """One-way mode, margin mode and leverage for `symbol`, once (cached in the hub per account)."""
+        key = self._prepared_key(symbol)
+        want = (int(leverage), margin_mode)
+        if self.hub.futures_prepared.get(key) == want:
+            return
+        client = self._client(True)
+        self._quiet(lambda: client.set_position_mode(False, symbol))
+        self._quiet(lambda: client.set_margin_mode(margin_mode, symbol))
+        self._quiet(lambda: client.set_leverage(int(leverage), symbol))
+        self.hub.futures_prepared[key] = want
+
+    def _quiet(self, call) -> None:
+        try:
+            call()
+        except ccxt.MarginModeAlreadySet:
+            pass
+        except Exception as exc:  # noqa: BLE001 - "already so" answers are fine, anything else is not
+            if any(code in str(exc) for code in _UNCHANGED):
+                return
+            if "-4048" in str(exc) or "110026" in str(exc):
+                raise InvalidOrder(f"{self.exchange.capitalize()} cannot change the margin mode while a position is "
+                                   f"open; close it on the exchange or keep the current mode.") from exc
+            raise translate(exc, self.exchange) from exc
+
+    def futures_order(self, symbol: str, side: str, base_amount: Decimal, client_order_id: str,
+                      reduce_only: bool = False, price: Decimal | None = None, liquidation: bool = False,
+                      leverage: int | None = None, margin_mode: str | None = None) -> Fill:
+        """A market order on a perpetual. `price`/`liquidation` are the paper broker's: live, the engine's
+        liquidation guard is a plain reduce-only close at market (the venue's own liquidation is caught by
+        reconciliation)."""
+        rules = self.rules(symbol)
+        if not reduce_only and leverage:
+            self.prepare_futures(symbol, leverage, margin_mode or "isolated")
+        try:
+            amount = Decimal(self._client(True).amount_to_precision(symbol, float(base_amount)))
+        except ccxt.InvalidOrder as exc:
+            raise InvalidOrder(f"Amount too small for {symbol}") from exc
+        if not reduce_only:
+            px = self.hub.market_data.last_price(self.exchange, self.network, symbol.split(":")[0])
+            check_minimums(rules, amount, amount * px)
+        params = {"clientOrderId": client_order_id}
+        if reduce_only:
+            params["reduceOnly"] = True
+        return self._place(symbol, rules, client_order_id,
+                           lambda c: c.create_order(symbol, "market", side, float(amount), None, params))
+
+    def funding_rate(self, symbol: str) -> Decimal:
+        """The venue's current rate of the perpetual (what the engine books at a funding time)."""
+        return self.hub.market_data.funding_rate(self.exchange, self.network, symbol)
+
+    def futures_position(self, symbol: str) -> ExchangePosition:
+        """The account's position of `symbol` as the exchange holds it now."""
+        positions = self._read(lambda: self._client(True).fetch_positions([symbol]), "fetch_positions")
+        for p in positions:
+            if p.get("symbol") != symbol:
+                continue
+            size = abs(dec(p.get("contracts")) or Decimal(0)) * (dec(p.get("contractSize")) or Decimal(1))
+            if size > 0:
+                side = p.get("side") or ("long" if (dec((p.get("info") or {}).get("positionAmt")) or 0) > 0
+                                         else "short")
+                return ExchangePosition(side, size, dec(p.get("entryPrice")))
+        return ExchangePosition("flat", Decimal(0), None)
+
+    def futures_available(self) -> Decimal:
+        """Free USDT of the futures (or unified) account: one signed call, also the permission check."""
+        bal = self._read(lambda: self._client(True).fetch_balance(), "fetch_balance")
+        return dec((bal.get("free") or {}).get("USDT")) or Decimal(0)
