@@ -114,11 +114,19 @@ def test_timeframes_and_order_book_from_the_exchange(fake_exchange, exchange_hub
     assert dict(ctx.sections(exchange, "live", "BTC/USDT", "1m", "spot", 1))["Order book (top 10 levels)"] == book
     assert "imbalance +0.0%" in dict(ctx.sections(exchange, "live", "BTC/USDT", "1m", "spot", 2))[
         "Order book (top 10 levels)"]
-    # a futures pair asks for funding; this fake has no futures API: left out, logged once
+    # a futures pair also gets the perpetual's funding rate and open interest (the fake's USDⓈ-M / linear API)
+    fake_exchange.book.funding_rates["BTCUSDT"] = Decimal("-0.00025")
+    fake_exchange.book.open_interests["BTCUSDT"] = Decimal("4321.5")
+    fut = dict(ctx.sections(exchange, "live", "BTC/USDT", "1m", "futures", 3))
+    assert fut["Funding and open interest"] == "funding rate -0.0250% per 8h, open interest 4321.500 BTC"
+    # a venue that does not answer: left out, logged once
+    fake_exchange.book.funding_rates.clear()
+    ctx.hub.market_data._prices.clear()
+    fake_exchange.book.specs[exchange].pop("ETHUSDT")
     with caplog.at_level(logging.WARNING):
-        for ts in (3, 4):
+        for ts in (4, 5):
             assert "Funding and open interest" not in dict(
-                ctx.sections(exchange, "live", "BTC/USDT", "1m", "futures", ts))
+                ctx.sections(exchange, "live", "ETH/USDT", "1m", "futures", ts))
     assert len([r for r in caplog.records if "funding" in r.getMessage()]) == 1
 
 

@@ -192,7 +192,7 @@ class FakeExchange:
         """-> (status, body, signature_ok, exchange)."""
         if req.path == "/__counts":
             return 200, self.counts(), None, "?"
-        if req.path.startswith("/api/v3/") or req.path == "/fapi/v1/premiumIndex":
+        if req.path.startswith("/api/v3/") or req.path in ("/fapi/v1/premiumIndex", "/fapi/v1/openInterest"):
             status, body, sig = exchange_binance.handle(self.book, req)
             return status, body, sig, "binance"
         if req.path.startswith("/fapi/"):

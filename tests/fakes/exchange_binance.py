@@ -82,6 +82,11 @@ def _public(book: Book, p: str, q: dict):
         return 200, {"symbol": sym, "markPrice": s(book.price(sym)), "indexPrice": s(book.price(sym)),
                      "lastFundingRate": f"{rate:.8f}", "interestRate": "0.00010000", "nextFundingTime": nxt,
                      "time": book.now_ms}
+    if p == "/fapi/v1/openInterest":  # the USDⓈ-M perpetual's open interest in base units (public)
+        sym = q.get("symbol")
+        if sym not in book.specs["binance"]:
+            return err(400, -1121, "Invalid symbol.")
+        return 200, {"symbol": sym, "openInterest": f"{book.open_interest(sym):.3f}", "time": book.now_ms}
     specs = book.specs["binance"]
     if p in ("/api/v3/ticker/24hr", "/api/v3/ticker/price", "/api/v3/ticker/bookTicker") and "symbol" not in q:
         # several symbols in one request (symbols=["BTCUSDT",...]), or all of them

@@ -101,6 +101,10 @@ class Book:
         # current funding rate of each symbol's USDT-M perpetual (Binance premiumIndex, Bybit linear tickers)
         self.funding_rates: dict[str, Decimal] = {}
         self.default_funding_rate = Decimal("0.0001")
+        self.open_interests: dict[str, Decimal] = {}  # symbol id -> open interest of its perpetual (base units)
+
+    def open_interest(self, symbol_id: str) -> Decimal:
+        return self.open_interests.get(symbol_id, Decimal("12345.678"))
 
     # clock and prices -------------------------------------------------------------------------------
     def set_time(self, ms: int) -> None:

@@ -91,7 +91,8 @@ def _public(book: Book, p: str, q: dict):
             return fail(10001, "Not supported symbols")
         if q.get("category") == "linear":  # the USDT perpetual: the spot ticker plus its funding rate
             rows = [{**ticker(book, i), "fundingRate": f"{book.funding_rates.get(i, book.default_funding_rate):.8f}",
-                     "markPrice": s(book.price(i))} for i in ids]
+                     "markPrice": s(book.price(i)), "openInterest": f"{book.open_interest(i):.3f}",
+                     "openInterestValue": s(book.open_interest(i) * book.price(i))} for i in ids]
             return ok({"category": "linear", "list": rows})
         return ok({"category": "spot", "list": [ticker(book, i) for i in ids]})
     if p == "/v5/market/orderbook":

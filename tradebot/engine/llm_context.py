@@ -112,14 +112,19 @@ class LLMContext:
                 f"(positive = more bids), spread {spread:.4f}%")
 
     def _funding(self, exchange, network, symbol) -> str:
+        """The perpetual's current funding rate (shared with paper funding, cached 10 min) and open interest,
+        through the venue's public futures endpoints (the spot client's raw calls, as market_data does)."""
+        rate = self.hub.market_data.funding_rate(exchange, network, symbol)
+        parts = [f"funding rate {float(rate) * 100:+.4f}% per 8h"]
         client = self.hub.public_client(exchange, network)
-        parts = []
-        fr = client.fetch_funding_rate(symbol)
-        if fr and fr.get("fundingRate") is not None:
-            parts.append(f"funding rate {float(fr['fundingRate']) * 100:+.4f}% per 8h")
-        oi = client.fetch_open_interest(symbol)
-        if oi and (oi.get("openInterestAmount") or oi.get("openInterestValue")):
-            parts.append(f"open interest {oi.get('openInterestAmount') or oi.get('openInterestValue')}")
+        market_id = symbol.split(":")[0].replace("/", "")
+        if exchange == "binance":
+            oi = client.fapiPublicGetOpenInterest({"symbol": market_id}).get("openInterest")
+        else:
+            rows = client.publicGetV5MarketTickers({"category": "linear", "symbol": market_id})["result"]["list"]
+            oi = rows[0].get("openInterest") if rows else None
+        if oi:
+            parts.append(f"open interest {oi} {market_id.removesuffix('USDT')}")
         return ", ".join(parts)
 
 
