@@ -104,3 +104,46 @@ def test_transport_errors_keep_the_sender_retrying(monkeypatch):
     except SendFailed as exc:
         assert "ConnectionError" in str(exc) and not exc.permanent
     assert len(waits) == sender.max_attempts - 1
+
+
+def test_a_keep_alive_connection_closed_by_the_server_is_replaced_not_failed():
+    """The Bot API may close an idle kept-alive connection; the next call must open a new one, not fail."""
+    import socket
+    import threading
+    import time
+
+    import requests
+
+    from tradebot.telegram.transport import BotApiTransport
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    connections = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            connections.append(conn)
+            conn.recv(65536)
+            body = b'{"ok": true, "result": true}'
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: keep-alive\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            conn.close()  # ...and closes the "kept-alive" connection right after the answer
+
+    threading.Thread(target=serve, daemon=True).start()
+    base = f"http://127.0.0.1:{port}"
+    session = requests.Session()
+    session.trust_env = False
+    transport = BotApiTransport(base, session)
+    try:
+        for _ in range(3):
+            resp = transport("post", f"{base}/bot{TOKEN}/sendMessage", params={"chat_id": 1, "text": "hi"},
+                             timeout=(5, 5))
+            assert resp.status_code == 200 and resp.json()["result"] is True
+            time.sleep(0.05)  # the server's close has arrived before the next call
+        assert len(connections) == 3
+    finally:
+        listener.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import select
 import socket
 import ssl
@@ -55,6 +56,8 @@ class BotApiTransport:
             verify = session.verify
             if verify is False:
                 self._ssl = ssl._create_unverified_context()  # noqa: S323 - the operator turned checks off
+            elif isinstance(verify, str) and os.path.isdir(verify):
+                self._ssl = ssl.create_default_context(capath=verify)
             elif isinstance(verify, str):
                 self._ssl = ssl.create_default_context(cafile=verify)
             else:
@@ -93,7 +96,9 @@ class BotApiTransport:
             # a kept-alive connection the server has closed meanwhile reads as ready (EOF): open a new one
             # instead of failing the call
             try:
-                readable = select.select([conn.sock], [], [], 0)[0]
+                poller = select.poll()  # not select(): it fails on descriptors above 1023
+                poller.register(conn.sock, select.POLLIN)
+                readable = bool(poller.poll(0))
             except (OSError, ValueError):
                 readable = True
             if readable:
