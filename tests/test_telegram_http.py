@@ -147,3 +147,20 @@ def test_a_keep_alive_connection_closed_by_the_server_is_replaced_not_failed():
         assert len(connections) == 3
     finally:
         listener.close()
+
+
+def test_parameters_are_encoded_as_requests_encodes_them():
+    import requests
+
+    from tradebot.telegram.transport import BotApiTransport
+
+    fake = FakeTelegram(token=TOKEN).start()
+    try:
+        transport = BotApiTransport(fake.api_url, requests.Session())
+        resp = transport("get", f"{fake.api_url}/bot{TOKEN}/sendMessage",
+                         params={"chat_id": 5, "text": "a&b=c ü", "message_thread_id": None}, timeout=(5, 5))
+        assert resp.json()["ok"] is True
+        call = fake.calls_of("sendMessage")[-1]
+        assert call.params["text"] == "a&b=c ü" and "message_thread_id" not in call.params
+    finally:
+        fake.stop()

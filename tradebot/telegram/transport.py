@@ -68,7 +68,8 @@ class BotApiTransport:
         if files or proxies or not self.direct or not url.startswith(self.origin + "/"):
             return self.session.request(method, url, params=params, files=files, timeout=timeout, proxies=proxies)
         connect_timeout, read_timeout = timeout if isinstance(timeout, tuple) else (timeout, timeout)
-        body = urlencode(params).encode() if params else b""
+        # as requests encodes them: None values left out, a list as repeated keys
+        body = urlencode({k: v for k, v in params.items() if v is not None}, doseq=True).encode() if params else b""
         headers = {"Content-Type": "application/x-www-form-urlencoded", "Content-Length": str(len(body))}
         path = url[len(self.origin):]
         conn = self._connection(connect_timeout)
