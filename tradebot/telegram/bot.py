@@ -23,6 +23,7 @@ from . import format as fmt
 from .handlers import Dispatcher
 from .notifier import Notifier
 from .sender import Sender
+from .transport import BotApiTransport
 
 log = logging.getLogger("tradebot.telegram")
 
@@ -35,6 +36,7 @@ def configure_api_url(api_url: str) -> None:
     apihelper.API_URL = base + "/bot{0}/{1}"
     apihelper.FILE_URL = base + "/file/bot{0}/{1}"
     apihelper.session = _http_session(base)
+    apihelper.CUSTOM_REQUEST_SENDER = BotApiTransport(base, apihelper.session)
 
 
 class _PoolKeyCache(requests.adapters.HTTPAdapter):

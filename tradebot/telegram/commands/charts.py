@@ -142,6 +142,7 @@ class ChartCommands:
         if m.chat.type != "private" or user is None:
             return None
         try:
-            return reply_keyboard() if self.services.wants_reply_keyboard(user) else None
+            # `user` was read from the database for this very update (authorize/register): no second read
+            return reply_keyboard() if user.reply_keyboard else None
         except Exception:  # a preference must never cost the reply
             return None
