@@ -158,6 +158,26 @@ def _spot_action(action: str) -> str:
     return action
 
 
+def open_step(book: PairBook, candles, now_ms: int, last_price: float | None):
+    """What every step starts with, spot and futures: the price (last_price, else the newest close, else the
+    book's), the day roll (marked to market first) and the breaker's expiry. -> (px, rolled day, expired)."""
+    if last_price is None:
+        last_price = candles[-1].close if candles else None
+    px = Decimal(repr(last_price)) if last_price is not None else book.last_price
+    rolled = None
+    day = now_ms // DAY_MS
+    if book.day != day:
+        if px is not None:
+            mark_to_market(book, px)
+        rolled = book.day
+        roll_day(book, day)
+    expired = False
+    if book.breaker_until_ms and now_ms >= book.breaker_until_ms:
+        _clear_breaker(book)
+        expired = True
+    return px, rolled, expired
+
+
 def step(
     book: PairBook,
     candles: Sequence,
@@ -177,21 +197,7 @@ def step(
     if not book.in_position and action != BUY and not book.breaker_until_ms and day == book.day:
         return NOTHING
 
-    if last_price is None:
-        last_price = candles[-1].close if candles else None
-    px = Decimal(repr(last_price)) if last_price is not None else book.last_price
-
-    rolled = None
-    if book.day != day:
-        if px is not None:
-            mark_to_market(book, px)
-        rolled = book.day
-        roll_day(book, day)
-
-    expired = False
-    if book.breaker_until_ms and now_ms >= book.breaker_until_ms:
-        _clear_breaker(book)
-        expired = True
+    px, rolled, expired = open_step(book, candles, now_ms, last_price)
 
     # ---- exits first
     if book.in_position:

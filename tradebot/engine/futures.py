@@ -18,7 +18,7 @@ from decimal import Decimal
 
 from .. import risk
 from .. import risk_futures as rf
-from .accounting import DAY_MS, PairBook, mark_to_market, roll_day
+from .accounting import DAY_MS, PairBook, mark_to_market
 
 ZERO = Decimal(0)
 BUY, SELL, HOLD, SHORT, CLOSE = "buy", "sell", "hold", "short", "close"
@@ -39,20 +39,7 @@ def step(core, book: PairBook, candles, decision, settings, now_ms: int, last_pr
     if not book.in_position and action not in (BUY, SHORT) and not book.breaker_until_ms and day == book.day:
         return core.NOTHING
 
-    if last_price is None:
-        last_price = candles[-1].close if candles else None
-    px = Decimal(repr(last_price)) if last_price is not None else book.last_price
-
-    rolled = None
-    if book.day != day:
-        if px is not None:
-            mark_to_market(book, px)
-        rolled = book.day
-        roll_day(book, day)
-    expired = False
-    if book.breaker_until_ms and now_ms >= book.breaker_until_ms:
-        core._clear_breaker(book)
-        expired = True
+    px, rolled, expired = core.open_step(book, candles, now_ms, last_price)
 
     if book.in_position:
         funding = None
