@@ -96,6 +96,25 @@ def test_chart_sends_a_png_of_the_stated_size_with_the_users_own_fills(two_users
     assert [(b.text, b.callback_data) for row in markup.keyboard for b in row] == [("🔄 Refresh", f"chr:{mine.id}:")]
 
 
+def test_futures_chart_marks_long_and_short_entries_and_exits(two_users, monkeypatch):
+    chat = two_users
+    assert "Trading Pair Added" in one(chat, 1, "/addpair BTC/USDT 1000 futures")
+    fut = UserConfig.get(UserConfig.market_type == "futures")
+    UserConfig.update(timeframe="1m", interval_seconds=60).where(UserConfig.id == fut.id).execute()
+    book_round_trip(fut, ago(chat, 90), ago(chat, 60), "100", "104")  # a long: buy, then sell
+    pos, (opened, closed) = book_round_trip(fut, ago(chat, 40), ago(chat, 20), "103", "101")
+    Position.update(side="short").where(Position.id == pos.id).execute()  # a short: sell to open, buy to close
+    Trade.update(side="sell").where(Trade.id == opened.id).execute()
+    Trade.update(side="buy").where(Trade.id == closed.id).execute()
+    handed = []
+    real = render.render_price
+    monkeypatch.setattr("tradebot.services.charts.render_price", lambda data: handed.append(data) or real(data))
+    chat.send(1, "/chart btcusdt.p")
+    assert [m.kind for m in handed[-1].markers] == ["long_entry", "long_exit", "short_entry", "short_exit"]
+    chat.send(1, "/chart BTC/USDT")  # the spot pair of the same symbol: its own (no) fills
+    assert handed[-1].markers == []
+
+
 def test_same_chart_twice_is_drawn_once_and_a_new_fill_draws_again(two_users):
     chat = two_users
     chat.send(1, "/chart BTC/USDT 5m")

@@ -42,8 +42,9 @@ def to_ms(value: dt.datetime) -> int:
     return int(value.timestamp() * 1000)
 
 
-def is_futures(symbol: str) -> bool:
-    return ":" in symbol  # ccxt's linear perpetuals: BTC/USDT:USDT
+def is_futures(config) -> bool:
+    """A perpetual-futures pair: market_type (migration 4), or a ccxt linear symbol (BTC/USDT:USDT)."""
+    return getattr(config, "market_type", "spot") == "futures" or ":" in config.symbol
 
 
 def marker_kind(trade_side: str, position_side: str | None, futures: bool) -> str:
@@ -110,7 +111,7 @@ class ChartsMixin:
         shown = candles[-CHART_CANDLES:]
         k = len(candles) - len(shown)
         first_ms = shown[0].ts
-        futures = is_futures(config.symbol)
+        futures = is_futures(config)
         rows = (
             Trade.select(Trade.id, Trade.side, Trade.price, Trade.executed_at, Position.side.alias("pos_side"))
             .join(Position, pw.JOIN.LEFT_OUTER, on=(Trade.position == Position.id))
@@ -207,7 +208,7 @@ class ChartsMixin:
     def _fill_steps(self, user: User, config: UserConfig) -> list[eq.FillStep]:
         quote = config.symbol.split("/")[-1].split(":")[0]
         base = config.symbol.split("/")[0]
-        futures = is_futures(config.symbol)
+        futures = is_futures(config)
         rows = (Trade.select(Trade.side, Trade.amount, Trade.cost, Trade.fee, Trade.pnl, Trade.executed_at,
                              Order.fee_currency)
                 .join(Order, pw.JOIN.LEFT_OUTER, on=(Trade.order == Order.id))
