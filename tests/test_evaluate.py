@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -171,6 +172,17 @@ def test_text_report_speed_and_plot(tmp_path):
     assert "chosen parameters changed" in r.stdout and "objective: return / max drawdown" in r.stdout
     assert "candles/s in all" in r.stderr and "2 workers" in r.stderr
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_text_report_shows_the_whole_parameter_set_aligned():
+    r = run("--data", BTC_1H, "--train", "30d", "--test", "30d", "--grid", "trailing_stop_percent=0,3",
+            "--grid", "take_profit_percent=5,10", "--jobs", "1")
+    assert r.exit_code == 0, r.output + r.stderr
+    lines = r.stdout.splitlines()
+    header = next(ln for ln in lines if "chosen parameters" in ln)
+    rows = [ln for ln in lines if re.match(r"\s+\d+\s+\d{4}-", ln)]  # one per window
+    assert rows and all("take_profit_percent=" in ln for ln in rows)  # never cut to a fixed width
+    assert all(ln.index("trailing_stop_percent=") == header.index("chosen parameters") for ln in rows)
 
 
 @pytest.mark.parametrize("args, text", [

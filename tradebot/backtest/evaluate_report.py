@@ -36,11 +36,12 @@ def format_text(report: dict) -> str:
             lines.append("  no complete window: the file is shorter than --train + --test")
             lines.append("")
             continue
-        lines.append("   #  test span (UTC)                     chosen parameters            train %   test %"
-                     "   maxDD %  trades   fees   B&H %")
+        pw = max([28] + [len(describe(w["params"])) for w in r["windows"]])  # the whole parameter set, never cut
+        lines.append(f"   #  test span (UTC)                       {'chosen parameters':<{pw}} {'train %':>8} {'test %':>8} "
+                     f"{'maxDD %':>8} {'trades':>7} {'fees':>6} {'B&H %':>7}")
         for w in r["windows"]:
             lines.append(f"  {w['window']:>2}  {_day(w['test'][0])} .. {_day(w['test'][1])}  "
-                         f"{describe(w['params'])[:28]:<28} {w['train_return_pct']:>8.2f} {w['return_pct']:>8.2f} "
+                         f"{describe(w['params']):<{pw}} {w['train_return_pct']:>8.2f} {w['return_pct']:>8.2f} "
                          f"{w['max_drawdown_pct']:>8.2f} {w['trades']:>7} {float(w['fees']):>6.2f} "
                          f"{w['buy_and_hold_return_pct']:>7.2f}")
         o = r["out_of_sample"]
