@@ -183,3 +183,27 @@ def _with(settings, **kw):
     import dataclasses
 
     return dataclasses.replace(settings, **kw)
+
+
+def test_venue_funding_books_each_funding_time_once_and_gives_up_on_a_silent_one():
+    from tradebot.engine.futures import FUNDING_GRACE_MS, book_venue_funding
+    from tradebot.exchange.live_futures import FundingPayment
+
+    b = futures_book()
+    b.holdings, b.side, b.entry_price = D("0.3"), "long", D(100)
+    ft = (T0 // H8 + 1) * H8
+    b.last_funding_ms = ft - H8
+    paid = [FundingPayment(ft - H8, D("9"), "old"), FundingPayment(ft + 3, D("0.25"), "a")]
+    assert book_venue_funding(b, paid, D(100), ft + 60_000) == D("0.25")  # the older one was booked before
+    assert (b.funding_paid, b.position_funding, b.realized_pnl, b.last_funding_ms) == \
+        (D("0.25"), D("0.25"), D("-0.25"), ft + 3)
+    assert book_venue_funding(b, paid, D(100), ft + 120_000) is None  # asked again: nothing new
+    assert b.funding_paid == D("0.25")
+    # the next funding time: not reported yet -> asked again next cycle, then passed over after the grace
+    nxt = ft + H8
+    assert book_venue_funding(b, paid, D(100), nxt + 60_000) is None and b.last_funding_ms == ft + 3
+    assert book_venue_funding(b, paid, D(100), nxt + FUNDING_GRACE_MS) is None and b.last_funding_ms == nxt
+    # a short received: booked as negative paid
+    got = [FundingPayment(nxt + H8, D("-0.4"), "b")]
+    assert book_venue_funding(b, got, D(100), nxt + H8 + 1000) == D("-0.4")
+    assert b.funding_paid == D("-0.15")

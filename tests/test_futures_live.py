@@ -278,3 +278,64 @@ def test_sigkill_with_a_futures_order_in_flight_then_restart_no_duplicate_book_e
 
 if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "child":
     child_main(*sys.argv[2:5])
+
+
+FUNDING_PATH = {"binance": "/fapi/v1/income", "bybit": "/v5/execution/list"}
+
+
+def _funding_asks(fake, exchange: str) -> int:
+    return sum(1 for r in fake.requests_to(FUNDING_PATH[exchange])
+               if r.params.get("incomeType", r.params.get("execType")) in ("FUNDING_FEE", "Funding"))
+
+
+@pytest.mark.parametrize("live_futures, side", [("binance", "long"), ("binance", "short"), ("bybit", "long"),
+                                                ("bybit", "short")], indirect=["live_futures"])
+def test_live_funding_books_the_venues_payment_once_even_across_a_restart(live_futures, fake_exchange,
+                                                                          exchange_hub, side):
+    from tradebot.engine.manager import BotManager
+    from tradebot.models import Notification
+    from tradebot.telegram.format.events import event
+
+    mgr, deciders, user = live_futures
+    exchange = fake_exchange.book.accounts["key1"].exchange
+    cfg = _pair(user, exchange)
+    deciders["scripted"] = ScriptedDecider({_closed(fake_exchange): "buy" if side == "long" else "short"})
+    fake_exchange.book.funding_rates["BTCUSDT"] = D("0.0003")
+    mgr.run_cycle(cfg.id)
+    pos = Position.get(Position.config == cfg.id)
+    before = UserState.get(UserState.config == cfg.id)
+
+    funding_at = (fake_exchange.now_ms // (8 * 3_600_000) + 1) * 8 * 3_600_000
+    fake_exchange.set_time(funding_at + 2 * MINUTE)
+    fake_exchange.futures.settle_funding()  # the venue settles at 16:00 ...
+    fake_exchange.book.funding_rates["BTCUSDT"] = D("-0.0002")  # ... then its predicted rate turns
+    [venue] = fake_exchange.futures.accounts["key1"].funding
+    assert venue.time == funding_at and venue.amount != 0
+    assert (venue.amount < 0) == (side == "long")  # a positive rate: longs pay, shorts receive
+    mgr.run_cycle(cfg.id)
+
+    paid = -venue.amount  # exactly what the venue booked, not the current rate
+    pos = Position.get_by_id(pos.id)
+    state = UserState.get(UserState.config == cfg.id)
+    assert (pos.status, pos.funding, state.funding_paid) == ("open", paid, paid)
+    assert state.realized_pnl == before.realized_pnl - paid
+    assert state.last_funding_ts == funding_at
+    notes = [event("funding", n.payload) for n in Notification.select().where(Notification.kind == "funding")]
+    word = "paid" if side == "long" else "received"
+    assert len(notes) == 1 and f"({word})" in notes[0] and side.upper() in notes[0]
+    assert _funding_asks(fake_exchange, exchange) == 1
+
+    # a restart (a new manager over the same database) neither asks again nor books it twice
+    mgr._stopping.set()
+    mgr2 = BotManager(exchange_hub, lambda name: deciders[name], vault=StubVault(),
+                      clock=lambda: fake_exchange.now_ms / 1000, max_workers=2)
+    try:
+        for _ in range(2):
+            fake_exchange.advance(1)
+            mgr2.run_cycle(cfg.id)
+    finally:
+        mgr2._stopping.set()
+    state = UserState.get(UserState.config == cfg.id)
+    assert (Position.get_by_id(pos.id).funding, state.funding_paid) == (paid, paid)
+    assert Notification.select().where(Notification.kind == "funding").count() == 1
+    assert _funding_asks(fake_exchange, exchange) == 1

@@ -41,6 +41,7 @@ def handle(book: Book, req):
     if error:
         return (*error, ok)
     fut = futures(book)
+    fut.settle_funding()
     facct = fut.accounts.get(acct.api_key)
     if facct is None or not facct.enabled:  # a key without "Enable Futures"
         return (*err(401, -2015, "Invalid API-key, IP, or permissions for action, request ip: 127.0.0.1"), True)
@@ -118,6 +119,14 @@ def _private(book: Book, fut: Futures, acct, req):
     if p in ("/fapi/v1/openOrders", "/fapi/v1/allOrders"):
         mine = [o for o in fut.orders if o.api_key == key and q.get("symbol") in (None, o.symbol)]
         return 200, [order_json(fut, o) for o in mine if p.endswith("allOrders") or o.status == "NEW"]
+    if p == "/fapi/v1/income":  # the account's funding (and other income), oldest first
+        start, end = int(q.get("startTime", 0)), int(q.get("endTime", book.now_ms))
+        rows = [{"symbol": f.symbol, "incomeType": "FUNDING_FEE", "income": s(f.amount), "asset": "USDT",
+                 "info": "FUNDING_FEE", "time": f.time, "tranId": 9_000_000 + f.id, "tradeId": ""}
+                for f in facct.funding if q.get("symbol") in (None, f.symbol) and start <= f.time <= end]
+        if q.get("incomeType") not in (None, "FUNDING_FEE"):
+            rows = []
+        return 200, rows[: int(q.get("limit", 100))]
     if p == "/fapi/v1/leverageBracket":
         syms = [q["symbol"]] if q.get("symbol") else list(book.specs["binance"])
         return 200, [{"symbol": sym, "brackets": [{"bracket": 1, "initialLeverage": 125, "notionalCap": 50000,

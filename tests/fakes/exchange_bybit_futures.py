@@ -67,6 +67,7 @@ def order_json(o: Order) -> dict:
 def handle(book: Book, acct, p: str, q: dict):
     """A signed linear request of `acct` (auth checked by exchange_bybit)."""
     fut = futures(book)
+    fut.settle_funding()
     facct = fut.accounts.get(acct.api_key)
     if facct is None or not facct.enabled:
         return fail(10005, "Permission denied, please check your API key permissions.")
@@ -96,6 +97,15 @@ def _private(book: Book, fut, facct, acct, p: str, q: dict):
                  and q.get("symbol") in (None, o.symbol) and q.get("orderId") in (None, o.id)
                  and q.get("orderLinkId") in (None, o.client_id)]
         return ok({"category": "linear", "list": [order_json(o) for o in found], "nextPageCursor": ""})
+    if p == "/v5/execution/list" and q.get("execType") == "Funding":  # funding settlements, newest first
+        start, end = int(q.get("startTime", 0)), int(q.get("endTime", book.now_ms))
+        rows = [{"symbol": f.symbol, "orderId": "", "orderLinkId": "", "side": "Buy" if f.amount < 0 else "Sell",
+                 "orderPrice": "0", "orderQty": "0", "leavesQty": "0", "orderType": "UNKNOWN",
+                 "execFee": s(-f.amount), "feeCurrency": "USDT", "execId": f"funding-{f.id}",
+                 "execPrice": s(fut.mark(f.symbol)), "execQty": "0", "execType": "Funding", "execValue": "0",
+                 "execTime": str(f.time), "isMaker": False, "feeRate": s(f.rate), "closedSize": "", "seq": f.id}
+                for f in reversed(facct.funding) if q.get("symbol") in (None, f.symbol) and start <= f.time <= end]
+        return ok({"category": "linear", "list": rows[: int(q.get("size", 50))], "nextPageCursor": ""})
     if p == "/v5/execution/list":
         rows = [{"symbol": o.symbol, "orderId": o.id, "orderLinkId": o.client_id, "side": o.side.capitalize(),
                  "orderPrice": "0", "orderQty": s(o.qty), "leavesQty": "0", "orderType": "Market",

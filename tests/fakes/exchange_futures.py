@@ -14,6 +14,7 @@ from decimal import Decimal
 from tests.fakes.exchange_book import FEE_DP, Book, Order, Reject, Trade, too_precise
 
 TAKER_FEE = Decimal("0.0005")
+FUNDING_MS = 8 * 3_600_000  # 00:00, 08:00, 16:00 UTC
 ZERO = Decimal(0)
 
 
@@ -26,6 +27,17 @@ class Position:
     updated: int = 0
 
 
+@dataclass(frozen=True)
+class FundingPayment:
+    """One funding settlement of a position: `amount` is signed as the venues report it (- paid, + received)."""
+
+    id: int
+    symbol: str
+    time: int
+    rate: Decimal
+    amount: Decimal
+
+
 @dataclass
 class FuturesAccount:
     wallet: Decimal
@@ -33,6 +45,7 @@ class FuturesAccount:
     hedge_mode: bool = False
     margin_mode: str = "CROSSED"  # a Bybit unified account's mode (account-wide)
     enabled: bool = True  # False: the API key lacks the futures permission
+    funding: list[FundingPayment] = field(default_factory=list)
 
 
 class Futures:
@@ -41,6 +54,28 @@ class Futures:
         self.accounts: dict[str, FuturesAccount] = {}
         self.orders: list[Order] = []
         self.realized: dict[str, Decimal] = {}  # order id -> realized PnL of its fill
+        self.funded_until = book.now_ms - book.now_ms % FUNDING_MS  # funding times up to here are settled
+        self._funding_ids = 0
+
+    def settle_funding(self) -> None:
+        """Settle every funding time passed since the last request: each open position pays (long, positive
+        rate) or receives notional at the mark x the symbol's rate, into the wallet. Called before every
+        request is handled, so a position changed by a request is settled as it stood at the funding time."""
+        now = self.book.now_ms
+        while self.funded_until + FUNDING_MS <= now:
+            self.funded_until += FUNDING_MS
+            ft = self.funded_until
+            for acct in self.accounts.values():
+                for sym, pos in acct.positions.items():
+                    if not pos.qty:
+                        continue
+                    rate = self.book.funding_rates.get(sym, self.book.default_funding_rate)
+                    candle = self.book.candle_at(sym, ft)
+                    mark = Decimal(candle[0]) if candle else self.mark(sym)
+                    amount = (-pos.qty * mark * rate).quantize(FEE_DP)
+                    self._funding_ids += 1
+                    acct.funding.append(FundingPayment(self._funding_ids, sym, ft, rate, amount))
+                    acct.wallet += amount
 
     def add_account(self, api_key: str, usdt: str | Decimal, enabled: bool = True) -> FuturesAccount:
         acct = self.accounts[api_key] = FuturesAccount(Decimal(usdt), enabled=enabled)

@@ -51,6 +51,7 @@ from .booking import book_order_fill
 from .breaker import UserBreaker, record_reset, record_trip
 from .decisions import DecisionRecorder
 from .errors import ExchangeError, NetworkChanged, is_ambiguous
+from .futures import book_venue_funding
 from .futures_reconcile import check_position
 from .llm_wiring import LLMWiring
 from .order_log import order_failed, order_filled, order_sent
@@ -183,9 +184,15 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker, LLMWiring):
             if gone is not None:
                 return {"orders": 0, "exit": None, "skipped": "external", "trip": None, "problem": (gone, True),
                         "had_error": state.last_error is not None}
+        venue_funding = None
         if futures and book.in_position and funding_time(now_ms) > book.last_funding_ms:
-            # a funding time passed with the position open: the rate to book (one request per symbol per 10 min)
-            settings = dataclasses.replace(settings, funding_rate=broker.funding_rate(cfg.symbol))
+            if network == "paper":
+                # a funding time passed with the position open: the rate to book (one request per symbol per 10 min)
+                settings = dataclasses.replace(settings, funding_rate=broker.funding_rate(cfg.symbol))
+            else:  # live/testnet: what the venue actually settled on the position
+                payments = broker.funding_payments(cfg.symbol, book.last_funding_ms + 1)
+                mark = Decimal(repr(last_price)) if last_price is not None else None
+                venue_funding = book_venue_funding(book, payments, mark, now_ms)
 
         # 3. decision, only on a newly closed candle
         decision = None
@@ -216,9 +223,10 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker, LLMWiring):
         prev_day, prev_start = book.day, book.day_start_equity
         prev_stop = book.stop_loss
         res = core.step(book, since, decision, settings, now_ms, last_price)
+        funding = res.funding if res.funding is not None else venue_funding
         # the trailing stop moved or funding was booked: the open position's row follows
         pos_changed = pos is not None and book.in_position and (
-            book.stop_loss != prev_stop or res.funding is not None
+            book.stop_loss != prev_stop or funding is not None
         )
         if last_price is not None:  # user_states always reflects the latest price
             mark_to_market(book, Decimal(repr(last_price)))
@@ -241,10 +249,10 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker, LLMWiring):
                     Position.update(stop_loss_price=book.stop_loss, funding=book.position_funding).where(
                         Position.id == pos.id
                     ).execute()
-                if res.funding is not None:
+                if funding is not None:
                     events.emit(cfg.user_id, "funding", {
                         "symbol": cfg.symbol, "exchange": cfg.exchange, "side": book.side,
-                        "amount": -res.funding, "rate": settings.funding_rate,
+                        "amount": -funding, "rate": settings.funding_rate,
                     }, cfg.id)
                 if record:
                     decision_row = self.decisions.record(cfg, decision, since[-1].ts, now)

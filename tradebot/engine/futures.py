@@ -21,6 +21,7 @@ from .. import risk_futures as rf
 from .accounting import DAY_MS, PairBook, mark_to_market
 
 ZERO = Decimal(0)
+FUNDING_GRACE_MS = 30 * 60_000  # how long after a funding time the venue may take to report its payment
 BUY, SELL, HOLD, SHORT, CLOSE = "buy", "sell", "hold", "short", "close"
 
 
@@ -163,13 +164,36 @@ def settle_funding(book: PairBook, mark: Decimal, rate, now_ms: int) -> Decimal 
         times = 1
     pay = rf.funding_payment(book.side, book.holdings, mark, Decimal(rate)) * times
     book.last_funding_ms = ft
+    _book_funding(book, pay, mark)
+    return pay
+
+
+def book_venue_funding(book: PairBook, payments, mark: Decimal | None, now_ms: int) -> Decimal | None:
+    """Live: book what the venue settled (FundingPayment rows of exchange.live_futures) at the funding times
+    after the last one booked; returns the total paid (+) / received (-), or None when none is new. Each
+    funding time is booked once: `last_funding_ms` (persisted) moves to the latest one booked. A funding time
+    the venue reports nothing for within FUNDING_GRACE_MS (rate 0, or the position opened right after it) is
+    passed over, so that the pair stops asking."""
+    new = [f for f in payments if book.last_funding_ms < f.time_ms <= now_ms]
+    if not new:
+        ft = rf.funding_time(now_ms)
+        if now_ms - ft >= FUNDING_GRACE_MS and ft > book.last_funding_ms:
+            book.last_funding_ms = ft
+        return None
+    pay = sum((f.paid for f in new), ZERO)
+    book.last_funding_ms = max(f.time_ms for f in new)
+    _book_funding(book, pay, mark)
+    return pay
+
+
+def _book_funding(book: PairBook, pay: Decimal, mark: Decimal | None) -> None:
     book.cash -= pay
     book.realized_pnl -= pay
     book.position_pnl -= pay
     book.funding_paid += pay
     book.position_funding += pay
-    mark_to_market(book, mark)
-    return pay
+    if mark is not None:
+        mark_to_market(book, mark)
 
 
 def book_fill(core, book: PairBook, fill, settings, now_ms: int, decision=None):

@@ -24,6 +24,15 @@ _UNCHANGED = ("-4059", "-4046", "110025", "110026", "110043")
 
 
 @dataclass(frozen=True, slots=True)
+class FundingPayment:
+    """One funding settlement the venue booked on the account: `paid` + paid, - received (USDT)."""
+
+    time_ms: int
+    paid: Decimal
+    venue_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class ExchangePosition:
     """The exchange's one-way position of a perpetual: side long|short|flat, size in base (>= 0)."""
 
@@ -89,6 +98,23 @@ class FuturesOrders:
     def funding_rate(self, symbol: str) -> Decimal:
         """The venue's current rate of the perpetual (what the engine books at a funding time)."""
         return self.hub.market_data.funding_rate(self.exchange, self.network, symbol)
+
+    def funding_payments(self, symbol: str, since_ms: int) -> list[FundingPayment]:
+        """The funding the venue settled on `symbol` from `since_ms` on, oldest first: Binance GET
+        /fapi/v1/income (incomeType FUNDING_FEE, `income` - paid), Bybit v5 /v5/execution/list (execType
+        Funding, `execFee` + paid). One request: a pair asks once per funding time."""
+        params = {"incomeType": "FUNDING_FEE"} if self.exchange == "binance" else {}
+        rows = self._read(lambda: self._client(True).fetch_funding_history(symbol, since_ms, 100, params),
+                          "fetch_funding_history")
+        out = []
+        for r in rows:
+            amount, ts = dec((r.get("info") or {}).get("income" if self.exchange == "binance" else "execFee")), \
+                r.get("timestamp")
+            if amount is None or ts is None or int(ts) < since_ms:
+                continue
+            paid = -amount if self.exchange == "binance" else amount
+            out.append(FundingPayment(int(ts), paid, str(r.get("id") or "")))
+        return sorted(out, key=lambda f: f.time_ms)
 
     def futures_position(self, symbol: str) -> ExchangePosition:
         """The account's position of `symbol` as the exchange holds it now."""
