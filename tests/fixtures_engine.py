@@ -59,6 +59,7 @@ class ReplayMarketData:
         self.calls = {"candles": 0, "last_price": 0}
 
     def _series(self, symbol: str) -> list[Candle]:
+        symbol = symbol.split(":")[0]  # a perpetual replays its spot bars (the replay has no basis)
         s = self.series.get(symbol)
         if s is None:
             raw = load_series(symbol.replace("/", ""))

@@ -75,13 +75,11 @@ def _public(book: Book, p: str, q: dict):
         return 200, exchange_info(book)
     if p == "/fapi/v1/premiumIndex":  # the USDⓈ-M perpetual's mark price and funding rate (public)
         sym = q.get("symbol")
+        if sym is None:  # every perpetual in one answer
+            return 200, [premium_index(book, i) for i in book.specs["binance"]]
         if sym not in book.specs["binance"]:
             return err(400, -1121, "Invalid symbol.")
-        rate = book.funding_rates.get(sym, book.default_funding_rate)
-        nxt = book.now_ms - book.now_ms % 28_800_000 + 28_800_000
-        return 200, {"symbol": sym, "markPrice": s(book.price(sym)), "indexPrice": s(book.price(sym)),
-                     "lastFundingRate": f"{rate:.8f}", "interestRate": "0.00010000", "nextFundingTime": nxt,
-                     "time": book.now_ms}
+        return 200, premium_index(book, sym)
     if p == "/fapi/v1/openInterest":  # the USDⓈ-M perpetual's open interest in base units (public)
         sym = q.get("symbol")
         if sym not in book.specs["binance"]:
@@ -104,17 +102,30 @@ def _public(book: Book, p: str, q: dict):
         bids, asks = book.depth(q["symbol"], min(int(q.get("limit", 100)), 5000))
         return 200, {"lastUpdateId": 1, "bids": bids, "asks": asks}
     if p == "/api/v3/klines":
-        if q.get("symbol") not in specs:
-            return err(400, -1121, "Invalid symbol.")
-        if q.get("interval") not in INTERVALS:
-            return err(400, -1120, "Invalid interval.")
-        tf = INTERVALS[q["interval"]] * 60_000
-        limit = min(int(q.get("limit", 500)), 1000)
-        start = int(q["startTime"]) if "startTime" in q else None
-        end = int(q["endTime"]) if "endTime" in q else None
-        bars = book.klines(q["symbol"], tf, limit, start, end)
-        return 200, [[t, o, h, lo, c, v, t + tf - 1, "0", 0, "0", "0", "0"] for t, o, h, lo, c, v in bars]
+        return klines(book, q, book.klines, 1000)
     return err(404, -1000, f"Unknown path {p}")
+
+
+def klines(book: Book, q: dict, source, max_limit: int):
+    """/api/v3/klines (spot bars) or /fapi/v1/klines (the perpetual's own bars): same shape."""
+    if q.get("symbol") not in book.specs["binance"]:
+        return err(400, -1121, "Invalid symbol.")
+    if q.get("interval") not in INTERVALS:
+        return err(400, -1120, "Invalid interval.")
+    tf = INTERVALS[q["interval"]] * 60_000
+    limit = min(int(q.get("limit", 500)), max_limit)
+    start = int(q["startTime"]) if "startTime" in q else None
+    end = int(q["endTime"]) if "endTime" in q else None
+    bars = source(q["symbol"], tf, limit, start, end)
+    return 200, [[t, o, h, lo, c, v, t + tf - 1, "0", 0, "0", "0", "0"] for t, o, h, lo, c, v in bars]
+
+
+def premium_index(book: Book, sym: str) -> dict:
+    rate = book.funding_rates.get(sym, book.default_funding_rate)
+    nxt = book.now_ms - book.now_ms % 28_800_000 + 28_800_000
+    return {"symbol": sym, "markPrice": s(book.mark_price(sym)), "indexPrice": s(book.price(sym)),
+            "estimatedSettlePrice": s(book.mark_price(sym)), "lastFundingRate": f"{rate:.8f}",
+            "interestRate": "0.00010000", "nextFundingTime": nxt, "time": book.now_ms}
 
 
 def exchange_info(book: Book) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tests.fakes.exchange_binance import check_auth, err, s
+from tests.fakes.exchange_binance import check_auth, err, klines, s, ticker
 from tests.fakes.exchange_book import Book, Order, Reject
 from tests.fakes.exchange_futures import ZERO, Futures
 
@@ -37,6 +37,13 @@ def handle(book: Book, req):
         return 200, exchange_info(book), None
     if p == "/fapi/v1/ping":
         return 200, {}, None
+    if p == "/fapi/v1/klines":  # the perpetual's own bars (public)
+        return (*klines(book, req.params, book.perp_klines, 1500), None)
+    if p in ("/fapi/v1/ticker/24hr", "/fapi/v1/ticker/price"):  # the perpetual's last price (public)
+        sym = req.params.get("symbol")
+        if sym not in book.specs["binance"]:
+            return (*err(400, -1121, "Invalid symbol."), None)
+        return 200, perp_ticker(book, sym), None
     acct, error, ok = check_auth(book, req)
     if error:
         return (*error, ok)
@@ -51,6 +58,16 @@ def handle(book: Book, req):
         return (*err(400, *CODES.get(r.reason, (-1000, r.reason))), True)
     except (KeyError, ArithmeticError, ValueError):
         return (*err(400, *CODES["bad_param"]), True)
+
+
+def perp_ticker(book: Book, sym: str) -> dict:
+    """The spot ticker's shape with the perpetual's prices (last = spot + basis)."""
+    basis = book.perp_basis.get(sym, ZERO)
+    out = ticker(book, sym)
+    for k in ("lastPrice", "bidPrice", "askPrice", "openPrice", "highPrice", "lowPrice", "prevClosePrice",
+              "weightedAvgPrice", "price"):
+        out[k] = s(Decimal(out[k]) + basis)
+    return out
 
 
 def exchange_info(book: Book) -> dict:
@@ -115,7 +132,9 @@ def _private(book: Book, fut: Futures, acct, req):
                 "positionSide": "BOTH", "buyer": o.side == "buy", "maker": False}
                for o in fut.orders if o.api_key == key and o.symbol == q.get("symbol")
                and q.get("orderId") in (None, o.id) for t in o.trades]
-        return 200, out
+        start, end = int(q.get("startTime", 0)), int(q.get("endTime", book.now_ms))
+        out = [r for r in out if start <= r["time"] <= end]
+        return 200, out[: int(q.get("limit", 500))]
     if p in ("/fapi/v1/openOrders", "/fapi/v1/allOrders"):
         mine = [o for o in fut.orders if o.api_key == key and q.get("symbol") in (None, o.symbol)]
         return 200, [order_json(fut, o) for o in mine if p.endswith("allOrders") or o.status == "NEW"]

@@ -102,6 +102,10 @@ class Book:
         self.funding_rates: dict[str, Decimal] = {}
         self.default_funding_rate = Decimal("0.0001")
         self.open_interests: dict[str, Decimal] = {}  # symbol id -> open interest of its perpetual (base units)
+        # the USDT-M perpetual of a symbol trades at the spot candles + `perp_basis` (its klines, last price and
+        # fills); its mark price is that last price + `mark_premium` (positions, funding, the mark endpoints)
+        self.perp_basis: dict[str, Decimal] = {}
+        self.mark_premium: dict[str, Decimal] = {}
 
     def open_interest(self, symbol_id: str) -> Decimal:
         return self.open_interests.get(symbol_id, Decimal("12345.678"))
@@ -134,6 +138,22 @@ class Book:
         s = self.series[symbol_id]
         i = min(max(s.index(self.now_ms), 0), len(s) - 1)
         return Decimal(s.o[i])
+
+    def perp_price(self, symbol_id: str) -> Decimal:
+        """The perpetual's last traded price (what its market orders fill at)."""
+        return self.price(symbol_id) + self.perp_basis.get(symbol_id, Decimal(0))
+
+    def mark_price(self, symbol_id: str) -> Decimal:
+        """The perpetual's mark price: unrealized PnL, liquidation and funding are computed at it."""
+        return self.perp_price(symbol_id) + self.mark_premium.get(symbol_id, Decimal(0))
+
+    def perp_klines(self, symbol_id: str, tf_ms: int, limit: int, start: int | None, end: int | None) -> list[tuple]:
+        """The perpetual's own bars: the spot bars shifted by its basis."""
+        basis = self.perp_basis.get(symbol_id, Decimal(0))
+        if not basis:
+            return self.klines(symbol_id, tf_ms, limit, start, end)
+        return [(t, *(str(Decimal(x) + basis) for x in (o, h, lo, c)), v)
+                for t, o, h, lo, c, v in self.klines(symbol_id, tf_ms, limit, start, end)]
 
     def klines(self, symbol_id: str, tf_ms: int, limit: int, start: int | None, end: int | None) -> list[tuple]:
         """Bars of `tf_ms` up to the clock, oldest first; the last one may be in progress (partial)."""

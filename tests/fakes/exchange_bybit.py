@@ -89,10 +89,12 @@ def _public(book: Book, p: str, q: dict):
         ids = [q["symbol"]] if q.get("symbol") else list(specs)
         if any(i not in specs for i in ids):
             return fail(10001, "Not supported symbols")
-        if q.get("category") == "linear":  # the USDT perpetual: the spot ticker plus its funding rate
-            rows = [{**ticker(book, i), "fundingRate": f"{book.funding_rates.get(i, book.default_funding_rate):.8f}",
-                     "markPrice": s(book.price(i)), "openInterest": f"{book.open_interest(i):.3f}",
-                     "openInterestValue": s(book.open_interest(i) * book.price(i))} for i in ids]
+        if q.get("category") == "linear":  # the USDT perpetual: its own last and mark prices, funding rate
+            rows = [{**ticker(book, i), "lastPrice": s(book.perp_price(i)), "bid1Price": s(book.perp_price(i)),
+                     "ask1Price": s(book.perp_price(i)), "indexPrice": s(book.price(i)),
+                     "fundingRate": f"{book.funding_rates.get(i, book.default_funding_rate):.8f}",
+                     "markPrice": s(book.mark_price(i)), "openInterest": f"{book.open_interest(i):.3f}",
+                     "openInterestValue": s(book.open_interest(i) * book.mark_price(i))} for i in ids]
             return ok({"category": "linear", "list": rows})
         return ok({"category": "spot", "list": [ticker(book, i) for i in ids]})
     if p == "/v5/market/orderbook":
@@ -109,9 +111,10 @@ def _public(book: Book, p: str, q: dict):
         limit = min(int(q.get("limit", 200)), 1000)
         start = int(q["start"]) if "start" in q else None
         end = int(q["end"]) if "end" in q else None
-        bars = book.klines(q["symbol"], tf, limit, start, end)
+        linear = q.get("category") == "linear"  # the perpetual's own bars
+        bars = (book.perp_klines if linear else book.klines)(q["symbol"], tf, limit, start, end)
         rows = [[str(t), o, h, lo, c, v, str(Decimal(v) * Decimal(c))] for t, o, h, lo, c, v in reversed(bars)]
-        return ok({"symbol": q["symbol"], "category": "spot", "list": rows})
+        return ok({"symbol": q["symbol"], "category": "linear" if linear else "spot", "list": rows})
     return 404, {"retCode": 10001, "retMsg": f"unknown path {p}"}
 
 

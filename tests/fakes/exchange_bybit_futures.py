@@ -97,24 +97,26 @@ def _private(book: Book, fut, facct, acct, p: str, q: dict):
                  and q.get("symbol") in (None, o.symbol) and q.get("orderId") in (None, o.id)
                  and q.get("orderLinkId") in (None, o.client_id)]
         return ok({"category": "linear", "list": [order_json(o) for o in found], "nextPageCursor": ""})
-    if p == "/v5/execution/list" and q.get("execType") == "Funding":  # funding settlements, newest first
+    if p == "/v5/execution/list":  # trades and funding settlements (execType filters), newest first
         start, end = int(q.get("startTime", 0)), int(q.get("endTime", book.now_ms))
         rows = [{"symbol": f.symbol, "orderId": "", "orderLinkId": "", "side": "Buy" if f.amount < 0 else "Sell",
                  "orderPrice": "0", "orderQty": "0", "leavesQty": "0", "orderType": "UNKNOWN",
                  "execFee": s(-f.amount), "feeCurrency": "USDT", "execId": f"funding-{f.id}",
                  "execPrice": s(fut.mark(f.symbol)), "execQty": "0", "execType": "Funding", "execValue": "0",
                  "execTime": str(f.time), "isMaker": False, "feeRate": s(f.rate), "closedSize": "", "seq": f.id}
-                for f in reversed(facct.funding) if q.get("symbol") in (None, f.symbol) and start <= f.time <= end]
-        return ok({"category": "linear", "list": rows[: int(q.get("size", 50))], "nextPageCursor": ""})
-    if p == "/v5/execution/list":
-        rows = [{"symbol": o.symbol, "orderId": o.id, "orderLinkId": o.client_id, "side": o.side.capitalize(),
-                 "orderPrice": "0", "orderQty": s(o.qty), "leavesQty": "0", "orderType": "Market",
-                 "execFee": s(t.fee), "feeCurrency": "USDT", "execId": str(t.id), "execPrice": s(t.price),
-                 "execQty": s(t.qty), "execType": "Trade", "execValue": s(t.quote_qty), "execTime": str(t.time),
-                 "isMaker": False, "feeRate": s(TAKER_FEE), "closedSize": "", "seq": t.id}
-                for o in fut.orders if o.api_key == key and q.get("symbol") in (None, o.symbol)
-                and q.get("orderId") in (None, o.id) for t in o.trades]
-        return ok({"category": "linear", "list": rows, "nextPageCursor": ""})
+                for f in facct.funding if q.get("symbol") in (None, f.symbol) and start <= f.time <= end
+                and q.get("execType") in (None, "Funding") and q.get("orderId") is None]
+        rows += [{"symbol": o.symbol, "orderId": o.id, "orderLinkId": o.client_id, "side": o.side.capitalize(),
+                  "orderPrice": "0", "orderQty": s(o.qty), "leavesQty": "0", "orderType": "Market",
+                  "execFee": s(t.fee), "feeCurrency": "USDT", "execId": str(t.id), "execPrice": s(t.price),
+                  "execQty": s(t.qty), "execType": "Trade", "execValue": s(t.quote_qty), "execTime": str(t.time),
+                  "isMaker": False, "feeRate": s(TAKER_FEE), "closedSize": "", "seq": t.id}
+                 for o in fut.orders if o.api_key == key and q.get("symbol") in (None, o.symbol)
+                 and q.get("orderId") in (None, o.id) and q.get("execType") in (None, "Trade")
+                 for t in o.trades if start <= t.time <= end]
+        rows.sort(key=lambda r: int(r["execTime"]), reverse=True)
+        return ok({"category": "linear", "list": rows[: int(q.get("limit", q.get("size", 50)))],
+                   "nextPageCursor": ""})
     if p == "/v5/position/list":
         rows = []
         for sym, pos in facct.positions.items():

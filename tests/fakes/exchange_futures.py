@@ -1,9 +1,11 @@
 """USDT-M linear perpetuals of the fake exchange (one-way mode): wallets, positions, market orders.
 
 Exchange-neutral like exchange_book; exchange_binance_futures maps it onto /fapi and `Reject` reasons onto
-Binance's codes (insufficient margin -2019, reduce-only -2022). Fills happen at the current price (the open of
-the candle the clock is in), taker fee 0.05 % of the notional in USDT, realized PnL paid into the wallet.
-Tests change a position behind the bot's back with `close_externally` (a manual close, a liquidation or ADL).
+Binance's codes (insufficient margin -2019, reduce-only -2022). Fills happen at the perpetual's current price (the
+open of the candle the clock is in + `book.perp_basis`), taker fee 0.05 % of the notional in USDT, realized PnL
+paid into the wallet; positions are valued and funded at the mark price (+ `book.mark_premium`).
+Tests change a position behind the bot's back with `close_externally` (a manual close, a liquidation or ADL),
+with a fill in the account's trade history or, as a liquidation the venue reports without one, none.
 """
 
 from __future__ import annotations
@@ -48,6 +50,11 @@ class FuturesAccount:
     funding: list[FundingPayment] = field(default_factory=list)
 
 
+def acct_exchange(book: Book, api_key: str) -> str:
+    acct = book.accounts.get(api_key)
+    return acct.exchange if acct is not None else "binance"
+
+
 class Futures:
     def __init__(self, book: Book):
         self.book = book
@@ -71,7 +78,7 @@ class Futures:
                         continue
                     rate = self.book.funding_rates.get(sym, self.book.default_funding_rate)
                     candle = self.book.candle_at(sym, ft)
-                    mark = Decimal(candle[0]) if candle else self.mark(sym)
+                    mark = (Decimal(candle[0]) + self.mark(sym) - self.book.price(sym)) if candle else self.mark(sym)
                     amount = (-pos.qty * mark * rate).quantize(FEE_DP)
                     self._funding_ids += 1
                     acct.funding.append(FundingPayment(self._funding_ids, sym, ft, rate, amount))
@@ -86,7 +93,7 @@ class Futures:
         return acct.positions.setdefault(symbol, Position(margin_type=acct.margin_mode))
 
     def mark(self, symbol: str) -> Decimal:
-        return self.book.price(symbol)
+        return self.book.mark_price(symbol)
 
     def used_margin(self, acct: FuturesAccount) -> Decimal:
         return sum((abs(p.qty) * p.entry / p.leverage for p in acct.positions.values()), ZERO)
@@ -132,7 +139,7 @@ class Futures:
             if qty < spec.min_qty or qty > spec.max_qty:
                 raise Reject("min_qty", str(qty))
             pos = self.position(api_key, symbol)
-            px = self.mark(symbol)
+            px = self.book.perp_price(symbol)
             signed = qty if side == "buy" else -qty
             if reduce_only and (pos.qty == 0 or (pos.qty > 0) == (signed > 0) or qty > abs(pos.qty)):
                 raise Reject("reduce_only", symbol)
@@ -167,15 +174,35 @@ class Futures:
             self.orders.append(order)
             return order
 
-    def close_externally(self, api_key: str, symbol: str, price: Decimal | None = None, fee: bool = True) -> Decimal:
-        """Flatten a position outside the bot (a manual close, or a liquidation at `price`): -> realized PnL."""
+    def close_externally(self, api_key: str, symbol: str, price: Decimal | None = None, fee: bool = True,
+                         fill: bool = True, qty: Decimal | None = None) -> Decimal:
+        """Close a position outside the bot (a manual close, or a liquidation at `price`), `qty` of it (default
+        all): -> realized PnL. With `fill`, the close is in the account's trade history (userTrades, execution
+        list) like any order's fill; without, it is not (a liquidation reported without a fill)."""
         with self.book.lock:
             acct, pos = self.accounts[api_key], self.position(api_key, symbol)
-            px = Decimal(price) if price is not None else self.mark(symbol)
-            pnl = (px - pos.entry) * pos.qty
-            cost = (abs(pos.qty) * px * TAKER_FEE).quantize(FEE_DP) if fee else ZERO
+            px = Decimal(price) if price is not None else self.book.perp_price(symbol)
+            closed = abs(pos.qty) if qty is None else Decimal(qty)
+            sign = 1 if pos.qty > 0 else -1
+            pnl = (px - pos.entry) * closed * sign
+            cost = (closed * px * TAKER_FEE).quantize(FEE_DP) if fee else ZERO
             acct.wallet += pnl - cost
-            pos.qty, pos.entry, pos.updated = ZERO, ZERO, self.book.now_ms
+            now = self.book.now_ms
+            if fill:
+                side = "sell" if sign > 0 else "buy"
+                oid = str(next(self.book._ids))
+                order = Order(oid, acct_exchange(self.book, api_key), api_key, symbol, f"web_{oid}", side, "market",
+                              closed, None, None, now, updated=now)
+                order.trades.append(Trade(next(self.book._trade_ids), oid, symbol, side, px, closed, closed * px, cost,
+                                          "USDT", now, False))
+                order.filled, order.cum_quote, order.fee, order.fee_asset = closed, closed * px, cost, "USDT"
+                order.status = "FILLED"
+                self.orders.append(order)
+                self.realized[oid] = pnl
+            pos.qty -= closed * sign
+            if not pos.qty:
+                pos.entry = ZERO
+            pos.updated = now
             return pnl - cost
 
     def find(self, api_key: str, order_id: str | None, client_id: str | None) -> Order | None:

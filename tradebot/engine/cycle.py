@@ -23,7 +23,6 @@ from decimal import Decimal
 
 from .. import events, risk
 from ..db import write_tx
-from ..exchange.futures_symbols import data_symbol
 from ..instance_lock import fence
 from ..models import (
     Order,
@@ -150,8 +149,8 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker, LLMWiring):
         md = self.hub.market_data
         data_net = self.data_network(cfg.exchange, network)
         futures = book.futures
-        # a perpetual reads its spot market's data (paper; mark price = last spot price)
-        dsym = data_symbol(cfg.symbol) if futures else cfg.symbol
+        # a perpetual reads its own market's candles (not the spot market's), and its price is the mark price
+        dsym = cfg.symbol
         self.streams[cfg.id] = (cfg.exchange, data_net, dsym, cfg.timeframe, int(cfg.interval_seconds or 60))
         candles = md.candles(cfg.exchange, data_net, dsym, cfg.timeframe, self.candle_limit)
         last_ts = state.last_candle_ts
@@ -165,7 +164,8 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker, LLMWiring):
                 i -= 1
             since = candles[i:]
         last_price = None
-        lp = getattr(md, "last_price", None)
+        # futures: the mark price values the position, drives liquidation and the stop-loss guard (paper and live)
+        lp = getattr(md, "mark_price" if futures else "last_price", None)
         if lp is not None:
             try:
                 last_price = float(lp(cfg.exchange, data_net, dsym, **self._slot(lp, cfg)))

@@ -52,12 +52,12 @@ class CycleWiring:
         return broker
 
     def _slot(self, lp, cfg) -> dict:
-        """One ticker per symbol per cycle slot (the pair's interval) when the market data supports it."""
+        """One ticker (or mark price) per symbol per cycle slot (the pair's interval) when the market data
+        supports it."""
         if self._lp_slots is None:
-            import inspect
-
-            self._lp_slots = "slot_ms" in inspect.signature(lp).parameters
-        return {"slot_ms": int(cfg.interval_seconds or 60) * 1000} if self._lp_slots else {}
+            self._lp_slots = _takes_slot(lp)
+        ok = self._lp_slots if getattr(lp, "__name__", "") == "last_price" else _takes_slot(lp)
+        return {"slot_ms": int(cfg.interval_seconds or 60) * 1000} if ok else {}
 
     def data_network(self, exchange: str, network: str) -> str:
         """Where the pair's market data comes from (paper reads public data of another network): shared
@@ -74,9 +74,12 @@ class CycleWiring:
 
         md = self.hub.market_data
         lp = getattr(md, "last_price", None)
+        mark = getattr(md, "mark_price", None)
         streams = set(self.streams.values())
         if not streams:
             return 0
+        if lp is not None and self._lp_slots is None:
+            self._lp_slots = _takes_slot(lp)
         # The slot's prices first, one request per exchange for all its symbols (40 streams behind one
         # host's rate limit: 2 requests instead of 40, so the candles are in before the first pairs start).
         batched: set[tuple] = set()
@@ -87,23 +90,36 @@ class CycleWiring:
                 if now_ms % (interval * 1000) < 60_000:
                     groups.setdefault((exchange, net, interval), set()).add(symbol)
             for (exchange, net, interval), symbols in sorted(groups.items()):
-                try:
-                    md.prefetch_prices(exchange, net, symbols, interval * 1000)
-                    batched.update((exchange, net, s, interval) for s in symbols)
-                except Exception as exc:  # noqa: BLE001 - one ticker per symbol below instead
-                    log.debug("batched prices of %s failed: %s", exchange, exc)
+                spot = {s for s in symbols if ":" not in s}
+                perps = symbols - spot  # perpetuals: their mark prices, one request per exchange too
+                marks = getattr(md, "prefetch_marks", None)
+                for batch, fetch in ((spot, md.prefetch_prices), (perps, marks)):
+                    if not batch or fetch is None:
+                        continue
+                    try:
+                        fetch(exchange, net, batch, interval * 1000)
+                        batched.update((exchange, net, s, interval) for s in batch)
+                    except Exception as exc:  # noqa: BLE001 - one ticker per symbol below instead
+                        log.debug("batched prices of %s failed: %s", exchange, exc)
 
         def one(stream) -> None:
             exchange, net, symbol, timeframe, interval = stream
             try:
                 md.candles(exchange, net, symbol, timeframe, self.candle_limit)
                 slot = interval * 1000
-                if (lp is not None and self._lp_slots and now_ms % slot < 60_000
+                price = mark if ":" in symbol else lp
+                if (price is not None and self._lp_slots and now_ms % slot < 60_000
                         and (exchange, net, symbol, interval) not in batched):
-                    lp(exchange, net, symbol, slot_ms=slot)
+                    price(exchange, net, symbol, slot_ms=slot)
             except Exception as exc:  # noqa: BLE001 - the pair's own cycle retries and reports it
                 log.debug("prefetch of %s %s failed: %s", exchange, symbol, exc)
 
         with ThreadPoolExecutor(max(1, min(workers, len(streams))), thread_name_prefix="prefetch") as pool:
             list(pool.map(one, sorted(streams)))
         return len(streams)
+
+
+def _takes_slot(fn) -> bool:
+    import inspect
+
+    return "slot_ms" in inspect.signature(fn).parameters

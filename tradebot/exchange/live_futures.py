@@ -87,7 +87,7 @@ class FuturesOrders:
         except ccxt.InvalidOrder as exc:
             raise InvalidOrder(f"Amount too small for {symbol}") from exc
         if not reduce_only:
-            px = self.hub.market_data.last_price(self.exchange, self.network, symbol.split(":")[0])
+            px = self.hub.market_data.mark_price(self.exchange, self.network, symbol)
             check_minimums(rules, amount, amount * px)
         params = {"clientOrderId": client_order_id}
         if reduce_only:

@@ -1,6 +1,10 @@
 """Shared market data: candles and prices fetched ONCE per (exchange, network, symbol, timeframe) per candle
 (or per ticker TTL) and served to every pair and user. Thread-safe; concurrent callers of one key wait for a
-single fetch (single-flight) instead of issuing their own."""
+single fetch (single-flight) instead of issuing their own.
+
+A USDT-M perpetual (`BTC/USDT:USDT`) has its own data: its candles and last price come from the venue's
+futures markets (Binance /fapi/v1/klines, Bybit v5 kline category=linear), and its mark price (what positions
+are valued, liquidated and funded at) from Binance /fapi/v1/premiumIndex or Bybit linear tickers."""
 
 from __future__ import annotations
 
@@ -85,8 +89,14 @@ class MarketData:
             closed = list(s.candles)
         return closed[-limit:]
 
+    def _client(self, exchange: str, network: str, symbol: str):
+        """The shared public client whose markets hold `symbol`: the futures one for a perpetual."""
+        if ":" in symbol:
+            return self._client_for(exchange, network, True)
+        return self._client_for(exchange, network)
+
     def _fetch(self, s: _Series, exchange, network, symbol, timeframe, tf, now, boundary, want) -> None:
-        client = self._client_for(exchange, network)
+        client = self._client(exchange, network, symbol)
         last = s.candles[-1].ts if s.candles else None
         # Once the series is full, ask only for the candles closed since its last one (+1 of overlap, +1
         # in progress): parsing 300 rows per symbol per candle was most of the market-data CPU.
@@ -126,7 +136,7 @@ class MarketData:
             else:
                 stale = p is None or now - p.at >= self.ticker_ttl_ms
             if stale:
-                client = self._client_for(exchange, network)
+                client = self._client(exchange, network, symbol)
                 t = with_retry(lambda: client.fetch_ticker(symbol), self._policy_for(exchange), exchange,
                                "fetch_ticker")
                 self.fetches += 1
@@ -141,7 +151,7 @@ class MarketData:
         network = self._data_network(exchange, network)
         now = self.now_ms()
         want = []
-        for symbol in sorted(set(symbols)):
+        for symbol in sorted(s for s in set(symbols) if ":" not in s):  # perpetuals: prefetch_marks
             p = self._prices.get((exchange, network, symbol))
             if p is None or now // slot_ms != p.at // slot_ms or now < p.at:
                 want.append(symbol)
@@ -162,6 +172,61 @@ class MarketData:
             stored += 1
         return stored
 
+    def mark_price(self, exchange: str, network: str, symbol: str, slot_ms: int | None = None) -> Decimal:
+        """The mark price of the USDT-M perpetual `symbol` (BTC/USDT:USDT), shared like last_price: one
+        request per (exchange, perpetual) per slot (or per ticker TTL without `slot_ms`). The same answer
+        carries the funding rate, which is stored too (funding_rate() then asks nothing for 10 min)."""
+        network = self._data_network(exchange, network)
+        market_id = _market_id(symbol)
+        key = ("mark", exchange, network, market_id)
+        with self._lock(key):
+            now = self.now_ms()
+            p = self._prices.get(key)
+            if slot_ms:
+                stale = p is None or now // slot_ms != p.at // slot_ms or now < p.at
+            else:
+                stale = p is None or now - p.at >= self.ticker_ttl_ms
+            if stale:
+                client = self._client_for(exchange, network)
+                rows = with_retry(lambda: _fetch_premium(client, exchange, market_id), self._policy_for(exchange),
+                                  exchange, "mark_price")
+                self.fetches += 1
+                p = self._store_marks(exchange, network, rows, now).get(market_id)
+                if p is None:
+                    raise ValueError(f"no mark price of {symbol} on {exchange}")
+            return p.value
+
+    def prefetch_marks(self, exchange: str, network: str, symbols, slot_ms: int) -> int:
+        """The slot's mark price of several perpetuals of one exchange in ONE request (Binance premiumIndex
+        and Bybit linear tickers answer every symbol when none is named), as if each had been asked by
+        mark_price(slot_ms=...). Returns the number stored; raises on a failed request."""
+        network = self._data_network(exchange, network)
+        now = self.now_ms()
+        want = set()
+        for symbol in set(symbols):
+            p = self._prices.get(("mark", exchange, network, _market_id(symbol)))
+            if p is None or now // slot_ms != p.at // slot_ms or now < p.at:
+                want.add(_market_id(symbol))
+        if not want:
+            return 0
+        client = self._client_for(exchange, network)
+        rows = with_retry(lambda: _fetch_premium(client, exchange, None), self._policy_for(exchange), exchange,
+                          "prefetch_marks")
+        self.fetches += 1
+        return len(set(self._store_marks(exchange, network, rows, now, want)) & want)
+
+    def _store_marks(self, exchange: str, network: str, rows, now: int, only=None) -> dict:
+        """Mark prices (and the funding rates in the same rows) of a premiumIndex / linear tickers answer."""
+        out = {}
+        for market_id, mark, rate in rows:
+            if mark is None or (only is not None and market_id not in only):
+                continue
+            # a plain store (atomic): the per-key lock is for single flight, and mark_price holds it here
+            out[market_id] = self._prices[("mark", exchange, network, market_id)] = _Price(Decimal(str(mark)), now)
+            if rate not in (None, ""):
+                self._prices[("funding", exchange, network, market_id)] = _Price(Decimal(str(rate)), now)
+        return out
+
     FUNDING_TTL_MS = 600_000  # the venues move the predicted rate slowly: one request per symbol per 10 min
 
     def funding_rate(self, exchange: str, network: str, symbol: str) -> Decimal:
@@ -169,7 +234,7 @@ class MarketData:
         through the public client's raw endpoints (Binance /fapi/v1/premiumIndex, Bybit /v5/market/tickers
         category=linear), shared for FUNDING_TTL_MS. Raises when the venue does not answer it."""
         network = self._data_network(exchange, network)
-        market_id = symbol.split(":")[0].replace("/", "")
+        market_id = _market_id(symbol)
         key = ("funding", exchange, network, market_id)
         with self._lock(key):
             now = self.now_ms()
@@ -189,6 +254,23 @@ class MarketData:
                         and timeframe in (None, k[3])]:
                 self._series.pop(key, None)
             self._prices.pop((exchange, network, symbol), None)
+
+
+def _market_id(symbol: str) -> str:
+    """'BTC/USDT:USDT' (or 'BTC/USDT') -> 'BTCUSDT', the venues' id of the USDT-M perpetual."""
+    return symbol.split(":")[0].replace("/", "")
+
+
+def _fetch_premium(client, exchange: str, market_id: str | None) -> list[tuple]:
+    """[(market id, mark price, funding rate)] of one perpetual, or of all of them (market_id None), through
+    the public client's raw endpoints (no futures markets needed)."""
+    if exchange == "binance":
+        res = client.fapiPublicGetPremiumIndex({"symbol": market_id} if market_id else {})
+        rows = res if isinstance(res, list) else [res]
+        return [(r.get("symbol"), r.get("markPrice"), r.get("lastFundingRate")) for r in rows]
+    req = {"category": "linear", **({"symbol": market_id} if market_id else {})}
+    rows = client.publicGetV5MarketTickers(req)["result"]["list"]
+    return [(r.get("symbol"), r.get("markPrice"), r.get("fundingRate")) for r in rows]
 
 
 def _fetch_funding(client, exchange: str, market_id: str):

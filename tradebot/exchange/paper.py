@@ -87,7 +87,7 @@ class PaperBroker:
         self._lock = threading.Lock()
 
     def rules(self, symbol: str) -> MarketRules:
-        if ":" in symbol:  # a perpetual trades on its spot market's data and steps, with the futures fee
+        if ":" in symbol:  # a perpetual: its spot market's steps and minimums, with the futures fee
             spot = self._rules(data_symbol(symbol))
             return replace(spot, symbol=symbol, taker_fee=self.futures_taker_fee)
         return self._rules(symbol)
@@ -95,9 +95,9 @@ class PaperBroker:
     def futures_order(self, symbol: str, side: str, base_amount: Decimal, client_order_id: str,
                       reduce_only: bool = False, price: Decimal | None = None, liquidation: bool = False,
                       leverage: int | None = None, margin_mode: str | None = None) -> Fill:
-        """A market order on a perpetual (one-way mode) at the current price of its spot data, or at `price`
-        for a liquidation, which settles at the bankruptcy price without a fee."""
-        px = Decimal(price) if price is not None else self._price(data_symbol(symbol))
+        """A market order on a perpetual (one-way mode) at the perpetual's own last price, or at `price` for a
+        liquidation, which settles at the bankruptcy price without a fee."""
+        px = Decimal(price) if price is not None else self._price(symbol)
         return self._book(simulate_futures_fill(self.rules(symbol), side, px, client_order_id, base_amount,
                                                 self.futures_taker_fee, self._ts(), charge_fee=not liquidation))
 
