@@ -149,14 +149,17 @@ def test_futures_permission_check_names_what_to_enable(database, fake_exchange, 
     assert len(fake_exchange.requests_to("/fapi/v2/account")) == 2
 
 
-def test_a_position_closed_outside_the_bot_is_booked_the_pair_stopped_and_the_user_told_once(
+@pytest.mark.parametrize("live_futures", ["binance", "bybit"], indirect=True)
+def test_a_position_closed_outside_the_bot_is_booked_from_the_venues_fill_the_pair_stopped_and_the_user_told_once(
         live_futures, fake_exchange):
     import json
 
     from tradebot.models import Notification
+    from tradebot.telegram.format.events import event
 
     mgr, deciders, user = live_futures
-    cfg = _pair(user)
+    exchange = fake_exchange.book.accounts["key1"].exchange
+    cfg = _pair(user, exchange)
     deciders["scripted"] = ScriptedDecider({_closed(fake_exchange): "buy"})
     p_open = fake_exchange.price("BTCUSDT")
     mgr.run_cycle(cfg.id)
@@ -166,23 +169,59 @@ def test_a_position_closed_outside_the_bot_is_booked_the_pair_stopped_and_the_us
     assert UserConfig.get_by_id(cfg.id).is_trading and Position.get(Position.config == cfg.id).status == "open"
 
     fake_exchange.advance(1)
-    fake_exchange.futures.close_externally("key1", "BTCUSDT")  # the user closes it in the exchange's app
-    p_now = fake_exchange.price("BTCUSDT")
+    p_manual = fake_exchange.price("BTCUSDT") - 7  # the user sells in the app, a little below the market ...
+    fake_exchange.futures.close_externally("key1", "BTCUSDT", price=p_manual)
+    fake_exchange.advance(1)
+    fake_exchange.book.mark_premium["BTCUSDT"] = D(15)  # ... and by the next cycle the mark is elsewhere
     mgr.run_cycle(cfg.id)
     pos = Position.get(Position.config == cfg.id)
-    assert (pos.status, pos.close_reason, pos.exit_price) == ("closed", "external", p_now)
+    assert (pos.status, pos.close_reason, pos.exit_price) == ("closed", "external", p_manual)
     ext = Trade.get((Trade.config == cfg.id) & (Trade.side == "sell"))
-    assert ext.reason == "external" and ext.fee == 0
-    assert ext.pnl == (p_now - p_open) * amount - _fee(amount, p_open)  # the close's fee is not known
+    assert ext.reason == "external" and ext.fee == _fee(amount, p_manual)  # the venue's own fill and fee
+    assert ext.pnl == (p_manual - p_open) * amount - _fee(amount, p_open) - _fee(amount, p_manual)
+    # the venue's wallet moved by exactly what the pair booked
+    assert fake_exchange.futures.accounts["key1"].wallet == WALLET + ext.pnl
     assert not UserConfig.get_by_id(cfg.id).is_trading
     st = UserState.get(UserState.config == cfg.id)
     assert "closed or changed outside the bot" in st.last_error and "stopped the pair" in st.last_error
-    posts_before = len(fake_exchange.requests_to("/fapi/v1/order", "POST"))
+    assert "fill(s) of the close" in st.last_error
+    order_path = ORDER_PATH[exchange]
+    posts_before = len(fake_exchange.requests_to(order_path, "POST"))
     fake_exchange.advance(1)
     mgr.run_cycle(cfg.id)
     errors = [json.loads(n.payload) for n in Notification.select().where(Notification.kind == "pair_error")]
     assert len(errors) == 1 and errors[0]["needs_action"] and "outside the bot" in errors[0]["message"]
-    assert len(fake_exchange.requests_to("/fapi/v1/order", "POST")) == posts_before == 1  # nothing sent
+    assert len(fake_exchange.requests_to(order_path, "POST")) == posts_before == 1  # nothing sent
+    closed = Notification.select().where(Notification.kind == "trade_closed").get()
+    assert "Closed outside the bot; booked the average of" in event("trade_closed", closed.payload)
+
+
+@pytest.mark.parametrize("live_futures", ["binance", "bybit"], indirect=True)
+def test_a_liquidation_reported_without_a_fill_is_booked_at_the_mark_price_and_says_so(live_futures,
+                                                                                       fake_exchange):
+    from tradebot.models import Notification
+    from tradebot.telegram.format.events import event
+
+    mgr, deciders, user = live_futures
+    exchange = fake_exchange.book.accounts["key1"].exchange
+    cfg = _pair(user, exchange)
+    deciders["scripted"] = ScriptedDecider({_closed(fake_exchange): "short"})
+    p_open = fake_exchange.price("BTCUSDT")
+    mgr.run_cycle(cfg.id)
+    amount = Position.get(Position.config == cfg.id).amount
+    fake_exchange.advance(1)
+    fake_exchange.futures.close_externally("key1", "BTCUSDT", price=p_open * D("1.3"), fee=False, fill=False)
+    fake_exchange.book.mark_premium["BTCUSDT"] = D(-11)
+    mark = fake_exchange.book.mark_price("BTCUSDT")
+    mgr.run_cycle(cfg.id)
+    pos = Position.get(Position.config == cfg.id)
+    assert (pos.status, pos.close_reason, pos.exit_price) == ("closed", "external: no fill, mark price", mark)
+    ext = Trade.get((Trade.config == cfg.id) & (Trade.side == "buy"))
+    assert (ext.reason, ext.fee, ext.price) == ("external: no fill, mark price", 0, mark)
+    assert ext.pnl == (p_open - mark) * amount - _fee(amount, p_open)
+    text = event("trade_closed", Notification.select().where(Notification.kind == "trade_closed").get().payload)
+    assert "no fill of the close found" in text and "at the mark price, fee unknown" in text
+    assert "no fill of the close found" in UserState.get(UserState.config == cfg.id).last_error
 
 
 def test_a_position_the_bot_did_not_open_stops_the_pair_before_it_trades(live_futures, fake_exchange):

@@ -30,10 +30,12 @@ from .breaker import record_trip
 
 
 def book_order_fill(
-    order: Order, fill, now_ms: int, settings: core.PairSettings | None = None, decision=None
+    order: Order, fill, now_ms: int, settings: core.PairSettings | None = None, decision=None,
+    note: str | None = None,
 ) -> core.FillOutcome | None:
     """Book `fill` of the pending `order`: ONE transaction for order, trade, position, user_state,
-    decision outcome and events. Returns None if the order was already booked (or not pending)."""
+    decision outcome and events. Returns None if the order was already booked (or not pending). `note`: a
+    sentence for the close's notification (where an outside close's numbers come from)."""
     cfg = UserConfig.get_by_id(order.config_id)
     if settings is None:
         settings = core.PairSettings.from_config(cfg)
@@ -155,6 +157,7 @@ def book_order_fill(
                     "pnl": out.pnl,
                     "pnl_percent": pnl_pct,
                     "reason": order.reason or "signal",
+                    **({"fee": fill.fee_quote, "note": note} if note else {}),
                 },
                 cfg.id,
             )

@@ -33,6 +33,19 @@ class FundingPayment:
 
 
 @dataclass(frozen=True, slots=True)
+class VenueFill:
+    """One fill of the account on a perpetual as the venue reports it (fee in USDT)."""
+
+    order_id: str
+    client_order_id: str
+    side: str
+    amount: Decimal
+    price: Decimal
+    fee: Decimal
+    time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class ExchangePosition:
     """The exchange's one-way position of a perpetual: side long|short|flat, size in base (>= 0)."""
 
@@ -116,6 +129,32 @@ class FuturesOrders:
             out.append(FundingPayment(int(ts), paid, str(r.get("id") or "")))
         return sorted(out, key=lambda f: f.time_ms)
 
+    FILLS_PAGE = 100
+    WEEK_MS = 7 * 86_400_000  # the venues answer trade history for at most 7 days per request
+
+    def account_fills(self, symbol: str, since_ms: int, until_ms: int) -> list[VenueFill]:
+        """The account's fills of `symbol` in [since_ms, until_ms] (at most the last 7 days), oldest first:
+        ccxt fetch_my_trades (Binance /fapi/v1/userTrades; Bybit /v5/execution/list category=linear, execType
+        Trade, and BustTrade / AdlTrade for liquidations and auto-deleveraging). A few pages at most."""
+        since = max(int(since_ms), int(until_ms) - self.WEEK_MS + 1)
+        kinds = [None] if self.exchange == "binance" else ["Trade", "BustTrade", "AdlTrade"]
+        seen: dict[str, VenueFill] = {}
+        client = self._client(True)
+        for kind in kinds:
+            start = since
+            for _ in range(5):
+                params = {"until": int(until_ms), **({"execType": kind} if kind else {})}
+                rows = self._read(lambda s=start, p=params: client.fetch_my_trades(symbol, s, self.FILLS_PAGE, p),
+                                  "fetch_my_trades")
+                for r in rows:
+                    fill = _venue_fill(r)
+                    if fill is not None:
+                        seen[str(r.get("id") or (fill.order_id, fill.time_ms))] = fill
+                if len(rows) < self.FILLS_PAGE:
+                    break
+                start = max(int(r.get("timestamp") or 0) for r in rows) + 1
+        return sorted(seen.values(), key=lambda f: f.time_ms)
+
     def futures_position(self, symbol: str) -> ExchangePosition:
         """The account's position of `symbol` as the exchange holds it now."""
         positions = self._read(lambda: self._client(True).fetch_positions([symbol]), "fetch_positions")
@@ -133,3 +172,19 @@ class FuturesOrders:
         """Free USDT of the futures (or unified) account: one signed call, also the permission check."""
         bal = self._read(lambda: self._client(True).fetch_balance(), "fetch_balance")
         return dec((bal.get("free") or {}).get("USDT")) or Decimal(0)
+
+
+def _venue_fill(r: dict) -> VenueFill | None:
+    info = r.get("info") or {}
+    if info.get("execType") == "Funding":
+        return None
+    amount, price = dec(r.get("amount")), dec(r.get("price"))
+    if not amount or amount <= 0 or price is None or r.get("side") not in ("buy", "sell"):
+        return None
+    fee = r.get("fee") or {}
+    cost = dec(fee.get("cost")) or Decimal(0)
+    if fee.get("currency") not in (None, "USDT"):
+        cost = Decimal(0)  # a fee in another coin is not a USDT amount (BNB discounts): not booked as one
+    client_id = info.get("orderLinkId") or info.get("clientOrderId") or ""
+    return VenueFill(str(r.get("order") or ""), str(client_id), r["side"], amount, price, cost,
+                     int(r.get("timestamp") or 0))

@@ -58,7 +58,8 @@ def _futures_event(kind: str, p: dict, where: str) -> str:
         return (f"🚨🚨 <b>LIQUIDATED: {side} {where}{lev}</b>\nThe price reached the liquidation price before the "
                 f"stop-loss could act; the position's margin is lost.\n{body}\nCheck /status and lower the leverage.")
     head = {"stop_loss": "🛑 Stop-loss hit", "take_profit": "🎯 Take-profit hit"}.get(reason, "🔴 Closed")
-    return f"{head}: <b>Closed {side} {where}{lev}</b>\n{body}"
+    note = f"\n{e(str(p['note']))}" if p.get("note") else ""  # an outside close: where its numbers come from
+    return f"{head}: <b>Closed {side} {where}{lev}</b>\n{body}{note}"
 
 
 def event(kind: str, payload_json: str) -> str:
