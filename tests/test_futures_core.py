@@ -185,25 +185,37 @@ def _with(settings, **kw):
     return dataclasses.replace(settings, **kw)
 
 
-def test_venue_funding_books_each_funding_time_once_and_gives_up_on_a_silent_one():
-    from tradebot.engine.futures import FUNDING_GRACE_MS, book_venue_funding
+def test_venue_funding_books_each_funding_time_held_once_and_gives_up_on_a_silent_one():
+    from tradebot.engine.futures import FUNDING_GIVE_UP_MS, funding_times_held, settle_venue_funding
     from tradebot.exchange.live_futures import FundingPayment
 
     b = futures_book()
-    b.holdings, b.side, b.entry_price = D("0.3"), "long", D(100)
+    b.holdings, b.side, b.entry_price, b.in_position = D("0.3"), "long", D(100), True
     ft = (T0 // H8 + 1) * H8
+    spans = [(ft - H8 - 5, None)]  # opened just before the previous funding time, still open
     b.last_funding_ms = ft - H8
+    assert funding_times_held(b.last_funding_ms, ft + 60_000, spans) == [ft]
     paid = [FundingPayment(ft - H8, D("9"), "old"), FundingPayment(ft + 3, D("0.25"), "a")]
-    assert book_venue_funding(b, paid, D(100), ft + 60_000) == D("0.25")  # the older one was booked before
+    assert settle_venue_funding(b, paid, ft + 60_000, spans, ft + 60_000, D(100)) == [(0, D("0.25"))]
     assert (b.funding_paid, b.position_funding, b.realized_pnl, b.last_funding_ms) == \
-        (D("0.25"), D("0.25"), D("-0.25"), ft + 3)
-    assert book_venue_funding(b, paid, D(100), ft + 120_000) is None  # asked again: nothing new
+        (D("0.25"), D("0.25"), D("-0.25"), ft + 3)  # the older one was booked before
+    assert settle_venue_funding(b, paid, ft + 120_000, spans, ft + 120_000, D(100)) == []  # nothing new
     assert b.funding_paid == D("0.25")
-    # the next funding time: not reported yet -> asked again next cycle, then passed over after the grace
+    # the next funding time: not reported yet -> awaited (the cursor stays), passed over after the give-up time
     nxt = ft + H8
-    assert book_venue_funding(b, paid, D(100), nxt + 60_000) is None and b.last_funding_ms == ft + 3
-    assert book_venue_funding(b, paid, D(100), nxt + FUNDING_GRACE_MS) is None and b.last_funding_ms == nxt
-    # a short received: booked as negative paid
-    got = [FundingPayment(nxt + H8, D("-0.4"), "b")]
-    assert book_venue_funding(b, got, D(100), nxt + H8 + 1000) == D("-0.4")
-    assert b.funding_paid == D("-0.15")
+    assert settle_venue_funding(b, paid, nxt + 60_000, spans, nxt + 60_000, D(100)) == []
+    assert b.last_funding_ms == ft + 3
+    assert settle_venue_funding(b, paid, nxt + H8 - 1, spans, nxt + H8 - 1, D(100)) == []  # 8 h late: still
+    assert b.last_funding_ms == ft + 3
+    late = nxt + FUNDING_GIVE_UP_MS + 60_000
+    assert settle_venue_funding(b, paid, late, [(ft - H8 - 5, nxt + H8 - 10)], late, D(100)) == []
+    assert b.last_funding_ms == rf.funding_time(late)
+    # a position closed since: its payment counts for the pair, not for the position now open
+    b2 = futures_book()
+    b2.holdings, b2.side, b2.entry_price, b2.in_position = D("0.1"), "short", D(100), True
+    b2.last_funding_ms = ft - H8
+    spans2 = [(ft - H8 + 5, ft + 1_000), (ft + 60_000, None)]
+    got = [FundingPayment(ft + 2_000, D("-0.4"), "b")]  # a short received, stamped after its close
+    assert settle_venue_funding(b2, got, ft + 300_000, spans2, ft + 300_000, D(100)) == [(0, D("-0.4"))]
+    assert (b2.funding_paid, b2.position_funding, b2.realized_pnl) == (D("-0.4"), 0, D("0.4"))
+    assert b2.last_funding_ms == ft + 2_000

@@ -378,3 +378,85 @@ def test_live_funding_books_the_venues_payment_once_even_across_a_restart(live_f
     assert (Position.get_by_id(pos.id).funding, state.funding_paid) == (paid, paid)
     assert Notification.select().where(Notification.kind == "funding").count() == 1
     assert _funding_asks(fake_exchange, exchange) == 1
+
+
+@pytest.mark.parametrize("live_futures", ["binance", "bybit"], indirect=True)
+def test_live_funding_reported_late_is_still_booked_and_the_venue_asked_sparingly(live_futures, fake_exchange):
+    mgr, deciders, user = live_futures
+    exchange = fake_exchange.book.accounts["key1"].exchange
+    cfg = _pair(user, exchange)
+    deciders["scripted"] = ScriptedDecider({_closed(fake_exchange): "buy"})
+    fake_exchange.book.funding_rates["BTCUSDT"] = D("0.0004")
+    mgr.run_cycle(cfg.id)
+    pos = Position.get(Position.config == cfg.id)
+    fake_exchange.futures.report_delay_ms = 47 * MINUTE  # the venue reports the payment 47 minutes late
+    funding_at = (fake_exchange.now_ms // (8 * 3_600_000) + 1) * 8 * 3_600_000
+    fake_exchange.set_time(funding_at + MINUTE)
+    for _ in range(60):  # a cycle a minute for an hour
+        mgr.run_cycle(cfg.id)
+        fake_exchange.advance(1)
+    [venue] = fake_exchange.futures.accounts["key1"].funding
+    state = UserState.get(UserState.config == cfg.id)
+    assert (Position.get_by_id(pos.id).funding, state.funding_paid) == (-venue.amount, -venue.amount)
+    assert state.last_funding_ts >= funding_at
+    asks = _funding_asks(fake_exchange, exchange)
+    assert 2 <= asks <= 11  # every 5 minutes while awaited (16:01 ... 16:51), not every minute; none once booked
+
+
+@pytest.mark.parametrize("live_futures", ["binance", "bybit"], indirect=True)
+def test_live_funding_of_a_position_closed_in_the_cycle_that_first_saw_the_funding_time_is_booked(
+        live_futures, fake_exchange):
+    mgr, deciders, user = live_futures
+    exchange = fake_exchange.book.accounts["key1"].exchange
+    cfg = _pair(user, exchange)
+    fake_exchange.book.funding_rates["BTCUSDT"] = D("-0.0003")  # shorts pay
+    funding_at = (fake_exchange.now_ms // (8 * 3_600_000) + 1) * 8 * 3_600_000
+    deciders["scripted"] = ScriptedDecider({_closed(fake_exchange): "short"})
+    mgr.run_cycle(cfg.id)
+    pos = Position.get(Position.config == cfg.id)
+    fake_exchange.futures.report_delay_ms = 3 * MINUTE
+    fake_exchange.set_time(funding_at + 30_000)
+    deciders["scripted"].script[_closed(fake_exchange)] = "close"
+    mgr.run_cycle(cfg.id)  # first sees the funding time (not reported yet) and closes the short
+    closed = Position.get_by_id(pos.id)
+    assert closed.status == "closed" and closed.funding == 0
+    pnl_at_close = closed.realized_pnl
+    for _ in range(12):
+        fake_exchange.advance(1)
+        mgr.run_cycle(cfg.id)
+    [venue] = fake_exchange.futures.accounts["key1"].funding
+    paid = -venue.amount
+    assert paid > 0
+    closed = Position.get_by_id(pos.id)
+    state = UserState.get(UserState.config == cfg.id)
+    assert (closed.funding, closed.realized_pnl) == (paid, pnl_at_close - paid)
+    assert state.funding_paid == paid and state.realized_pnl == pnl_at_close - paid
+    assert state.equity == state.cash == D(1000) + pnl_at_close - paid
+    # the venue's wallet: the pair's money moved by exactly what it booked
+    assert fake_exchange.futures.accounts["key1"].wallet == WALLET + state.realized_pnl
+    from tradebot.models import Notification
+
+    assert Notification.select().where(Notification.kind == "funding").count() == 1
+
+
+@pytest.mark.parametrize("live_futures", ["binance", "bybit"], indirect=True)
+def test_live_funding_history_longer_than_a_page_is_caught_up_each_time_once(live_futures, fake_exchange):
+    """The bot was away for 36 days with a position open (108 funding times, more than one page of 100): the
+    pair reads the history window by window over a few cycles and books every payment once."""
+    mgr, deciders, user = live_futures
+    exchange = fake_exchange.book.accounts["key1"].exchange
+    cfg = _pair(user, exchange)
+    deciders["scripted"] = ScriptedDecider({_closed(fake_exchange): "buy"})
+    mgr.run_cycle(cfg.id)
+    pos = Position.get(Position.config == cfg.id)
+    fake_exchange.advance(36 * 24 * 60)
+    fake_exchange.futures.settle_funding()
+    venue = fake_exchange.futures.accounts["key1"].funding
+    assert len(venue) >= 108
+    for _ in range(4):
+        mgr.run_cycle(cfg.id)
+        fake_exchange.advance(1)
+    paid = -sum((f.amount for f in venue), D(0))
+    state = UserState.get(UserState.config == cfg.id)
+    assert Position.get_by_id(pos.id).funding == paid and state.funding_paid == paid
+    assert state.last_funding_ts >= venue[-1].time

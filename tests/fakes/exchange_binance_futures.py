@@ -142,7 +142,7 @@ def _private(book: Book, fut: Futures, acct, req):
         start, end = int(q.get("startTime", 0)), int(q.get("endTime", book.now_ms))
         rows = [{"symbol": f.symbol, "incomeType": "FUNDING_FEE", "income": s(f.amount), "asset": "USDT",
                  "info": "FUNDING_FEE", "time": f.time, "tranId": 9_000_000 + f.id, "tradeId": ""}
-                for f in facct.funding if q.get("symbol") in (None, f.symbol) and start <= f.time <= end]
+                for f in fut.reported(facct) if q.get("symbol") in (None, f.symbol) and start <= f.time <= end]
         if q.get("incomeType") not in (None, "FUNDING_FEE"):
             rows = []
         return 200, rows[: int(q.get("limit", 100))]

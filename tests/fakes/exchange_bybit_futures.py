@@ -104,7 +104,7 @@ def _private(book: Book, fut, facct, acct, p: str, q: dict):
                  "execFee": s(-f.amount), "feeCurrency": "USDT", "execId": f"funding-{f.id}",
                  "execPrice": s(fut.mark(f.symbol)), "execQty": "0", "execType": "Funding", "execValue": "0",
                  "execTime": str(f.time), "isMaker": False, "feeRate": s(f.rate), "closedSize": "", "seq": f.id}
-                for f in facct.funding if q.get("symbol") in (None, f.symbol) and start <= f.time <= end
+                for f in fut.reported(facct) if q.get("symbol") in (None, f.symbol) and start <= f.time <= end
                 and q.get("execType") in (None, "Funding") and q.get("orderId") is None]
         rows += [{"symbol": o.symbol, "orderId": o.id, "orderLinkId": o.client_id, "side": o.side.capitalize(),
                   "orderPrice": "0", "orderQty": s(o.qty), "leavesQty": "0", "orderType": "Market",

@@ -62,6 +62,7 @@ class Futures:
         self.orders: list[Order] = []
         self.realized: dict[str, Decimal] = {}  # order id -> realized PnL of its fill
         self.funded_until = book.now_ms - book.now_ms % FUNDING_MS  # funding times up to here are settled
+        self.report_delay_ms = 0  # a settled payment shows in the funding history only this long after its time
         self._funding_ids = 0
 
     def settle_funding(self) -> None:
@@ -83,6 +84,10 @@ class Futures:
                     self._funding_ids += 1
                     acct.funding.append(FundingPayment(self._funding_ids, sym, ft, rate, amount))
                     acct.wallet += amount
+
+    def reported(self, acct: FuturesAccount) -> list[FundingPayment]:
+        """The payments the funding history shows by now (oldest first)."""
+        return [f for f in acct.funding if f.time + self.report_delay_ms <= self.book.now_ms]
 
     def add_account(self, api_key: str, usdt: str | Decimal, enabled: bool = True) -> FuturesAccount:
         acct = self.accounts[api_key] = FuturesAccount(Decimal(usdt), enabled=enabled)

@@ -64,7 +64,12 @@ def book_order_fill(
             book.day = now_ms // DAY_MS
         cost_before = book.cost_basis
         # `decision` may carry absolute stop-loss / take-profit prices proposed by the decider
+        cursor = book.last_funding_ms
         out = core.book_fill(book, fill, settings, now_ms, decision)
+        if book.futures and order.network != "paper":
+            # live: only the venue's payments move the funding cursor (engine/futures_funding.py), so a funding
+            # time of a position closed just before this one opened is still booked when the venue reports it
+            book.last_funding_ms = cursor
         pnl_pct = None
         opening = out.pnl is None  # spot: a buy; futures: a fill that opens or grows the position
         if opening:

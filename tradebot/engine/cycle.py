@@ -50,7 +50,7 @@ from .booking import book_order_fill
 from .breaker import UserBreaker, record_reset, record_trip
 from .decisions import DecisionRecorder
 from .errors import ExchangeError, NetworkChanged, is_ambiguous
-from .futures import book_venue_funding
+from .futures_funding import venue_funding as futures_venue_funding
 from .futures_reconcile import check_position
 from .llm_wiring import LLMWiring
 from .order_log import order_failed, order_filled, order_sent
@@ -96,6 +96,7 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker, LLMWiring):
         self._locks_lock = threading.Lock()
         self._pos_networks: dict[int, str] = {}
         self._lp_slots: bool | None = None
+        self._funding_asked: dict[int, int] = {}  # config id -> ms the venue's funding was last asked
         # config id -> (exchange, data network, symbol, timeframe, interval): what prefetch() refreshes
         self.streams: dict[int, tuple] = {}
 
@@ -185,14 +186,13 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker, LLMWiring):
                 return {"orders": 0, "exit": None, "skipped": "external", "trip": None, "problem": (gone, True),
                         "had_error": state.last_error is not None}
         venue_funding = None
-        if futures and book.in_position and funding_time(now_ms) > book.last_funding_ms:
-            if network == "paper":
-                # a funding time passed with the position open: the rate to book (one request per symbol per 10 min)
-                settings = dataclasses.replace(settings, funding_rate=broker.funding_rate(cfg.symbol))
-            else:  # live/testnet: what the venue actually settled on the position
-                payments = broker.funding_payments(cfg.symbol, book.last_funding_ms + 1)
-                mark = Decimal(repr(last_price)) if last_price is not None else None
-                venue_funding = book_venue_funding(book, payments, mark, now_ms)
+        if futures and network == "paper" and book.in_position and funding_time(now_ms) > book.last_funding_ms:
+            # a funding time passed with the position open: the rate to book (one request per symbol per 10 min)
+            settings = dataclasses.replace(settings, funding_rate=broker.funding_rate(cfg.symbol))
+        elif futures and network != "paper" and not unsettled:
+            # live/testnet: what the venue actually settled, also on a position closed since (futures_funding.py)
+            mark = Decimal(repr(last_price)) if last_price is not None else None
+            venue_funding = futures_venue_funding(self._funding_asked, cfg, broker, book, now_ms, mark)
 
         # 3. decision, only on a newly closed candle
         decision = None
@@ -223,11 +223,13 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker, LLMWiring):
         prev_day, prev_start = book.day, book.day_start_equity
         prev_stop = book.stop_loss
         res = core.step(book, since, decision, settings, now_ms, last_price)
-        funding = res.funding if res.funding is not None else venue_funding
+        # funding booked: (position id, side, paid) of paper's rate or of the venue's payments
+        fundings = venue_funding or []
+        if res.funding is not None:
+            fundings = [(pos.id if pos is not None else None, book.side, res.funding)]
+        open_funded = any(pos is not None and pid == pos.id for pid, _, _ in fundings)
         # the trailing stop moved or funding was booked: the open position's row follows
-        pos_changed = pos is not None and book.in_position and (
-            book.stop_loss != prev_stop or funding is not None
-        )
+        pos_changed = pos is not None and book.in_position and (book.stop_loss != prev_stop or open_funded)
         if last_price is not None:  # user_states always reflects the latest price
             mark_to_market(book, Decimal(repr(last_price)))
         status = "paused" if book.breaker_until_ms else "running"
@@ -241,7 +243,7 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker, LLMWiring):
         if not book.holdings and not book.in_position and set(changed) == {"last_price"}:
             changed = {}  # a flat pair's equity does not depend on the price: no write for a tick
         record = decision is not None and self.decisions.wanted(decision)
-        if (changed or record or pos_changed or res.trip is not None or res.breaker_expired
+        if (changed or record or pos_changed or fundings or res.trip is not None or res.breaker_expired
                 or res.rolled_day is not None):
             changed.update(updated_at=now, last_cycle_at=now)
             with write_tx():
@@ -249,10 +251,13 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker, LLMWiring):
                     Position.update(stop_loss_price=book.stop_loss, funding=book.position_funding).where(
                         Position.id == pos.id
                     ).execute()
-                if funding is not None:
+                for pid, side, paid in fundings:
+                    if pid is not None and not (pos is not None and pid == pos.id):  # a position closed since
+                        Position.update(funding=Position.funding + paid,
+                                        realized_pnl=Position.realized_pnl - paid).where(Position.id == pid).execute()
                     events.emit(cfg.user_id, "funding", {
-                        "symbol": cfg.symbol, "exchange": cfg.exchange, "side": book.side,
-                        "amount": -funding, "rate": settings.funding_rate,
+                        "symbol": cfg.symbol, "exchange": cfg.exchange, "side": side,
+                        "amount": -paid, "rate": settings.funding_rate if network == "paper" else None,
                     }, cfg.id)
                 if record:
                     decision_row = self.decisions.record(cfg, decision, since[-1].ts, now)

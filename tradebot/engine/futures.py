@@ -21,7 +21,9 @@ from .. import risk_futures as rf
 from .accounting import DAY_MS, PairBook, mark_to_market
 
 ZERO = Decimal(0)
-FUNDING_GRACE_MS = 30 * 60_000  # how long after a funding time the venue may take to report its payment
+# a funding time the venue has reported nothing for by the next one had no payment (a rate of 0): passed over
+FUNDING_GIVE_UP_MS = rf.FUNDING_MS
+FUNDING_ASK_MS = 5 * 60_000  # while a payment is awaited, the venue is asked at most this often per pair
 BUY, SELL, HOLD, SHORT, CLOSE = "buy", "sell", "hold", "short", "close"
 
 
@@ -168,22 +170,73 @@ def settle_funding(book: PairBook, mark: Decimal, rate, now_ms: int) -> Decimal 
     return pay
 
 
-def book_venue_funding(book: PairBook, payments, mark: Decimal | None, now_ms: int) -> Decimal | None:
-    """Live: book what the venue settled (FundingPayment rows of exchange.live_futures) at the funding times
-    after the last one booked; returns the total paid (+) / received (-), or None when none is new. Each
-    funding time is booked once: `last_funding_ms` (persisted) moves to the latest one booked. A funding time
-    the venue reports nothing for within FUNDING_GRACE_MS (rate 0, or the position opened right after it) is
-    passed over, so that the pair stops asking."""
-    new = [f for f in payments if book.last_funding_ms < f.time_ms <= now_ms]
-    if not new:
-        ft = rf.funding_time(now_ms)
-        if now_ms - ft >= FUNDING_GRACE_MS and ft > book.last_funding_ms:
-            book.last_funding_ms = ft
-        return None
-    pay = sum((f.paid for f in new), ZERO)
-    book.last_funding_ms = max(f.time_ms for f in new)
-    _book_funding(book, pay, mark)
-    return pay
+def funding_times_held(cursor: int, now_ms: int, spans) -> list[int]:
+    """The funding times after `cursor` up to now at which the pair held a position. `spans`: (opened ms,
+    closed ms or None) of its positions; a position is held at T when opened before T and closed at or after."""
+    last = rf.funding_time(now_ms)
+    after = rf.funding_time(cursor) + rf.FUNDING_MS if cursor else 0
+    out: set[int] = set()
+    for opened, closed in spans:
+        t = max(rf.funding_time(opened) + rf.FUNDING_MS, after)
+        end = last if closed is None else min(last, closed)
+        while t <= end:
+            out.add(t)
+            t += rf.FUNDING_MS
+    return sorted(out)
+
+
+def _hour(ms: int) -> int:
+    """A payment's funding time: the venues stamp it at (or a little after) a whole hour."""
+    return (ms + 1_800_000) // 3_600_000 * 3_600_000
+
+
+def held_at(spans, ms: int) -> int | None:
+    """Index of the span holding a position at the funding time of a payment stamped `ms`, or None."""
+    t = _hour(ms)
+    for i, (opened, closed) in enumerate(spans):
+        if opened < t and (closed is None or t <= closed):
+            return i
+    return None
+
+
+def settle_venue_funding(book: PairBook, payments, covered_until: int, spans, now_ms: int,
+                         mark: Decimal | None) -> list[tuple[int, Decimal]]:
+    """Live: book what the venue settled (FundingPayment rows of exchange.live_futures, oldest first, read up
+    to `covered_until`) for the funding times after the pair's cursor (`last_funding_ms`, persisted) at which
+    it held a position (`spans`, as funding_times_held), also a position closed since. Returns [(span index,
+    paid + / received -)], each booked once: the cursor moves past every payment booked, and past a funding
+    time the venue reported nothing for once it reported a later payment or FUNDING_GIVE_UP_MS went by (a
+    rate of 0; nothing comes). Only the open position's (the last span while in position) share moves its
+    position fields; an earlier position's is booked into the pair's cash, PnL and funding only."""
+    cursor = book.last_funding_ms
+    due = funding_times_held(cursor, now_ms, spans)
+    out: dict[int, Decimal] = {}
+    seen = cursor
+    for f in payments:
+        if f.time_ms <= cursor or f.time_ms > now_ms:
+            continue
+        seen = max(seen, f.time_ms)
+        i = held_at(spans, f.time_ms)
+        if i is not None:
+            out[i] = out.get(i, ZERO) + f.paid
+    stamped = [_hour(f.time_ms) for f in payments if cursor < f.time_ms <= now_ms]
+    waiting = [t for t in due if t not in stamped and not any(s > t for s in stamped)
+               and not (now_ms - t >= FUNDING_GIVE_UP_MS and covered_until >= t)]
+    if waiting:
+        book.last_funding_ms = min(max(seen, cursor), waiting[0] - 1) if seen > cursor else cursor
+    else:
+        book.last_funding_ms = max(seen, rf.funding_time(now_ms), cursor)
+    open_span = len(spans) - 1 if book.in_position and spans and spans[-1][1] is None else None
+    for i, pay in sorted(out.items()):
+        if i == open_span:
+            _book_funding(book, pay, mark)
+        else:  # a position closed since: the pair's money, not the open position's
+            book.cash -= pay
+            book.realized_pnl -= pay
+            book.funding_paid += pay
+            if mark is not None:
+                mark_to_market(book, mark)
+    return sorted(out.items())
 
 
 def _book_funding(book: PairBook, pay: Decimal, mark: Decimal | None) -> None:

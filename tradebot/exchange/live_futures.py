@@ -112,22 +112,39 @@ class FuturesOrders:
         """The venue's current rate of the perpetual (what the engine books at a funding time)."""
         return self.hub.market_data.funding_rate(self.exchange, self.network, symbol)
 
-    def funding_payments(self, symbol: str, since_ms: int) -> list[FundingPayment]:
-        """The funding the venue settled on `symbol` from `since_ms` on, oldest first: Binance GET
+    FUNDING_PAGE = 100
+    FUNDING_WINDOW_MS = 2 * 86_400_000  # <= 48 rows even at hourly funding: a page is never cut short
+    FUNDING_PAGES = 8  # per call: 16 days of history; a longer gap is caught up over the next cycles
+
+    def funding_payments(self, symbol: str, since_ms: int, until_ms: int) -> tuple[list[FundingPayment], int]:
+        """The funding the venue settled on `symbol` in [since_ms, until_ms], oldest first, and the time up to
+        which the history was read (until_ms, or less when the page bound stopped it): Binance GET
         /fapi/v1/income (incomeType FUNDING_FEE, `income` - paid), Bybit v5 /v5/execution/list (execType
-        Funding, `execFee` + paid). One request: a pair asks once per funding time."""
+        Funding, `execFee` + paid), read window by window until caught up."""
         params = {"incomeType": "FUNDING_FEE"} if self.exchange == "binance" else {}
-        rows = self._read(lambda: self._client(True).fetch_funding_history(symbol, since_ms, 100, params),
-                          "fetch_funding_history")
-        out = []
-        for r in rows:
-            amount, ts = dec((r.get("info") or {}).get("income" if self.exchange == "binance" else "execFee")), \
-                r.get("timestamp")
-            if amount is None or ts is None or int(ts) < since_ms:
-                continue
-            paid = -amount if self.exchange == "binance" else amount
-            out.append(FundingPayment(int(ts), paid, str(r.get("id") or "")))
-        return sorted(out, key=lambda f: f.time_ms)
+        client = self._client(True)
+        out: dict[str, FundingPayment] = {}
+        start, covered = int(since_ms), int(since_ms) - 1
+        for _ in range(self.FUNDING_PAGES):
+            if start > until_ms:
+                break
+            end = min(start + self.FUNDING_WINDOW_MS - 1, int(until_ms))
+            rows = self._read(lambda s=start, e=end: client.fetch_funding_history(
+                symbol, s, self.FUNDING_PAGE, {**params, "until": e}), "fetch_funding_history")
+            for r in rows:
+                info = r.get("info") or {}
+                amount, ts = dec(info.get("income" if self.exchange == "binance" else "execFee")), r.get("timestamp")
+                if amount is None or ts is None or not start <= int(ts) <= end:
+                    continue
+                paid = -amount if self.exchange == "binance" else amount
+                key = str(r.get("id") or info.get("tranId") or info.get("execId") or ts)
+                out[key] = FundingPayment(int(ts), paid, key)
+            if len(rows) >= self.FUNDING_PAGE:  # a full page: go on right after its last row
+                last = max(int(r.get("timestamp") or start) for r in rows)
+                covered, start = last, last + 1
+            else:
+                covered, start = end, end + 1
+        return sorted(out.values(), key=lambda f: f.time_ms), covered
 
     FILLS_PAGE = 100
     WEEK_MS = 7 * 86_400_000  # the venues answer trade history for at most 7 days per request
