@@ -105,6 +105,15 @@ def fake_counts(url: str) -> Counter:
         return Counter(json.loads(r.read()))
 
 
+def _signed_futures(key: str) -> bool:
+    """'GET /fapi/v3/positionRisk' and friends: the signed futures endpoints (not klines, marks, markets)."""
+    path = key.split(" ", 1)[-1]
+    if path.startswith("/fapi/"):
+        return not any(path.endswith(p) for p in ("/klines", "/premiumIndex", "/exchangeInfo", "/ticker/24hr",
+                                                  "/ticker/price", "/openInterest", "/ping"))
+    return path.startswith(("/v5/position/", "/v5/execution/", "/v5/order/", "/v5/account/"))
+
+
 def dir_bytes(path: Path, prefix: str) -> int:
     return sum(p.stat().st_size for p in path.glob(prefix + "*") if p.is_file())
 
@@ -166,8 +175,15 @@ def main(argv=None) -> None:
                                                        "(bench/llm_fakes.py): prints LLM calls per candle")
     ap.add_argument("--market", choices=("spot", "futures"), default="spot",
                     help="futures: every pair is a USDT-M perpetual (paper, 3x, long and short)")
+    ap.add_argument("--live-users", type=int, default=None,
+                    help="with --market futures: this many users trade live (testnet-style keys on the fake "
+                         "exchange's /fapi and v5 linear) instead of paper, so reconciliation and funding "
+                         "requests are counted (default: 10 %% of --users)")
     args = ap.parse_args(argv)
     n_pairs = args.users * args.pairs
+    live_users = 0
+    if args.market == "futures":
+        live_users = min(args.users, args.live_users if args.live_users is not None else args.users // 10)
     if args.pairs > 2 * args.symbols:
         ap.error("--pairs must be <= 2 x --symbols")
 
@@ -180,7 +196,7 @@ def main(argv=None) -> None:
     port = free_port()
     fake = subprocess.Popen(
         [sys.executable, "-m", "tests.fakes.exchange", "--port", str(port), "--latency-ms", str(args.latency_ms),
-         "--wall-clock", "--symbols", str(args.symbols)],
+         "--wall-clock", "--symbols", str(args.symbols), "--futures-accounts", str(live_users)],
         cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
     )
     fake.stdout.readline()
@@ -235,7 +251,18 @@ def main(argv=None) -> None:
         for i in range(0, len(rows), 500):
             User.insert_many(rows[i:i + 500]).execute()
         uids = [u.id for u in User.select(User.id).order_by(User.id)]
-        creds = [{"user": u, "exchange": ex, "network": "paper"} for u in uids for ex in ("binance", "bybit")]
+        from tradebot.vault import Vault
+
+        vault = Vault.load(cfg.key_file)
+
+        def cred(i: int, u: int, ex: str) -> dict:
+            if i >= live_users:
+                return {"user": u, "exchange": ex, "network": "paper"}
+            key = f"{'fbn' if ex == 'binance' else 'fbb'}{i}"  # the fake's --futures-accounts keys
+            return {"user": u, "exchange": ex, "network": "live", "api_key_enc": vault.encrypt(key),
+                    "secret_enc": vault.encrypt(f"s{i}")}
+
+        creds = [cred(i, u, ex) for i, u in enumerate(uids) for ex in ("binance", "bybit")]
         for i in range(0, len(creds), 500):
             ExchangeCredential.insert_many(creds[i:i + 500]).execute()
         pairs = []
@@ -369,7 +396,10 @@ def main(argv=None) -> None:
                 scheduled += max(0, int((t1 - off) // iv) - int((t0 - off) // iv))
             say(f"machine: {machine()}")
             say(f"load average at the end of the window (1/5/15 min): {loadavg()}")
-            say(f"setup: {args.users} users x {args.pairs} = {n_pairs} active paper {args.market} pairs on {len(combos)} "
+            what = f"paper {args.market} pairs" if not live_users else (
+                f"{args.market} pairs ({live_users * args.pairs} live: {live_users} users with keys on the fake's "
+                f"futures API; the rest paper)")
+            say(f"setup: {args.users} users x {args.pairs} = {n_pairs} active {what} on {len(combos)} "
                 f"(exchange, symbol) streams, 60 s interval, 1m candles, fake exchange latency "
                 f"{args.latency_ms:g} ms, fake Bot API latency {args.tg_latency_ms:g} ms, window {minutes:.1f} min, record_hold_decisions = "
                 f"{cfg.trading.record_hold_decisions!r}, scheduler workers {cfg.trading.scheduler_workers}")
@@ -410,6 +440,16 @@ def main(argv=None) -> None:
                 f"{per_ex} symbols per exchange:")
             for k, v in sorted(reqs.items(), key=lambda kv: -kv[1]):
                 say(f"  {k}: {v} = {v / max(1, candles) / per_ex:.2f} per symbol per candle")
+            if live_users:
+                # signed requests come only from the live futures pairs: reconciliation (the venue's position
+                # every cycle), funding history, orders and their one-off leverage / margin mode settings
+                n_live = live_users * args.pairs
+                signed = {k: v for k, v in reqs.items() if _signed_futures(k)}
+                total = sum(signed.values())
+                say(f"live futures pairs: {n_live}; signed requests {total / minutes / n_live:.2f} per pair per "
+                    f"minute, by endpoint:")
+                for k, v in sorted(signed.items(), key=lambda kv: -kv[1]):
+                    say(f"  {k}: {v} = {v / minutes / n_live:.3f} per live pair per minute")
             if llm_servers:
                 for line in llm_fakes.report(dbmod.db, int(t0 * 1000) - 60_000, n_pairs, llm_servers):
                     say(line)

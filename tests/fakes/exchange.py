@@ -313,6 +313,9 @@ def main(argv=None) -> None:
     ap.add_argument("--account", action="append", default=[],
                     help="key:secret:exchange:ASSET=amount[,ASSET=amount]")
     ap.add_argument("--wall-clock", action="store_true", help="the market clock follows the wall clock")
+    ap.add_argument("--futures-accounts", type=int, default=0,
+                    help="N accounts per exchange with a USDT-M futures wallet: keys fbn<i> (Binance) and fbb<i> "
+                         "(Bybit), secret s<i>")
     ap.add_argument("--symbols", type=int, default=3,
                     help="serve this many USDT symbols (BTC, ETH, SOL, then synthetic coins)")
     args = ap.parse_args(argv)
@@ -323,6 +326,10 @@ def main(argv=None) -> None:
         key, secret, exchange, bal = (spec.split(":") + ["", "", "binance", ""])[:4]
         balances = dict(item.split("=") for item in bal.split(",") if item)
         fake.add_account(key, secret, balances, exchange=exchange)
+    for i in range(args.futures_accounts):
+        for prefix, exchange in (("fbn", "binance"), ("fbb", "bybit")):
+            fake.add_account(f"{prefix}{i}", f"s{i}", {"USDT": "0"}, exchange=exchange)
+            fake.add_futures(f"{prefix}{i}", "1000000")
     if args.wall_clock:
         # the market clock is the wall clock, 500 minutes into the data (for a real `tradebot run`)
         now = int(time.time() * 1000)
