@@ -444,12 +444,15 @@ def main(argv=None) -> None:
                 # signed requests come only from the live futures pairs: reconciliation (the venue's position
                 # every cycle), funding history, orders and their one-off leverage / margin mode settings
                 n_live = live_users * args.pairs
+                by_ex = Counter(p["exchange"] for p in pairs[:n_live])  # the first users' pairs are the live ones
                 signed = {k: v for k, v in reqs.items() if _signed_futures(k)}
                 total = sum(signed.values())
-                say(f"live futures pairs: {n_live}; signed requests {total / minutes / n_live:.2f} per pair per "
-                    f"minute, by endpoint:")
+                say(f"live futures pairs: {n_live} ({by_ex['binance']} Binance, {by_ex['bybit']} Bybit); signed "
+                    f"requests {total / minutes / n_live:.2f} per pair per minute, by endpoint (per pair of its "
+                    f"exchange):")
                 for k, v in sorted(signed.items(), key=lambda kv: -kv[1]):
-                    say(f"  {k}: {v} = {v / minutes / n_live:.3f} per live pair per minute")
+                    ex = "binance" if "/fapi/" in k else "bybit"
+                    say(f"  {k}: {v} = {v / minutes / max(1, by_ex[ex]):.3f} per live {ex} pair per minute")
             if llm_servers:
                 for line in llm_fakes.report(dbmod.db, int(t0 * 1000) - 60_000, n_pairs, llm_servers):
                     say(line)

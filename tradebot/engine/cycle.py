@@ -252,9 +252,10 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker, LLMWiring):
                         Position.id == pos.id
                     ).execute()
                 for pid, side, paid in fundings:
-                    if pid is not None and not (pos is not None and pid == pos.id):  # a position closed since
-                        Position.update(funding=Position.funding + paid,
-                                        realized_pnl=Position.realized_pnl - paid).where(Position.id == pid).execute()
+                    if pid is not None and not (pos is not None and pid == pos.id):
+                        # a position closed since: its funding column, as for an open one (realized_pnl is its
+                        # fills' PnL; the pair's PnL in user_states carries the payment)
+                        Position.update(funding=Position.funding + paid).where(Position.id == pid).execute()
                     events.emit(cfg.user_id, "funding", {
                         "symbol": cfg.symbol, "exchange": cfg.exchange, "side": side,
                         "amount": -paid, "rate": settings.funding_rate if network == "paper" else None,
