@@ -222,6 +222,49 @@ class ChatTrace:
             f"{k} {pct(v, 50) * 1000:.0f} / {pct(v, 99) * 1000:.0f}" for k, v in parts.items() if v)
 
 
+class WriterWatch:
+    """The SQLite writer lock of the process (db.write_tx): the longest waits for it and the longest holds
+    (a hold includes the commit, and with it any WAL checkpoint that commit ran), with their wall time."""
+
+    def __init__(self):
+        from tradebot import db as dbmod
+
+        watch = self
+        self.waits: list[tuple[float, float]] = []
+        self.holds: list[tuple[float, float]] = []
+        real = dbmod._sqlite_writer
+        local = threading.local()
+
+        class Timed:
+            def __enter__(self):
+                t = time.perf_counter()
+                real.acquire()
+                depth = getattr(local, "depth", 0)
+                if depth == 0:
+                    local.t = time.perf_counter()
+                    if local.t - t > 0.1:
+                        watch.waits.append((time.time(), local.t - t))
+                local.depth = depth + 1
+                return self
+
+            def __exit__(self, *exc):
+                local.depth -= 1
+                if local.depth == 0 and time.perf_counter() - local.t > 0.1:
+                    watch.holds.append((time.time(), time.perf_counter() - local.t))
+                real.release()
+                return False
+
+        dbmod._sqlite_writer = Timed()
+
+    def report(self, t0: float, t1: float) -> str:
+        def top(items):
+            mine = sorted(((round(d * 1000), int(at % 60)) for at, d in items if t0 <= at < t1), reverse=True)
+            return f"{len(mine)}" + (f" (ms, second of the minute: {mine[:8]})" if mine else "")
+
+        return (f"SQLite writer lock in the window: waits > 100 ms {top(self.waits)}; holds > 100 ms "
+                f"{top(self.holds)}")
+
+
 def charts_in_use(mgr, cfg, n: int) -> str:
     """RSS before and after `n` /chart renders of different pairs (Services.price_chart: the pair's rows,
     the shared candle cache, the chart worker) while every pair keeps trading; and cycles late meanwhile."""
@@ -360,6 +403,16 @@ def main(argv=None) -> None:
     def start_hook(self):
         self.record_lag = True
         box["mgr"] = self
+        real_prefetch = self.runner.prefetch
+
+        def prefetch(now_ms, *a, **kw):  # when each minute's market data was in (cycles wait for it)
+            t = time.time()
+            try:
+                return real_prefetch(now_ms, *a, **kw)
+            finally:
+                box.setdefault("prefetch", []).append((t, time.time() - t))
+
+        self.runner.prefetch = prefetch
         box["rss_before_pairs"] = rss_mb()
         t = time.monotonic()
         out = real_start(self)
@@ -390,6 +443,7 @@ def main(argv=None) -> None:
 
     botmod.BotHandle.stop = stop_hook
     pauses = PauseWatch()
+    writer = WriterWatch()
     chat_trace = ChatTrace() if args.chat_trace else None
     t_launch = time.monotonic()
     result: dict = {}
@@ -498,6 +552,9 @@ def main(argv=None) -> None:
                     f"{max(lags) * 1000:.0f} ms; > 1 s late: {sum(1 for x in lags if x > 1.0)} of {len(lags)}")
             for line in pauses.report(t0, t1):
                 say(line)
+            say(writer.report(t0, t1))
+            pf = [(int(at % 60), round(d, 2)) for at, d in box.get("prefetch", []) if t0 <= at < t1]
+            say(f"market-data prefetch in the window (second of the minute it began, seconds it took): {pf}")
             if daily_lags:
                 say(f"daily summary job: ran {daily_lags[0]:.2f} s; cycles > 1 s late in it (+5 s): "
                     f"{daily_lags[1]}")
