@@ -137,6 +137,7 @@ def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
     """`tradebot run`. Returns the exit code."""
     from .health import HealthRecorder
     from .services import sync_admins
+    from .wal_checkpoint import WalCheckpointer
 
     token = require_telegram_token(cfg)
     logging_setup.register_secret(token)
@@ -166,6 +167,7 @@ def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
         raise
     lock.acquire(fencing=True)
     lock.start_heartbeat()
+    checkpointer = WalCheckpointer().start()
     stop = stop_event or threading.Event()
     install_stop_signals(stop)
     bot = None
@@ -199,6 +201,7 @@ def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
             bot.stop()
         if app.manager is not None:
             app.manager.shutdown(cfg.trading.shutdown_timeout_seconds)
+        checkpointer.stop()
         lock.release()
         dbmod.close_database()
         import gc
