@@ -21,6 +21,9 @@ What it prints (with the machine's load average):
 - chat: C users each sending R commands, each on the previous reply (p50/p99 ms), and the cycles that
   started more than 1 s late during that burst;
 - the daily summary job run once mid-window (cycles late during it);
+- where the process stood still: garbage-collection pauses, stalls of a ticker thread, long waits for and
+  holds of the SQLite writer lock, each minute's market-data prefetch; with --chat-trace, where each chat
+  reply's time went in the bot process;
 - SIGTERM: seconds from the signal to run_forever returning.
 
     python bench/engine.py --users 200 --pairs 5 --minutes 3
