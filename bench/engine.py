@@ -416,6 +416,18 @@ def main(argv=None) -> None:
                 box.setdefault("prefetch", []).append((t, time.time() - t))
 
         self.runner.prefetch = prefetch
+        md = self.hub.market_data
+        real_fetch = md._fetch
+
+        def fetch(series, exchange, network, symbol, *a, **kw):  # a slow candle fetch holds its stream's lock
+            t = time.time()
+            try:
+                return real_fetch(series, exchange, network, symbol, *a, **kw)
+            finally:
+                if time.time() - t > 0.5:
+                    box.setdefault("slow_fetch", []).append((t, time.time() - t, f"{exchange} {symbol}"))
+
+        md._fetch = fetch
         box["rss_before_pairs"] = rss_mb()
         t = time.monotonic()
         out = real_start(self)
@@ -558,6 +570,9 @@ def main(argv=None) -> None:
             say(writer.report(t0, t1))
             pf = [(int(at % 60), round(d, 2)) for at, d in box.get("prefetch", []) if t0 <= at < t1]
             say(f"market-data prefetch in the window (second of the minute it began, seconds it took): {pf}")
+            slow = [(int(at % 60), round(d, 2), what) for at, d, what in box.get("slow_fetch", []) if t0 <= at < t1]
+            say(f"candle fetches > 0.5 s in the window (second of the minute, seconds, stream): {len(slow)} "
+                f"{sorted(slow, key=lambda x: -x[1])[:6]}")
             if daily_lags:
                 say(f"daily summary job: ran {daily_lags[0]:.2f} s; cycles > 1 s late in it (+5 s): "
                     f"{daily_lags[1]}")
