@@ -5,7 +5,7 @@ Prints its Bot API URL, then answers one JSON line per command read from stdin:
     first_poll                -> {"at": monotonic time of the first getUpdates, or null}
     prime N                   -> users CHAT_BASE..+N send /start and get their reply: {"ok": true}
     burst N R                 -> N users each send R commands, each after the reply to the previous one:
-                                 {"latencies": [seconds, ...]}
+                                 {"latencies": [seconds, ...], "trace": [[chat, pushed, replied], ...]}
 (time.monotonic() is one clock for every process of the machine on Linux.)
 """
 
@@ -43,24 +43,29 @@ def main() -> None:
         elif cmd == "burst":
             n, rounds = int(args[0]), int(args[1])
             latencies: list[float] = []
+            trace: list[tuple[int, float, float]] = []  # (chat, pushed, reply recorded)
             lock = threading.Lock()
 
-            def user(i: int, rounds=rounds, lock=lock, latencies=latencies) -> None:
+            def user(i: int, rounds=rounds, lock=lock, latencies=latencies, trace=trace) -> None:
                 uid = CHAT_BASE + i
                 for r in range(rounds):
                     before = len(tg.replies(uid))
                     t = time.monotonic()
                     tg.push_message(uid, "/status" if r % 2 == 0 else "/help")
-                    tg.wait_for_replies(uid, before + 1, timeout=60)
+                    tg.wait_for_replies(uid, 1, timeout=60, since=before)
+                    # the reply's arrival as the fake recorded it, not when this thread got to run again
+                    # (20 threads of this process wake on every message the bot sends)
+                    at = tg.sent_to(uid)[before].at
                     with lock:
-                        latencies.append(time.monotonic() - t)
+                        latencies.append(at - t)
+                        trace.append((uid, t, at))
 
             threads = [threading.Thread(target=user, args=(i,)) for i in range(n)]
             for th in threads:
                 th.start()
             for th in threads:
                 th.join()
-            out = {"latencies": latencies}
+            out = {"latencies": latencies, "trace": trace}
         else:
             out = {"error": f"unknown command {cmd}"}
         print(json.dumps(out), flush=True)

@@ -21,6 +21,9 @@ What it prints (with the machine's load average):
 - chat: C users each sending R commands, each on the previous reply (p50/p99 ms), and the cycles that
   started more than 1 s late during that burst;
 - the daily summary job run once mid-window (cycles late during it);
+- where the process stood still: garbage-collection pauses, stalls of a ticker thread, long waits for and
+  holds of the SQLite writer lock, each minute's market-data prefetch; with --chat-trace, where each chat
+  reply's time went in the bot process;
 - SIGTERM: seconds from the signal to run_forever returning.
 
     python bench/engine.py --users 200 --pairs 5 --minutes 3
@@ -129,6 +132,151 @@ def db_bytes(path: Path) -> tuple[int, int]:
     return size, rows
 
 
+class PauseWatch:
+    """Where the process stood still: every garbage collection (generation, wall time, duration) and the
+    times a 20 ms ticker thread woke more than 200 ms late (the interpreter or the process was held up:
+    a long collection, C code holding the GIL, the machine's other work)."""
+
+    def __init__(self):
+        import gc
+
+        self.gcs: list[tuple[float, int, float]] = []
+        self.stalls: list[tuple[float, float]] = []
+        self._t0 = 0.0
+        gc.callbacks.append(self._gc)
+        threading.Thread(target=self._tick, name="bench-ticker", daemon=True).start()
+
+    def _gc(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        else:
+            self.gcs.append((time.time(), info["generation"], time.perf_counter() - self._t0))
+
+    def _tick(self) -> None:
+        while True:
+            t = time.perf_counter()
+            time.sleep(0.02)
+            late = time.perf_counter() - t - 0.02
+            if late > 0.2:
+                self.stalls.append((time.time(), late))
+
+    def report(self, t0: float, t1: float) -> list[str]:
+        gcs = [g for g in self.gcs if t0 <= g[0] < t1]
+        out = []
+        for gen in (0, 1, 2):
+            mine = [d for _at, g, d in gcs if g == gen]
+            if mine:
+                out.append(f"gen{gen} {len(mine)} x, longest {max(mine) * 1000:.0f} ms, total {sum(mine):.2f} s")
+        long = [(int(at % 60), g, round(d * 1000)) for at, g, d in gcs if d > 0.1]
+        lines = [f"gc in the window: {'; '.join(out) or 'none'}"
+                 + (f"; pauses > 100 ms (second of the minute, generation, ms): {long}" if long else "")]
+        stalls = [(int(at % 60), round(late * 1000)) for at, late in self.stalls if t0 <= at < t1]
+        lines.append(f"stalls (a 20 ms ticker thread woke > 200 ms late) in the window: {len(stalls)}"
+                     + (f" (second of the minute, ms late): {stalls[:20]}" if stalls else ""))
+        return lines
+
+
+class ChatTrace:
+    """Where a chat reply's time goes in the bot process, per message of a burst: the update's delivery
+    (pushed on the fake -> getUpdates returned it), the wait for a handler thread, the handler's work before
+    its sendMessage, the send (the fake's 20 ms included) and the handler's CPU time."""
+
+    def __init__(self):
+        import telebot
+
+        from tradebot.telegram import handlers, transport
+
+        self.got: dict[int, list[float]] = {}
+        self.handled: dict[int, list[tuple[float, float, float]]] = {}  # (start, end, thread CPU)
+        self.sends: dict[int, list[float]] = {}
+        real_get, real_handle, real_call = (telebot.TeleBot.get_updates, handlers.Dispatcher.handle_message,
+                                            transport.BotApiTransport.__call__)
+        trace = self
+
+        def get_updates(bot, *a, **kw):
+            out = real_get(bot, *a, **kw)
+            t = time.monotonic()
+            for u in out:
+                if u.message is not None:
+                    trace.got.setdefault(u.message.chat.id, []).append(t)
+            return out
+
+        def handle_message(disp, m):
+            t, c = time.monotonic(), time.thread_time()
+            try:
+                return real_handle(disp, m)
+            finally:
+                trace.handled.setdefault(m.chat.id, []).append((t, time.monotonic(), time.thread_time() - c))
+
+        def call(tr, method, url, params=None, **kw):
+            if url.endswith("/sendMessage") and params:
+                trace.sends.setdefault(int(params["chat_id"]), []).append(time.monotonic())
+            return real_call(tr, method, url, params, **kw)
+
+        telebot.TeleBot.get_updates = get_updates
+        handlers.Dispatcher.handle_message = handle_message
+        transport.BotApiTransport.__call__ = call
+
+    def report(self, trace) -> str:
+        parts: dict[str, list[float]] = {"delivery": [], "queue": [], "work": [], "send": [], "cpu": []}
+        for chat, pushed, replied in trace:
+            got = next((t for t in self.got.get(chat, []) if t >= pushed), None)
+            h = next((x for x in self.handled.get(chat, []) if got is not None and x[0] >= got), None)
+            send = next((t for t in self.sends.get(chat, []) if h is not None and t >= h[0]), None)
+            if got is None or h is None or send is None:
+                continue
+            parts["delivery"].append(got - pushed)
+            parts["queue"].append(h[0] - got)
+            parts["work"].append(send - h[0])
+            parts["send"].append(replied - send)
+            parts["cpu"].append(h[2])
+        return "  where the time went (p50 / p99 ms): " + ", ".join(
+            f"{k} {pct(v, 50) * 1000:.0f} / {pct(v, 99) * 1000:.0f}" for k, v in parts.items() if v)
+
+
+class WriterWatch:
+    """The SQLite writer lock of the process (db.write_tx): the longest waits for it and the longest holds
+    (a hold includes the commit, and with it any WAL checkpoint that commit ran), with their wall time."""
+
+    def __init__(self):
+        from tradebot import db as dbmod
+
+        watch = self
+        self.waits: list[tuple[float, float]] = []
+        self.holds: list[tuple[float, float]] = []
+        real = dbmod._sqlite_writer
+        local = threading.local()
+
+        class Timed:
+            def __enter__(self):
+                t = time.perf_counter()
+                real.acquire()
+                depth = getattr(local, "depth", 0)
+                if depth == 0:
+                    local.t = time.perf_counter()
+                    if local.t - t > 0.1:
+                        watch.waits.append((time.time(), local.t - t))
+                local.depth = depth + 1
+                return self
+
+            def __exit__(self, *exc):
+                local.depth -= 1
+                if local.depth == 0 and time.perf_counter() - local.t > 0.1:
+                    watch.holds.append((time.time(), time.perf_counter() - local.t))
+                real.release()
+                return False
+
+        dbmod._sqlite_writer = Timed()
+
+    def report(self, t0: float, t1: float) -> str:
+        def top(items):
+            mine = sorted(((round(d * 1000), int(at % 60)) for at, d in items if t0 <= at < t1), reverse=True)
+            return f"{len(mine)}" + (f" (ms, second of the minute: {mine[:8]})" if mine else "")
+
+        return (f"SQLite writer lock in the window: waits > 100 ms {top(self.waits)}; holds > 100 ms "
+                f"{top(self.holds)}")
+
+
 def charts_in_use(mgr, cfg, n: int) -> str:
     """RSS before and after `n` /chart renders of different pairs (Services.price_chart: the pair's rows,
     the shared candle cache, the chart worker) while every pair keeps trading; and cycles late meanwhile."""
@@ -169,6 +317,8 @@ def main(argv=None) -> None:
     ap.add_argument("--chat-rounds", type=int, default=5, help="commands per chat user in the burst")
     ap.add_argument("--no-daily", action="store_true", help="do not run the daily summary in the window")
     ap.add_argument("--charts", type=int, default=100, help="/chart renders after the window (0: none)")
+    ap.add_argument("--chat-trace", action="store_true",
+                    help="split each chat reply's time in the bot process (delivery, queue, work, send)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--workers", type=int, default=None, help="trading.scheduler_workers (default: config)")
     ap.add_argument("--llm", action="store_true", help="pairs use the ensemble over 2 fake LLM providers "
@@ -283,6 +433,28 @@ def main(argv=None) -> None:
     def start_hook(self):
         self.record_lag = True
         box["mgr"] = self
+        real_prefetch = self.runner.prefetch
+
+        def prefetch(now_ms, *a, **kw):  # when each minute's market data was in (cycles wait for it)
+            t = time.time()
+            try:
+                return real_prefetch(now_ms, *a, **kw)
+            finally:
+                box.setdefault("prefetch", []).append((t, time.time() - t))
+
+        self.runner.prefetch = prefetch
+        md = self.hub.market_data
+        real_fetch = md._fetch
+
+        def fetch(series, exchange, network, symbol, *a, **kw):  # a slow candle fetch holds its stream's lock
+            t = time.time()
+            try:
+                return real_fetch(series, exchange, network, symbol, *a, **kw)
+            finally:
+                if time.time() - t > 0.5:
+                    box.setdefault("slow_fetch", []).append((t, time.time() - t, f"{exchange} {symbol}"))
+
+        md._fetch = fetch
         box["rss_before_pairs"] = rss_mb()
         t = time.monotonic()
         out = real_start(self)
@@ -312,6 +484,9 @@ def main(argv=None) -> None:
             box["bot_stop_s"] = time.monotonic() - t
 
     botmod.BotHandle.stop = stop_hook
+    pauses = PauseWatch()
+    writer = WriterWatch()
+    chat_trace = ChatTrace() if args.chat_trace else None
     t_launch = time.monotonic()
     result: dict = {}
     report: list[str] = []
@@ -323,13 +498,16 @@ def main(argv=None) -> None:
         """Every chat user sends `rounds` commands, each after the reply to the previous one."""
         mgr = box.get("mgr")
         lags0 = len(mgr.stats["lag_at"]) if mgr else 0
-        latencies = ask(f"burst {args.chat_users} {args.chat_rounds}")["latencies"]
+        answer = ask(f"burst {args.chat_users} {args.chat_rounds}")
+        latencies = answer["latencies"]
         late = 0
         if mgr:
             late = sum(1 for lag in list(mgr.stats["lag_at"])[lags0:] if lag > 1.0)
         say(f"chat {label}: {args.chat_users} users x {args.chat_rounds} commands at once: p50 "
             f"{pct(latencies, 50) * 1000:.0f} ms, p99 {pct(latencies, 99) * 1000:.0f} ms, max "
             f"{max(latencies) * 1000:.0f} ms; cycles > 1 s late meanwhile: {late}")
+        if chat_trace is not None:
+            say(chat_trace.report(answer["trace"]))
         return latencies, late
 
     def driver() -> None:
@@ -417,6 +595,14 @@ def main(argv=None) -> None:
             if lags:
                 say(f"start lag: p50 {pct(lags, 50) * 1000:.0f} ms, p99 {pct(lags, 99) * 1000:.0f} ms, max "
                     f"{max(lags) * 1000:.0f} ms; > 1 s late: {sum(1 for x in lags if x > 1.0)} of {len(lags)}")
+            for line in pauses.report(t0, t1):
+                say(line)
+            say(writer.report(t0, t1))
+            pf = [(int(at % 60), round(d, 2)) for at, d in box.get("prefetch", []) if t0 <= at < t1]
+            say(f"market-data prefetch in the window (second of the minute it began, seconds it took): {pf}")
+            slow = [(int(at % 60), round(d, 2), what) for at, d, what in box.get("slow_fetch", []) if t0 <= at < t1]
+            say(f"candle fetches > 0.5 s in the window (second of the minute, seconds, stream): {len(slow)} "
+                f"{sorted(slow, key=lambda x: -x[1])[:6]}")
             if daily_lags:
                 say(f"daily summary job: ran {daily_lags[0]:.2f} s; cycles > 1 s late in it (+5 s): "
                     f"{daily_lags[1]}")

@@ -216,6 +216,19 @@ def test_markets_refresh_periodically_and_clients_follow(fake_exchange):
     hub.markets("binance", "live")
     assert len(fake_exchange.requests_to("/api/v3/exchangeInfo")) == 1
     clock[0] += 31
+    old = hub.markets("binance", "live")
+    # due: the caller (a trading cycle) is served the current markets at once, the reload runs aside
+    fake_exchange.latency_ms = 400
+    try:
+        t = time.monotonic()
+        assert hub.markets("binance", "live") is old
+        assert time.monotonic() - t < 0.2
+        deadline = time.monotonic() + 10
+        while hub.markets("binance", "live") is old and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        fake_exchange.latency_ms = 0
     fresh = hub.markets("binance", "live")
+    assert fresh is not old
     assert len(fake_exchange.requests_to("/api/v3/exchangeInfo")) == 2
     assert hub.private_client("binance", "live", "k", "s").markets is fresh

@@ -1,5 +1,5 @@
-"""Cycles step aside for chat work: while a reply is being worked on, at most `busy_limit` cycles run,
-and the wait for a turn is bounded (a chat flood slows cycles, never stops them)."""
+"""Cycles step aside for chat work: a fresh slot waits (bounded past its slot) while a reply is worked on,
+then at most `busy_limit` cycles run; every wait is bounded (a chat flood slows cycles, never stops them)."""
 
 from __future__ import annotations
 
@@ -48,3 +48,35 @@ def test_a_cycle_that_ends_lets_the_next_one_in_and_the_wait_is_bounded():
     bounded.cycle_start()
     bounded.enter()  # chat never ends here
     assert _start_cycle_in_thread(bounded).wait(3)
+
+
+def _cycle_of_slot(fg, due):
+    started = threading.Event()
+
+    def run():
+        fg.cycle_start(due)
+        started.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    return started
+
+
+def test_a_fresh_slot_waits_for_the_chat_even_with_no_cycle_running():
+    fg = Foreground(busy_limit=1, max_wait=10, hold=10, max_lag=10, clock=lambda: 1000.0)
+    fg.enter()
+    started = _cycle_of_slot(fg, due=1000.0)  # its slot is now; nothing else runs
+    assert not started.wait(0.3)
+    fg.exit()  # the reply is out
+    assert started.wait(2)
+
+
+def test_the_hold_ends_at_its_bound_past_the_slot_and_a_late_cycle_never_waits():
+    fg = Foreground(busy_limit=1, max_wait=10, hold=0.3, max_lag=10, clock=lambda: 1000.0)
+    fg.enter()  # chat that never ends
+    started = _cycle_of_slot(fg, due=1000.0)
+    assert not started.wait(0.15)
+    assert started.wait(2)  # 0.3 s past its slot: it runs (no other cycle is running)
+    late = Foreground(busy_limit=1, max_wait=10, hold=5, max_lag=0.5, clock=lambda: 1000.0)
+    late.cycle_start()  # the one cycle allowed during chat is busy
+    late.enter()
+    assert _cycle_of_slot(late, due=999.0).wait(0.5)  # already 1 s past its slot: starts at once

@@ -108,6 +108,18 @@ timeout_ms = 3000
     exchange.stop()
     assert not thread.is_alive()
     assert result.get("rc") == 0
+    import gc
+
+    assert gc.get_freeze_count() == 0  # unfrozen again at stop (the test process lives on)
+
+
+def test_the_start_up_heap_is_kept_out_of_garbage_collections_while_running(bot):
+    import gc
+
+    # frozen right after start-up: a full collection at 20,000 pairs no longer walks ccxt's markets
+    assert bot.fake.wait_for(lambda: gc.get_freeze_count() > 10_000, timeout=10)
+    # and the WAL is checkpointed on a thread of its own, not inside the cycles' commits
+    assert any(t.name == "wal-checkpoint" and t.is_alive() for t in threading.enumerate())
 
 
 def test_command_menu_is_set_at_start(bot):

@@ -122,10 +122,22 @@ def install_stop_signals(stop: threading.Event) -> None:
             pass
 
 
+def freeze_startup_heap() -> None:
+    """Keep what start-up built (imported modules, ccxt's clients and markets: most of the heap) out of
+    every later garbage collection. A full collection walks every tracked object with the GIL held: at
+    20,000 pairs that was a 0.2 s stop of every chat reply and cycle each time. Objects still reachable
+    now live for the whole run; refcounting frees them as usual if they are dropped."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
     """`tradebot run`. Returns the exit code."""
     from .health import HealthRecorder
     from .services import sync_admins
+    from .wal_checkpoint import WalCheckpointer
 
     token = require_telegram_token(cfg)
     logging_setup.register_secret(token)
@@ -155,6 +167,7 @@ def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
         raise
     lock.acquire(fencing=True)
     lock.start_heartbeat()
+    checkpointer = WalCheckpointer().start()
     stop = stop_event or threading.Event()
     install_stop_signals(stop)
     bot = None
@@ -176,6 +189,7 @@ def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
         health = HealthRecorder(lock, lambda: len(app.manager.slots), telegram_probe(cfg),
                                 cycle_lag=app.manager.cycle_lag_seconds)
         health.start()
+        freeze_startup_heap()
         log.info("tradebot running (database lease held); Ctrl-C to stop")
         stop.wait()
         log.info("shutting down: finishing in-flight cycles (up to %ss; Ctrl-C again to force)",
@@ -187,7 +201,11 @@ def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
             bot.stop()
         if app.manager is not None:
             app.manager.shutdown(cfg.trading.shutdown_timeout_seconds)
+        checkpointer.stop()
         lock.release()
         dbmod.close_database()
+        import gc
+
+        gc.unfreeze()  # run_forever may be called in a longer-lived process (tests)
         log.info("stopped")
     return 0

@@ -25,6 +25,8 @@ SQLITE_PRAGMAS = {
     "busy_timeout": 30000,
     "foreign_keys": 1,
     "synchronous": "normal",
+    # `tradebot run` checkpoints on a thread of its own (wal_checkpoint.py); commits only past 40 MB
+    "wal_autocheckpoint": 10000,
 }
 
 

@@ -71,6 +71,7 @@ class FakeTelegram:
         self.latency_ms = 0.0  # added to every Bot API call but getUpdates (benches model a network RTT)
         self.calls: list[Call] = []
         self.sent: list[Sent] = []  # every sendMessage / sendPhoto, in order
+        self._sent_by_chat: dict[int, list[Sent]] = {}  # the same, per chat (benches wait on busy fakes)
         self.incoming: dict[tuple[int, int], dict] = {}  # (chat_id, message_id) -> user message
         self.deleted: list[tuple[int, int]] = []
         self.commands: list[dict] = []
@@ -177,10 +178,10 @@ class FakeTelegram:
         chat_id = user_id if chat_id is None else chat_id
         with self._cond:
             if message_id is None:
-                mine = [s for s in self.sent if s.chat_id == chat_id]
+                mine = self._sent_by_chat.get(chat_id, [])
                 message_id = mine[-1].message_id if mine else 1
             original = next(
-                (s for s in self.sent if s.chat_id == chat_id and s.message_id == message_id), None
+                (s for s in self._sent_by_chat.get(chat_id, []) if s.message_id == message_id), None
             )
             sender = {"id": user_id, "is_bot": False, "first_name": f"User{user_id}"}
             if username:
@@ -232,18 +233,18 @@ class FakeTelegram:
 
     def replies(self, chat_id: int) -> list[str]:
         with self._cond:
-            return [s.text for s in self.sent if s.chat_id == chat_id]
+            return [s.text for s in self._sent_by_chat.get(chat_id, [])]
 
     def sent_to(self, chat_id: int) -> list[Sent]:
         with self._cond:
-            return [s for s in self.sent if s.chat_id == chat_id]
+            return list(self._sent_by_chat.get(chat_id, []))
 
     def wait_for_replies(self, chat_id: int, n: int, timeout: float = 10.0, since: int = 0) -> list[str]:
         """Waits until chat `chat_id` has at least `since + n` bot messages; returns the ones after `since`."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                texts = [s.text for s in self.sent if s.chat_id == chat_id]
+                texts = [s.text for s in self._sent_by_chat.get(chat_id, [])]
                 if len(texts) >= since + n:
                     return texts[since:]
                 left = deadline - time.monotonic()
@@ -400,6 +401,7 @@ class FakeTelegram:
             parse_mode=params.get("parse_mode"),
         )
         self.sent.append(sent)
+        self._sent_by_chat.setdefault(chat_id, []).append(sent)
         self._cond.notify_all()
         return {
             "message_id": message_id,

@@ -45,7 +45,7 @@ class CycleJobs:
         with self._cv:
             self._inflight += 1
         fg = self.foreground
-        fg.cycle_start()  # steps aside (bounded) while chat replies are being worked on
+        fg.cycle_start(due)  # steps aside (bounded) while chat replies are being worked on
         try:
             if self.record_lag and due is not None:  # bench: start lag against the pair's slot
                 t = time.time()

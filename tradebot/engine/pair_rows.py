@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .. import prepared
 from ..models import ExchangeCredential, Position, UserConfig, UserState, db
 
 
@@ -25,18 +26,14 @@ class PairRows:
 
 
 _PARTS = (("c", UserConfig), ("x", ExchangeCredential), ("s", UserState), ("p", Position))
-_cache: dict[int, tuple[object, str, list]] = {}
 
 
-def _statement(database) -> tuple[str, list]:
-    hit = _cache.get(id(database))
-    if hit is not None and hit[0] is database:
-        return hit[1], hit[2]
+def _build(database) -> tuple[str, list]:
     cols, layout = [], []
     for alias, model in _PARTS:
-        fields = model._meta.sorted_fields
-        layout.append((model, [(f.name, f.python_value) for f in fields]))
-        cols.extend(f'{alias}."{f.column_name}"' for f in fields)
+        c, part = prepared.columns(alias, model)
+        cols.extend(c)
+        layout.append(part)
     sql = (
         f"SELECT {', '.join(cols)}, u.status, "
         "(SELECT COUNT(*) FROM orders o WHERE o.config_id = c.id AND o.status = 'pending') "
@@ -47,35 +44,15 @@ def _statement(database) -> tuple[str, list]:
         "WHERE q.config_id = c.id AND q.status = 'open') "
         f"WHERE c.id = {database.param}"
     )
-    _cache[id(database)] = (database, sql, layout)
     return sql, layout
 
 
-def _instance(model, data: dict):
-    obj = model(__no_default__=True)
-    obj.__data__ = data
-    obj._dirty = set()
-    return obj
-
-
 def load_pair(config_id: int) -> PairRows | None:
-    database = db.obj
-    sql, layout = _statement(database)
-    row = database.execute_sql(sql, (config_id,)).fetchone()
+    sql, layout = prepared.statement("pair_rows", _build)
+    row = db.obj.execute_sql(sql, (config_id,)).fetchone()
     if row is None:
         return None
-    i = 0
-    objs = []
-    for model, fields in layout:
-        n = len(fields)
-        values = row[i:i + n]
-        i += n
-        if values[0] is None:  # the LEFT JOIN found nothing (id is the first column)
-            objs.append(None)
-            continue
-        objs.append(_instance(model, {name: (conv(v) if v is not None else None)
-                                      for (name, conv), v in zip(fields, values, strict=True)}))
-    cfg, cred, state, pos = objs
+    (cfg, cred, state, pos), i = prepared.models_of(row, layout)
     return PairRows(cfg, row[i], cred, state, pos, int(row[i + 1] or 0))
 
 

@@ -4,6 +4,7 @@ per-host rate limiters, the shared market-data service, brokers and the credenti
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -21,6 +22,7 @@ from tradebot.exchange.ratelimit import LimiterRegistry
 from tradebot.exchange.rules import resolve_symbol, rules_from_market
 from tradebot.exchange.settings import ExchangeSettings
 
+log = logging.getLogger(__name__)
 
 class _Markets:
     __slots__ = ("client", "loaded_at", "generation")
@@ -66,31 +68,57 @@ class ExchangeHub:
     # markets ----------------------------------------------------------------------------------------------------
     def public_client(self, exchange: str, network: str, futures: bool = False):
         """The shared public client of (exchange, network) with markets loaded, refreshed periodically; with
-        `futures`, the one holding the venue's USDT-M linear perpetuals (testnet/live only)."""
+        `futures`, the one holding the venue's USDT-M linear perpetuals (testnet/live only). Only the first
+        load is waited for: a due refresh runs in the background while callers keep the current markets."""
         network = self.data_network(exchange, network)
         key = (exchange, network, futures)
         entry = self._markets.get(key)
-        refresh = self.settings[exchange].markets_refresh_seconds
-        if entry is not None and self._monotonic() - entry.loaded_at < refresh:
+        if entry is not None:
+            if self._monotonic() - entry.loaded_at >= self.settings[exchange].markets_refresh_seconds:
+                self._refresh_in_background(key)
             return entry.client
-        with self._markets_locks[key]:  # single-flight load
+        with self._markets_locks[key]:  # single-flight first load
             entry = self._markets.get(key)
-            if entry is not None and self._monotonic() - entry.loaded_at < refresh:
-                return entry.client
-            client = make_client(exchange, network, self.settings[exchange], self.limiters, pool_size=32,
-                                 futures=futures)
+            return entry.client if entry is not None else self._load_markets(key)
+
+    def _refresh_in_background(self, key: tuple) -> None:
+        """Reload a key's markets on a thread of its own. Binance's exchangeInfo is megabytes of JSON: done in
+        the cycle that found the markets due, it held every cycle of that exchange for seconds once an hour."""
+        lock = self._markets_locks[key]
+        if not lock.acquire(blocking=False):
+            return  # a load is under way
+        refresh = self.settings[key[0]].markets_refresh_seconds
+
+        def run() -> None:
             try:
-                with_retry(client.load_markets, self.policy(exchange), exchange, "load_markets")
-            except ExchangeError:
-                if entry is not None:  # keep serving the old markets when a refresh fails
-                    entry.loaded_at = self._monotonic()
-                    return entry.client
-                raise
-            gen = entry.generation + 1 if entry else 1
-            # swap in a NEW client: clients that share the old market dicts keep a consistent view
-            self._markets[key] = _Markets(client, self._monotonic(), gen)
-            self._rules_cache = {k: v for k, v in self._rules_cache.items() if k[:2] != key[:2]}
-            return client
+                entry = self._markets.get(key)
+                if entry is None or self._monotonic() - entry.loaded_at >= refresh:
+                    self._load_markets(key)
+            except Exception as exc:  # noqa: BLE001 - the old markets stay in use; retried when due again
+                log.warning("markets refresh of %s %s failed: %s", key[0], key[1], exc)
+            finally:
+                lock.release()
+
+        threading.Thread(target=run, name="markets-refresh", daemon=True).start()
+
+    def _load_markets(self, key: tuple):
+        """Load a key's markets into a NEW client and swap it in (caller holds the key's lock)."""
+        exchange, network, futures = key
+        entry = self._markets.get(key)
+        client = make_client(exchange, network, self.settings[exchange], self.limiters, pool_size=32,
+                             futures=futures)
+        try:
+            with_retry(client.load_markets, self.policy(exchange), exchange, "load_markets")
+        except ExchangeError:
+            if entry is not None:  # keep serving the old markets when a refresh fails
+                entry.loaded_at = self._monotonic()
+                return entry.client
+            raise
+        gen = entry.generation + 1 if entry else 1
+        # swap in a NEW client: clients that share the old market dicts keep a consistent view
+        self._markets[key] = _Markets(client, self._monotonic(), gen)
+        self._rules_cache = {k: v for k, v in self._rules_cache.items() if k[:2] != key[:2]}
+        return client
 
     def markets(self, exchange: str, network: str, futures: bool = False) -> dict:
         return self.public_client(exchange, network, futures).markets

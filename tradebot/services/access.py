@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..db import write_tx
 from ..models import User, UserConfig, utcnow
+from .chat_rows import user_by_telegram_id
 from .common import _action
 from .users import _need_user, approve_user, block_user, list_users, refresh_names, reject_user, unblock_user
 from .views import AccessDenied, Blocked, Conflict, NotRegistered, PendingApproval, RegisterResult, UserView
@@ -62,7 +63,7 @@ class AccessMixin:
         current @username and first name, stored when they changed. `register`: a first-time user is
         registered on the fly (any command works as a first message, as /start does): active in open
         mode (and for allowlisted ids), pending in approval mode (PendingApproval with new_user=True)."""
-        user = User.get_or_none(User.telegram_id == int(telegram_id))
+        user = user_by_telegram_id(telegram_id)
         if user is None:
             if self.cfg.telegram.access == "allowlist" and not self._allowed(telegram_id):
                 raise AccessDenied("⛔ This bot is private.")
@@ -95,7 +96,8 @@ class AccessMixin:
         """An admin or an active user: a cheap check that never writes (used to route chat work)."""
         if self.is_admin_id(telegram_id):
             return True
-        return User.select().where((User.telegram_id == int(telegram_id)) & (User.status == "active")).exists()
+        user = user_by_telegram_id(telegram_id)
+        return user is not None and user.status == "active"
 
     def _allowed(self, telegram_id: int) -> bool:
         return int(telegram_id) in set(self.cfg.telegram.allowlist or []) or self.is_admin_id(telegram_id)

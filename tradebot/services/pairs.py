@@ -9,6 +9,7 @@ from ..db import write_tx
 from ..exchange.futures_symbols import futures_symbol, split_futures_text
 from ..models import ExchangeCredential, Position, User, UserConfig, UserState, utcnow
 from ..risk_futures import max_safe_stop_loss
+from .chat_rows import pairs_with_rows
 from .common import HUNDRED, ZERO, _action, symbol_key
 from .views import Ambiguous, Conflict, InvalidValue, NotConnected, NotFound, PairView
 
@@ -171,14 +172,8 @@ class PairsMixin:
         )
 
     def list_pairs(self, user: User) -> list[PairView]:
-        # three queries for all the pairs, not two per pair (a /status is answered while 20,000 pairs trade)
-        configs = list(self._pairs(user))
-        ids = [c.id for c in configs]
-        states = {s.config_id: s for s in UserState.select().where(UserState.config.in_(ids))} if ids else {}
-        creds = {
-            c.exchange: c for c in ExchangeCredential.select().where(ExchangeCredential.user == user.id)
-        }
-        return [self._view(c, (states.get(c.id), creds.get(c.exchange))) for c in configs]
+        # one prepared statement for all the pairs (a /status is answered while 20,000 pairs trade)
+        return [self._view(c, (state, cred), side) for c, state, cred, side in pairs_with_rows(user.id)]
 
     def status(
         self, user: User, symbol_text: str | None = None, exchange: str | None = None
@@ -187,7 +182,9 @@ class PairsMixin:
             return [self._view(self.find_pair(user, symbol_text, exchange, "status"))]
         return self.list_pairs(user)
 
-    def _view(self, config: UserConfig, rows: tuple | None = None) -> PairView:
+    def _view(self, config: UserConfig, rows: tuple | None = None, side: str | None = "?") -> PairView:
+        """`rows`: (state, credential) when already read; `side`: the open position's side (None: flat),
+        "?" when not read yet."""
         if rows is None:
             state = UserState.get_or_none(UserState.config == config.id)
             cred = ExchangeCredential.get_or_none(
@@ -221,22 +218,26 @@ class PairsMixin:
             breaker_until=state.breaker_until if state is not None else None,
             breaker_reason=state.breaker_reason if state is not None else None,
             last_error=state.last_error if state is not None else None,
-            **self._futures_fields(config, state),
+            **self._futures_fields(config, state, side),
         )
 
     @staticmethod
-    def _futures_fields(config: UserConfig, state) -> dict:
-        """Market type, leverage and the position side of a futures pair for the views (one query, futures only)."""
+    def _futures_fields(config: UserConfig, state, side: str | None = "?") -> dict:
+        """Market type, leverage and the position side of a futures pair for the views (futures only; one
+        query unless the side was read with the pair)."""
         if getattr(config, "market_type", "spot") != "futures":
             return {}
-        pos = (Position.select(Position.side).where((Position.config == config.id) & (Position.status == "open"))
-               .order_by(Position.id.desc()).first())
+        if side == "?":
+            pos = (Position.select(Position.side)
+                   .where((Position.config == config.id) & (Position.status == "open"))
+                   .order_by(Position.id.desc()).first())
+            side = pos.side if pos is not None else None
         return {
             "market_type": "futures",
             "leverage": int(config.leverage or 1),
             "margin_mode": config.margin_mode,
             "direction": config.direction,
-            "side": pos.side if pos is not None else "flat",
+            "side": side or "flat",
             "funding_paid": state.funding_paid if state is not None else ZERO,
         }
 

@@ -1,0 +1,113 @@
+"""The prepared statements behind every chat message and /status (services/chat_rows.py) return exactly what
+the peewee queries they replace returned, on SQLite and PostgreSQL, and /status reads with one statement."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal as D
+
+import pytest
+from cryptography.fernet import Fernet
+
+from tests.fixtures_telegram import StubApp, StubHub, build_manager, make_cfg
+from tradebot import db as dbmod
+from tradebot import services as svc
+from tradebot.models import ExchangeCredential, Position, User, UserConfig, UserState, db
+from tradebot.services.chat_rows import pairs_with_rows, user_by_telegram_id
+from tradebot.vault import Vault
+
+T0 = dt.datetime(2026, 1, 5, 12, 0, 0)
+
+
+def load() -> User:
+    alice = User.create(telegram_id=10_000_000_001, username="alice", first_name="Alice", created_at=T0)
+    User.create(telegram_id=2, username="bob", created_at=T0)
+    ExchangeCredential.create(user=alice, exchange="binance", network="paper")
+    # added in this order: the second was created first; the third has no state row and no credential
+    a = UserConfig.create(user=alice, exchange="binance", symbol="ETH/USDT", budget=D("12345678.12345678"),
+                          created_at=T0 + dt.timedelta(seconds=5), updated_at=T0)
+    b = UserConfig.create(user=alice, exchange="binance", symbol="BTC/USDT:USDT", budget=D("500"),
+                          market_type="futures", leverage=3, created_at=T0, updated_at=T0)
+    UserConfig.create(user=alice, exchange="bybit", symbol="SOL/USDT", budget=D("0.1"), is_trading=True,
+                      created_at=T0 + dt.timedelta(seconds=9), updated_at=T0)
+    for cfg, equity in ((a, D("12345678.12345679")), (b, D("-0.00000001"))):
+        UserState.create(user=alice, config=cfg, mode="paper", balance=cfg.budget, cash=cfg.budget, equity=equity,
+                         peak_equity=equity, breaker_until=T0, last_error="boom", updated_at=T0)
+    # the futures pair: a closed long and an open short (the view shows the open one)
+    for side, status in (("long", "closed"), ("short", "open")):
+        Position.create(user=alice, config=b, exchange="binance", symbol=b.symbol, side=side, leverage=3,
+                        amount=D("0.01"), entry_price=D("30000"), cost_basis=D("100"), status=status, opened_at=T0)
+    return alice
+
+
+def _peewee(user: User):
+    configs = list(UserConfig.select().where(UserConfig.user == user.id).order_by(UserConfig.created_at,
+                                                                                   UserConfig.id))
+    out = []
+    for c in configs:
+        state = UserState.get_or_none(UserState.config == c.id)
+        cred = ExchangeCredential.get_or_none((ExchangeCredential.user == user.id)
+                                              & (ExchangeCredential.exchange == c.exchange))
+        pos = (Position.select().where((Position.config == c.id) & (Position.status == "open"))
+               .order_by(Position.id.desc()).first())
+        out.append((*(None if m is None else m.__data__ for m in (c, state, cred)), pos and pos.side))
+    return out
+
+
+def _check_same_rows():
+    alice = load()
+    got = [(*(None if m is None else m.__data__ for m in row[:3]), row[3]) for row in pairs_with_rows(alice.id)]
+    assert got == _peewee(alice)
+    assert [(c.symbol, side) for c, _s, _x, side in pairs_with_rows(alice.id)] == [
+        ("BTC/USDT:USDT", "short"), ("ETH/USDT", None), ("SOL/USDT", None)]
+    assert pairs_with_rows(alice.id)[1][1].equity == D("12345678.12345679")  # money exact
+    assert pairs_with_rows(alice.id)[2][1:] == (None, None, None)
+    user = user_by_telegram_id(10_000_000_001)
+    assert user.__data__ == User.get(User.telegram_id == 10_000_000_001).__data__
+    assert user_by_telegram_id(3) is None
+    assert pairs_with_rows(User.get(User.telegram_id == 2).id) == []
+
+
+def test_prepared_chat_rows_match_peewee_on_sqlite(database):
+    _check_same_rows()
+
+
+@pytest.mark.pg
+def test_prepared_chat_rows_match_peewee_on_postgres(pg_url):
+    dbmod.open_database(pg_url)
+    dbmod.migrate()
+    try:
+        _check_same_rows()
+    finally:
+        dbmod.close_database()
+
+
+def _selects(fn):
+    seen: list[str] = []
+    conn = db.connection()
+    conn.set_trace_callback(seen.append)
+    try:
+        fn()
+    finally:
+        conn.set_trace_callback(None)
+    return [s for s in seen if s.lstrip().upper().startswith("SELECT")]
+
+
+def test_a_status_reads_the_sender_and_all_pairs_in_two_statements(database):
+    hub = StubHub()
+    vault = Vault([Fernet.generate_key()], "test")
+    services = svc.Services(StubApp(make_cfg(), vault, hub, build_manager(hub, vault)))
+    alice = load()
+    views = []
+
+    def status():
+        user = services.authorize(alice.telegram_id, "alice", "Alice", names=True)
+        views.extend(services.status(user))
+
+    selects = _selects(status)
+    assert len(selects) == 2, selects
+    assert [(v.symbol, v.equity, v.status, v.side) for v in views] == [
+        ("BTC/USDT:USDT", D("-0.00000001"), "stopped", "short"),
+        ("ETH/USDT", D("12345678.12345679"), "stopped", "flat"),
+        ("SOL/USDT", D("0.1"), "running", "flat"),
+    ]
