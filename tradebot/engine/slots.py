@@ -106,6 +106,11 @@ class SlotDispatcher:
         s = self._slots.get(pair_id)
         return None if s is None else (s.interval, s.offset, s.due)
 
+    def is_busy(self, pair_id: int) -> bool:
+        """Is a cycle of this pair queued or running?"""
+        with self._cv:
+            return pair_id in self._busy
+
     def busy(self) -> int:
         with self._cv:
             return len(self._busy)
