@@ -13,6 +13,8 @@ Until the Telegram leader lease exists, only the first worker polls Telegram ([h
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import signal
 import subprocess
@@ -189,7 +191,8 @@ def test_three_workers_failover_and_a_joining_worker(pg_url, tmp_path, telegram,
         procs = survivors + [joiner]
         _wait(lambda: len(_held().get(_worker_of(joiner.pid), ())) >= len(active) // 3 - 1, 60,
               "the joining worker taking its share", procs)
-        time.sleep(3 * 1.0 + 2)  # a few more rounds and cycles after the move
+        time.sleep(5)  # a few more rounds and cycles after the move
+        joined = len(_held().get(_worker_of(joiner.pid), ()))
     finally:
         for p in procs:
             if p.poll() is None:
@@ -201,7 +204,8 @@ def test_three_workers_failover_and_a_joining_worker(pg_url, tmp_path, telegram,
     assert codes == [0, 0, 0], codes
 
     # the admins were told once about the one worker that disappeared
-    assert Notification.select().where(Notification.kind == "worker_gone").count() == 1
+    gone = list(Notification.select().where(Notification.kind == "worker_gone"))
+    assert len(gone) == 1 and json.loads(gone[0].payload)["pairs"] == len(victim_pairs)
     # no pair decided twice on the same candle, through a failover and a rebalance
     seen = set()
     for cid, ts, provider in AIDecision.select(AIDecision.config, AIDecision.candle_ts, AIDecision.provider).where(
@@ -220,3 +224,7 @@ def test_three_workers_failover_and_a_joining_worker(pg_url, tmp_path, telegram,
     assert Order.select().where(Order.status == "pending").count() == 0
     assert Order.select().where(Order.status == "filled").count() >= 3
     check_db_matches_fake(fake, live_users)
+    filled = Order.select().where(Order.status == "filled")
+    after = filled.where(Order.created_at >= dt.datetime.fromtimestamp(killed_at, dt.UTC).replace(tzinfo=None))
+    print(f"orders filled: {filled.count()} ({after.count()} after the kill); the joining worker took {joined} "
+          f"of {len(active)} pairs")

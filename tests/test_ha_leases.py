@@ -236,3 +236,28 @@ def test_a_removed_pair_takes_its_lease_row_with_it(pg):
     w1.round()
     UserConfig.delete().where(UserConfig.id == cid).execute()
     assert PairLease.select().count() == 0
+
+
+def test_a_slot_missed_during_the_takeover_runs_at_once_and_a_run_one_does_not(pg):
+    import time
+
+    ids = _pairs(2)
+    UserConfig.update(interval_seconds=3600).execute()  # hourly pairs: the next slot is far away
+    m1 = _manager()
+    w1 = _worker(m1)
+    w1.start(thread=False)
+    latest = {}
+    for cid in ids:
+        interval, offset, due = m1.slots.slot_of(cid)
+        latest[cid] = int(round((due - interval) * 1000))  # the grid's latest slot before now
+    # the dead holder ran the latest slot of the first pair; the second one's was missed
+    _sql(pg, "UPDATE pair_leases SET last_slot_ms = %s WHERE config_id = %s", (latest[ids[0]], ids[0]))
+    _sql(pg, "UPDATE pair_leases SET last_slot_ms = %s WHERE config_id = %s", (latest[ids[1]] - 3_600_000, ids[1]))
+    _expire_worker(pg, w1)
+    m2 = _manager()
+    w2 = _worker(m2)
+    w2.start(thread=False)
+    now = time.time()
+    assert m2.slots.slot_of(ids[0])[2] > now  # already run: waits for its next slot
+    assert m2.slots.slot_of(ids[1])[2] * 1000 == pytest.approx(latest[ids[1]], abs=1)  # missed: due now
+    assert w2.begin_slot(ids[1], m2.slots.slot_of(ids[1])[2]) is True

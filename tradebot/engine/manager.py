@@ -40,7 +40,7 @@ from .cycle_jobs import CycleJobs
 from .daily import DailySummary
 from .pool import DaemonPoolExecutor, DaemonThreadPool
 from .scheduler_logs import quiet_scheduler_logs
-from .slots import SlotDispatcher
+from .slots import SlotDispatcher, next_slot
 
 log = logging.getLogger(__name__)
 
@@ -300,15 +300,25 @@ class BotManager(CycleJobs, DailySummary):
 
     # HA mode: the worker (tradebot/ha/worker.py) hands pairs to this engine and takes them back
 
-    def adopt(self, config_id: int, interval, only_if_changed: bool = False) -> None:
-        """Run this pair here (its lease is ours); with `only_if_changed`, reschedule only a new interval."""
+    def adopt(self, config_id: int, interval, only_if_changed: bool = False, last_slot_ms: int | None = None) -> None:
+        """Run this pair here (its lease is ours); with `only_if_changed`, reschedule only a new interval.
+        `last_slot_ms`: the last slot any holder ran; when the grid's latest slot is newer (missed while the
+        pair moved off a dead worker), that slot runs at once instead of waiting for the next one."""
         interval = int(interval or self.default_interval)
         if only_if_changed:
             slot = self.slots.slot_of(config_id)
             if slot is not None and int(slot[0]) == interval:
                 return
-        if not self._stopping.is_set():
-            self.slots.add(config_id, interval, self._offset(config_id, interval))
+        if self._stopping.is_set():
+            return
+        offset = self._offset(config_id, interval)
+        first = None
+        if last_slot_ms is not None:
+            now = time.time()
+            latest = next_slot(now, interval, offset) - interval
+            if last_slot_ms < int(round(latest * 1000)):
+                first = latest
+        self.slots.add(config_id, interval, offset, first_due=first)
 
     def let_go(self, config_id: int) -> None:
         """No further cycle of this pair here (one in flight finishes; see is_busy)."""

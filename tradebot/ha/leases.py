@@ -46,8 +46,9 @@ def renew(me: str, ttl: float, pairs_held: int, cycle_lag: int | None) -> tuple[
     return alive, [r[1:] for r in rows if r[0] == 1]
 
 
-def claim(me: str, ttl: float, n: int) -> list[tuple[int, int, int, str | None]]:
-    """Up to n free or expired leases of trading pairs: [(config_id, token, interval_seconds, previous holder)]."""
+def claim(me: str, ttl: float, n: int) -> list[tuple[int, int, int, str | None, int | None]]:
+    """Up to n free or expired leases of trading pairs:
+    [(config_id, token, interval_seconds, previous holder, last slot run)]."""
     if n <= 0:
         return []
     return execute(
@@ -57,7 +58,7 @@ def claim(me: str, ttl: float, n: int) -> list[tuple[int, int, int, str | None]]
         "ORDER BY p.config_id LIMIT %s FOR UPDATE OF p SKIP LOCKED) "
         f"UPDATE pair_leases l SET worker = %s, token = l.token + 1, acquired_at = {NOW}, expires_at = {after()} "
         "FROM pick, user_configs c WHERE l.config_id = pick.config_id AND c.id = l.config_id "
-        "RETURNING l.config_id, l.token, c.interval_seconds, pick.prev",
+        "RETURNING l.config_id, l.token, c.interval_seconds, pick.prev, l.last_slot_ms",
         (n, me, ms(ttl)),
     ).fetchall()
 
@@ -93,6 +94,10 @@ def check_fence(me: str, config_id: int, token: int | None, margin: float) -> bo
         (ms(margin), config_id),
     ).fetchone()
     return row is not None and token is not None and row[0] == me and row[1] == token and bool(row[2])
+
+
+def set_pairs_held(me: str, n: int) -> None:
+    execute("UPDATE workers SET pairs_held = %s WHERE id = %s", (n, me))
 
 
 def holders() -> list[tuple]:

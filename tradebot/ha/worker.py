@@ -198,20 +198,26 @@ class HAWorker:
         for cid in balancer.surplus(running, share, self.manager.is_busy):
             self.manager.let_go(cid)  # no new cycle; released once its in-flight cycle ended
             self.leaving.add(cid)
+        before = len(self.tokens)
         idle = [c for c in self.leaving if not self.manager.is_busy(c)]
         if idle:
             leases.release(self.me, idle)
             for cid in idle:
                 self.leaving.discard(cid)
                 self.tokens.pop(cid, None)
+            log.info("handed %d pairs over to other workers (share %d of %d over %d workers)", len(idle), share,
+                     active, live)
         want = balancer.to_claim(len(self.tokens), share)
         taken = leases.claim(self.me, self.ttl, want)
         gone_from = set()
-        for cid, token, interval, prev in taken:
+        for cid, token, interval, prev, last_slot in taken:
             self.tokens[cid] = token
-            self.manager.adopt(cid, interval)
+            # a pair taken over from a dead worker may have missed a slot: that one runs at once
+            self.manager.adopt(cid, interval, last_slot_ms=last_slot if prev is not None else None)
             if prev is not None:
                 gone_from.add(prev)
+        if len(self.tokens) != before:  # what `tradebot status` and a worker_gone notice show
+            leases.set_pairs_held(self.me, len(self.tokens))
         if taken:
             log.info("claimed %d pairs (share %d of %d over %d workers)%s", len(taken), share, active, live,
                      f"; taken over from {len(gone_from)} worker(s)" if gone_from else "")
