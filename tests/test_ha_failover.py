@@ -193,6 +193,11 @@ def test_three_workers_failover_and_a_joining_worker(pg_url, tmp_path, telegram,
               "the joining worker taking its share", procs)
         time.sleep(5)  # a few more rounds and cycles after the move
         joined = len(_held().get(_worker_of(joiner.pid), ()))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEBOT_")}
+        res = subprocess.run([sys.executable, "-m", "tradebot", "--config", str(cfgs[0]), "status"],
+                             capture_output=True, text=True, env=env, timeout=60)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert "3 live worker(s)" in res.stdout and res.stdout.count(" GONE") == 1, res.stdout
     finally:
         for p in procs:
             if p.poll() is None:

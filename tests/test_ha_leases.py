@@ -261,3 +261,24 @@ def test_a_slot_missed_during_the_takeover_runs_at_once_and_a_run_one_does_not(p
     assert m2.slots.slot_of(ids[0])[2] > now  # already run: waits for its next slot
     assert m2.slots.slot_of(ids[1])[2] * 1000 == pytest.approx(latest[ids[1]], abs=1)  # missed: due now
     assert w2.begin_slot(ids[1], m2.slots.slot_of(ids[1])[2]) is True
+
+
+def test_status_lists_workers_their_pairs_and_lease_ages(pg):
+    from tradebot.ha.status import format_cluster, read_cluster
+
+    assert read_cluster(pg) is None  # no worker ever registered: the single-instance status applies
+    _pairs(4)
+    w1, w2 = _worker(_manager()), _worker(_manager())
+    w1.start(thread=False)
+    w2.start(thread=False)
+    w1.round(), w2.round()
+    _expire_worker(pg, w2)  # w2 disappears; its 2 pairs wait for a worker
+    c = read_cluster(pg)
+    assert [w.id for w in c.live] == [w1.me] and c.active_pairs == 4 and c.unheld == 2
+    text = "\n".join(format_cluster(c))
+    assert "1 live worker(s)" in text and "2 waiting for a worker" in text and "GONE" in text
+    row = next(line for line in text.splitlines() if line.startswith(w1.me.rsplit(":", 1)[-1]))
+    assert row.split()[3] == "2"  # pairs held
+    w1.release()
+    c = read_cluster(pg)
+    assert c.live == [] and "stopped" in "\n".join(format_cluster(c))
