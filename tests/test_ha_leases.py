@@ -282,3 +282,28 @@ def test_status_lists_workers_their_pairs_and_lease_ages(pg):
     w1.release()
     c = read_cluster(pg)
     assert c.live == [] and "stopped" in "\n".join(format_cluster(c))
+
+
+def test_rotate_key_is_refused_while_a_worker_runs(pg, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tradebot.vault import generate_key_file
+
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'data_dir = "{tmp_path}"\n[database]\nurl = "{pg}"\n')
+    generate_key_file(tmp_path / "secret.key")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEBOT_")}
+
+    def rotate():
+        return subprocess.run([sys.executable, "-m", "tradebot", "--config", str(cfg), "admin", "rotate-key"],
+                              capture_output=True, text=True, env=env, timeout=60)
+
+    w = _worker(_manager())
+    w.start(thread=False)
+    res = rotate()
+    assert res.returncode == 1 and "1 `tradebot run` worker(s) use this database" in res.stderr, res.stderr
+    w.release()
+    res = rotate()
+    assert res.returncode == 0, res.stderr
