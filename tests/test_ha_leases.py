@@ -307,3 +307,22 @@ def test_rotate_key_is_refused_while_a_worker_runs(pg, tmp_path):
     w.release()
     res = rotate()
     assert res.returncode == 0, res.stderr
+
+
+def test_a_single_instance_run_is_refused_beside_workers(pg, tmp_path):
+    from tradebot.app import StartupError, run_forever
+    from tradebot.config import load_config
+    from tradebot.vault import generate_key_file
+
+    (tmp_path / "config.toml").write_text(
+        f'data_dir = "{tmp_path}"\n[telegram]\ntoken = "123:abc"\n[database]\nurl = "{pg}"\n[ha]\nenabled = false\n')
+    cfg = load_config(tmp_path / "config.toml", env={})
+    generate_key_file(cfg.key_file)
+    w = _worker(_manager())
+    w.start(thread=False)
+    with pytest.raises(StartupError, match="workers"):
+        run_forever(cfg)
+    dbmod.open_database(pg)
+    from tradebot.models import InstanceLock
+
+    assert InstanceLock.get_by_id("run").holder is None  # it let the lease go again

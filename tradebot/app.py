@@ -156,6 +156,13 @@ def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
         lock.release()
         raise
     lock.acquire(fencing=True)
+    if not dbmod.is_sqlite():
+        from .ha.registry import live_workers
+
+        if live_workers():  # [ha] enabled = false here, workers there: never both on one database
+            lock.release()
+            raise StartupError("PostgreSQL workers ([ha] enabled) already run on this database; "
+                               "set [ha] enabled = true here too, or stop them first")
     lock.start_heartbeat()
     stop = stop_event or threading.Event()
     install_stop_signals(stop)
