@@ -26,6 +26,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -143,8 +144,7 @@ def main(argv=None) -> None:
     with admin.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
     url = base.rsplit("/", 1)[0] + "/" + name
-    tmp = Path(f"/tmp/{name}")
-    tmp.mkdir()
+    tmp = Path(tempfile.mkdtemp(prefix=name + "_"))
     procs = []
     fake = None
     tg = FakeTelegram(token=TOKEN).start()
@@ -153,7 +153,10 @@ def main(argv=None) -> None:
         t = time.monotonic()
         dbmod.open_database(url)
         dbmod.migrate()
-        symbols = ["BTC/USDT", "ETH/USDT", "SOL/USDT"] + [f"S{i:03d}/USDT" for i in range(args.symbols - 3)]
+        from tests.fakes.exchange import SYNTHETIC_COINS
+
+        coins = ["BTC", "ETH", "SOL"] + list(SYNTHETIC_COINS[: max(0, args.symbols - 3)])
+        symbols = [f"{c}/USDT" for c in coins[: args.symbols]]
         combos = [(ex, s) for s in symbols for ex in ("binance", "bybit")]
         users = (n_pairs + 4) // 5
         User.insert_many([{"telegram_id": 10_000 + i, "username": f"b{i}"} for i in range(users)]).execute()
@@ -211,14 +214,14 @@ def main(argv=None) -> None:
             p.wait(300)
         secs = t1 - t0
         print(f"load average now: {loadavg()}")
-        total_held = 0
+        total_held = 0.0
         for w, out in enumerate(outs):
             if not out.exists():
                 print(f"worker {w}: no figures (crashed? see {tmp}/w{w}/logs/bot.log)")
                 continue
             f = json.loads(out.read_text())
             held = f["held_end"]
-            total_held += held
+            total_held += f["held_avg"]
             expected = f["held_avg"] * f["seconds"] / 60.0
             cpu_pct = 100.0 * f["cpu"] / f["seconds"]
             per_pair_kb = (f["rss1"] - f["rss0"]) * 1024 / max(1, held)
@@ -229,7 +232,7 @@ def main(argv=None) -> None:
                   f"({cpu_pct * 1000 / max(1, held):.2f}% per 1,000 pairs); RSS {f['rss0']:.0f} MB before the "
                   f"pairs, {f['rss1']:.0f} MB after ({per_pair_kb:.0f} KB per pair held); lease rounds "
                   f"{f['rounds']}")
-        print(f"pairs held in all: {total_held} of {n_pairs}")
+        print(f"pairs held in all (window average): {total_held:.0f} of {n_pairs}")
         d = {k: (s1[k] - s0[k]) / secs for k in s0}
         print(f"database ({secs:.0f} s, all workers and the status reads): {d['xact']:.0f} transactions/s, rows "
               f"read {d['returned'] + d['fetched']:.0f}/s, rows written {d['written']:.0f}/s")
