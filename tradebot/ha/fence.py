@@ -3,8 +3,9 @@
 `fence_pair(config_id)` is called by the engine inside the transaction that commits an order intent. With
 an HA worker running (PostgreSQL), the pair's lease row is locked and must be this worker's, with the token
 it claimed, and valid for at least a third of the ttl more; otherwise the intent rolls back and no order is
-sent. Another worker can only claim an EXPIRED lease, and the row lock makes its claim wait for the intent's
-commit, so an intent that passed the fence was committed while no other worker could trade the pair.
+sent. Another worker can only claim an EXPIRED lease, and its claim skips a row an intent holds locked
+(SKIP LOCKED) until that intent committed, so an intent that passed the fence was committed while no
+other worker could trade the pair.
 Without an HA worker (SQLite, tests, tools) the single-instance lease decides (instance_lock.fence()).
 """
 
