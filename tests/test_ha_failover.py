@@ -113,6 +113,9 @@ def _setup_pairs(n, fake, vault):
         live_users.append(user.id)
     paper = max(0, n - LIVE_USERS * len(symbols))
     owners = [User.create(telegram_id=2000 + i, username=f"paper{i}") for i in range((paper + 5) // 6)]
+    for owner in owners:  # what /connect <exchange> paper leaves behind
+        for exchange in ("binance", "bybit"):
+            ExchangeCredential.create(user=owner.id, exchange=exchange, network="paper")
     for i in range(paper):
         UserConfig.create(user=owners[i // 6].id, exchange=("binance", "bybit")[i % 2],
                           symbol=symbols[(i // 2) % 3], budget=D(500), decider="technical", **common)
@@ -121,7 +124,7 @@ def _setup_pairs(n, fake, vault):
 
 def test_three_workers_failover_and_a_joining_worker(pg_url, tmp_path, telegram, fake_exchange):
     from tradebot import db as dbmod
-    from tradebot.models import AIDecision, Notification, Order, PairLease, UserConfig
+    from tradebot.models import AIDecision, Notification, Order, PairLease, User, UserConfig
     from tradebot.vault import Vault, generate_key_file
 
     n_pairs = int(os.environ.get("TRADEBOT_TEST_HA_PAIRS", "60"))
@@ -153,12 +156,28 @@ def test_three_workers_failover_and_a_joining_worker(pg_url, tmp_path, telegram,
         _wait(lambda: (lambda h: len(h) == 3 and sum(map(len, h.values())) == len(active)
                        and max(map(len, h.values())) <= share)(_held()),
               90, "3 workers holding every pair, each its share", procs)
+        # the polling worker handles /stop_trading and /start_trading of a pair another worker holds
+        poller = _worker_of(procs[0].pid)
+        held = _held()
+        target = next(UserConfig.get_by_id(c) for w, ids in held.items() if w != poller for c in sorted(ids)
+                      if UserConfig.get_by_id(c).decider == "technical")
+        chat = User.get_by_id(target.user_id).telegram_id
+        telegram.push_message(chat, f"/stop_trading {target.symbol} {target.exchange}")
+        assert target.symbol in telegram.wait_for_replies(chat, 1, timeout=30)[0]
+        _wait(lambda: PairLease.get_by_id(target.id).worker is None and target.id not in set().union(*_held().values()),
+              15, "the holder letting the stopped pair go", procs)
+        telegram.push_message(chat, f"/start_trading {target.symbol} {target.exchange}")
+        assert target.symbol in telegram.wait_for_replies(chat, 1, timeout=30, since=1)[0]
+        _wait(lambda: PairLease.get_by_id(target.id).worker is not None, 15, "a worker claiming the restarted pair",
+              procs)
         _wait(lambda: Order.select().where(Order.status == "filled").count() >= 3, 120, "orders filling", procs)
 
         # 2. kill -9 the worker holding the most pairs, preferably with an order intent pending
         held = _held()
         pids = {_worker_of(p.pid): p for p in procs}
-        victim_id = max(held, key=lambda w: len(held[w]))
+        live_ids = {c.id for c in UserConfig.select(UserConfig.id).where(UserConfig.decider == "llm")}
+        # the most pairs; among equal shares, the one with the most pairs trading on the exchange
+        victim_id = max(held, key=lambda w: (len(held[w]), len(held[w] & live_ids)))
         victim = pids[victim_id]
         victim_pairs = held[victim_id]
         deadline = time.monotonic() + 20
