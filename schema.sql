@@ -58,6 +58,9 @@ CREATE INDEX IF NOT EXISTS "notifications_user_id" ON "notifications" ("user_id"
 CREATE INDEX IF NOT EXISTS "notifications_config_id" ON "notifications" ("config_id");
 CREATE INDEX IF NOT EXISTS "notifications_sent_at" ON "notifications" ("sent_at");
 CREATE TABLE IF NOT EXISTS "instance_lock" ("name" VARCHAR(32) NOT NULL PRIMARY KEY, "host" VARCHAR(255) NOT NULL, "pid" INTEGER NOT NULL, "since" TIMESTAMP NOT NULL, "heartbeat_at" TIMESTAMP NOT NULL, "holder" VARCHAR(64), "token" BIGINT NOT NULL, "expires_at" TIMESTAMP, "health_at" TIMESTAMP, "active_pairs" INTEGER, "cycle_lag_seconds" INTEGER, "telegram_ok" BOOLEAN, "telegram_checked_at" TIMESTAMP);
+CREATE TABLE IF NOT EXISTS "workers" ("id" VARCHAR(64) NOT NULL PRIMARY KEY, "host" VARCHAR(255) NOT NULL, "pid" INTEGER NOT NULL, "started_at" TIMESTAMP NOT NULL, "heartbeat_at" TIMESTAMP NOT NULL, "expires_at" TIMESTAMP NOT NULL, "stopped_at" TIMESTAMP, "gone_noticed_at" TIMESTAMP, "pairs_held" INTEGER NOT NULL, "cycle_lag_seconds" INTEGER);
+CREATE TABLE IF NOT EXISTS "pair_leases" ("config_id" INTEGER NOT NULL PRIMARY KEY, "worker" VARCHAR(64), "token" BIGINT NOT NULL, "acquired_at" TIMESTAMP, "expires_at" TIMESTAMP, "last_slot_ms" BIGINT, FOREIGN KEY ("config_id") REFERENCES "user_configs" ("id") ON DELETE CASCADE);
+CREATE INDEX IF NOT EXISTS "pair_leases_worker" ON "pair_leases" ("worker");
 CREATE TABLE IF NOT EXISTS "schema_migrations" ("version" INTEGER NOT NULL PRIMARY KEY, "name" VARCHAR(128) NOT NULL, "applied_at" TIMESTAMP NOT NULL);
 
 -- @views

@@ -27,10 +27,20 @@ def test_every_documented_key_is_known(tmp_path):
 
     raw = tomllib.loads(open("config.example.toml").read())
     sections = {k: v for k, v in raw.items() if isinstance(v, dict) and k != "exchanges"}
-    assert set(sections) == {"telegram", "database", "security", "logging", "trading", "risk", "llm", "ensemble"}
+    assert set(sections) == {"telegram", "database", "ha", "security", "logging", "trading", "risk", "llm",
+                             "ensemble"}
     for ex in raw["exchanges"].values():
         assert set(ex) == {"api_url", "testnet_api_url", "timeout_ms", "markets_refresh_seconds", "paper_data_network",
                            "paper_futures_taker_fee", "paper_funding_rate"}
+
+
+def test_ha_section_defaults_range_and_environment(tmp_path):
+    cfg = load_config(write(tmp_path, ""), env={})
+    assert (cfg.ha.enabled, cfg.ha.lease_seconds, cfg.ha.poll_telegram) == (True, 20, True)
+    with pytest.raises(ConfigError, match=r"ha\.lease_seconds"):
+        load_config(write(tmp_path, "[ha]\nlease_seconds = 2\n"), env={})
+    cfg = load_config(write(tmp_path, ""), env={"TRADEBOT_HA_LEASE_SECONDS": "45", "TRADEBOT_HA_POLL_TELEGRAM": "false"})
+    assert cfg.ha.lease_seconds == 45 and cfg.ha.poll_telegram is False
 
 
 def test_env_overrides_file(tmp_path):

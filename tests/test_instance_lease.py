@@ -282,6 +282,9 @@ def test_running_bot_on_postgres_tells_the_admins_once_when_it_loses_and_regains
         f'data_dir = "{tmp_path}"\n'
         f'[telegram]\ntoken = "{fake.token}"\napi_url = "{fake.api_url}"\nadmin_ids = [900]\npoll_timeout = 1\n'
         f'[database]\nurl = "{pg_url}"\nlease_seconds = 3\n'
+        # the single-instance lease on PostgreSQL: only with HA workers switched off (by default a second
+        # `tradebot run` joins as a worker instead of being refused: tests/test_ha_*.py)
+        '[ha]\nenabled = false\n'
         f'[exchanges.binance]\napi_url = "{fake_exchange.url}"\ntestnet_api_url = "{fake_exchange.url}"\n'
     )
     cfg = load_config(tmp_path / "config.toml", env={})

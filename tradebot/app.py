@@ -153,6 +153,8 @@ def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
     vault = Vault.load(cfg.key_file)
     app = App(cfg=cfg, vault=vault)
     dbmod.open_database(cfg.database_url)
+    if not dbmod.is_sqlite() and cfg.ha.enabled:
+        return _run_worker(cfg, app, stop_event)
     lock = InstanceLease(cfg.database_url, cfg.database.lease_seconds, admin_ids=cfg.telegram.admin_ids or (),
                          on_lost=lambda: _pause_engine(app), on_regained=lambda: _resume_engine(app))
     lock.lock_file()  # SQLite: before migrating, so a second instance never touches the schema
@@ -166,6 +168,13 @@ def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
         lock.release()
         raise
     lock.acquire(fencing=True)
+    if not dbmod.is_sqlite():
+        from .ha.registry import live_workers
+
+        if live_workers():  # [ha] enabled = false here, workers there: never both on one database
+            lock.release()
+            raise StartupError("PostgreSQL workers ([ha] enabled) already run on this database; "
+                               "set [ha] enabled = true here too, or stop them first")
     lock.start_heartbeat()
     checkpointer = WalCheckpointer().start()
     stop = stop_event or threading.Event()
@@ -177,15 +186,7 @@ def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
         app.hub = build_hub(cfg)
         app.manager = build_manager(cfg, app.hub, vault)
         app.manager.start()
-        from .telegram.bot import start_bot
-
-        try:
-            bot = start_bot(app)
-        except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
-            log.error("telegram bot failed to start: %s", exc)
-            raise StartupError(
-                f"telegram: cannot start the bot ({exc}); check telegram.token and telegram.api_url"
-            ) from None
+        bot = _start_telegram(app)
         health = HealthRecorder(lock, lambda: len(app.manager.slots), telegram_probe(cfg),
                                 cycle_lag=app.manager.cycle_lag_seconds)
         health.start()
@@ -207,5 +208,62 @@ def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
         import gc
 
         gc.unfreeze()  # run_forever may be called in a longer-lived process (tests)
+        log.info("stopped")
+    return 0
+
+
+def _start_telegram(app: App):
+    from .telegram.bot import start_bot
+
+    try:
+        return start_bot(app)
+    except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
+        log.error("telegram bot failed to start: %s", exc)
+        raise StartupError(
+            f"telegram: cannot start the bot ({exc}); check telegram.token and telegram.api_url"
+        ) from None
+
+
+def _run_worker(cfg: Config, app: App, stop_event: threading.Event | None = None) -> int:
+    """PostgreSQL: one of possibly several workers sharing the pairs by leases (tradebot/ha/, docs/HA.md)."""
+    from .ha.daily import claim_daily
+    from .ha.worker import HAWorker
+    from .services import sync_admins
+
+    applied = dbmod.migrate()  # serialized between workers starting together (an advisory lock)
+    if applied:
+        log.info("applied schema migrations %s", applied)
+    check_key(app.vault)
+    stop = stop_event or threading.Event()
+    install_stop_signals(stop)
+    bot = None
+    worker = None
+    try:
+        sync_admins(cfg.telegram.admin_ids or ())
+        app.hub = build_hub(cfg)
+        app.manager = build_manager(cfg, app.hub, app.vault)
+        worker = HAWorker(app.manager, cfg.ha.lease_seconds, admin_ids=cfg.telegram.admin_ids or ())
+        app.manager.ha = worker
+        app.manager.daily_gate = claim_daily
+        app.manager.start()
+        worker.start()
+        if cfg.ha.poll_telegram:  # (the Telegram leader lease replaces this switch)
+            bot = _start_telegram(app)
+        log.info("tradebot worker %s running (%d pairs held); Ctrl-C to stop", worker.me, len(worker.tokens))
+        stop.wait()
+        log.info("shutting down: finishing in-flight cycles (up to %ss; Ctrl-C again to force)",
+                 cfg.trading.shutdown_timeout_seconds)
+    finally:
+        if bot is not None:
+            bot.stop()
+        if worker is not None:
+            worker.stop()
+        if app.manager is not None:
+            app.manager.drain(cfg.trading.shutdown_timeout_seconds)
+        if worker is not None:
+            worker.release()  # the idle pairs go to the other workers at once, not after the ttl
+        if app.manager is not None:
+            app.manager.shutdown(0)
+        dbmod.close_database()
         log.info("stopped")
     return 0

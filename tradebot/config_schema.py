@@ -40,6 +40,15 @@ class DatabaseConfig:
 
 
 @dataclass(frozen=True)
+class HAConfig:
+    """Several `tradebot run` workers on one PostgreSQL database (tradebot/ha/, docs/HA.md)."""
+
+    enabled: bool = True  # PostgreSQL only; false: the single-instance lease as on SQLite
+    lease_seconds: int = 20  # a dead worker's pairs move after at most this long (+ one renewal round)
+    poll_telegram: bool = True  # until the Telegram leader lease exists: only such workers run the bot
+
+
+@dataclass(frozen=True)
 class SecurityConfig:
     key_file: str = ""
 
@@ -164,6 +173,7 @@ class Config:
     ensemble: EnsembleConfig
     path: Path | None = None  # the file it was read from, if any
     presets: dict = field(default_factory=dict)  # name -> presets.Preset ([presets.<name>] tables)
+    ha: HAConfig = field(default_factory=HAConfig)
 
     @property
     def database_url(self) -> str:
@@ -250,6 +260,10 @@ SECTIONS: dict[str, tuple[type, dict[str, tuple[type, Any]]]] = {
         },
     ),
     "database": (DatabaseConfig, {"url": (str, _db_url), "lease_seconds": (int, _range(3, 600))}),
+    "ha": (
+        HAConfig,
+        {"enabled": (bool, None), "lease_seconds": (int, _range(6, 600)), "poll_telegram": (bool, None)},
+    ),
     "security": (SecurityConfig, {"key_file": (str, None)}),
     "logging": (
         LoggingConfig,

@@ -342,6 +342,12 @@ def _m007_chat_preferences() -> None:
             db.execute_sql(f"ALTER TABLE users ADD COLUMN {column} BOOLEAN NOT NULL DEFAULT {default}")
 
 
+def _m008_ha_workers() -> None:
+    from .models import PairLease, Worker
+
+    db.create_tables([Worker, PairLease], safe=True)
+
+
 # (version, name, function). Append only; never edit an applied migration.
 MIGRATIONS: list[tuple[int, str, callable]] = [
     (1, "initial schema", _m001_initial),
@@ -351,11 +357,26 @@ MIGRATIONS: list[tuple[int, str, callable]] = [
     (5, "llm answers (shared provider answers, tokens, cost) linked from ai_decisions", _m005_llm_answers),
     (6, "pair preset (user_configs.preset)", _m006_pair_preset),
     (7, "chat preferences: daily equity chart, reply keyboard", _m007_chat_preferences),
+    (8, "HA workers and pair leases (PostgreSQL)", _m008_ha_workers),
 ]
 
 
+MIGRATE_LOCK = 0x7472_6462  # PostgreSQL advisory lock key: workers starting together migrate one at a time
+
+
 def migrate() -> list[int]:
-    """Apply pending migrations in order, then (re)create the views. Returns versions applied."""
+    """Apply pending migrations in order, then (re)create the views. Returns versions applied.
+    On PostgreSQL under an advisory lock, so several workers starting at once do not collide."""
+    if is_sqlite():
+        return _migrate()
+    db.execute_sql("SELECT pg_advisory_lock(%s)", (MIGRATE_LOCK,))
+    try:
+        return _migrate()
+    finally:
+        db.execute_sql("SELECT pg_advisory_unlock(%s)", (MIGRATE_LOCK,))
+
+
+def _migrate() -> list[int]:
     db.create_tables([SchemaMigration], safe=True)
     done = {m.version for m in SchemaMigration.select(SchemaMigration.version)}
     applied = []

@@ -400,6 +400,40 @@ class InstanceLock(BaseModel):
         table_name = "instance_lock"
 
 
+class Worker(BaseModel):
+    """A `tradebot run` worker on PostgreSQL (HA mode, tradebot/ha/): registered at start, renewed with its
+    pair leases, marked stopped on a clean exit. Times are the database's clock."""
+
+    id = pw.CharField(max_length=64, primary_key=True)  # "<host>:<pid>:<random>"
+    host = pw.CharField(max_length=255)
+    pid = pw.IntegerField()
+    started_at = pw.DateTimeField()
+    heartbeat_at = pw.DateTimeField()
+    expires_at = pw.DateTimeField()
+    stopped_at = pw.DateTimeField(null=True)  # a clean stop; NULL and expired = the worker disappeared
+    gone_noticed_at = pw.DateTimeField(null=True)  # the admins were told it disappeared (once)
+    pairs_held = pw.IntegerField(default=0)
+    cycle_lag_seconds = pw.IntegerField(null=True)
+
+    class Meta:
+        table_name = "workers"
+
+
+class PairLease(BaseModel):
+    """Which worker runs a pair (HA mode): holder, fencing token (+1 per takeover), expiry, and the last
+    slot a cycle ran for, so a new holder never runs a slot the previous one already ran."""
+
+    config = pw.ForeignKeyField(UserConfig, primary_key=True, on_delete="CASCADE", column_name="config_id")
+    worker = pw.CharField(max_length=64, null=True, index=True)  # NULL: free
+    token = pw.BigIntegerField(default=0)
+    acquired_at = pw.DateTimeField(null=True)
+    expires_at = pw.DateTimeField(null=True)
+    last_slot_ms = pw.BigIntegerField(null=True)  # due time (epoch ms) of the last cycle run, by any holder
+
+    class Meta:
+        table_name = "pair_leases"
+
+
 class SchemaMigration(BaseModel):
     version = pw.IntegerField(primary_key=True)
     name = pw.CharField(max_length=128)
@@ -424,5 +458,7 @@ ALL_MODELS = [
     DailyPerformance,
     Notification,
     InstanceLock,
+    Worker,
+    PairLease,
     SchemaMigration,
 ]

@@ -202,6 +202,16 @@ def admin_sql(ctx, query, timeout, max_rows):
         click.echo(f"(truncated after {len(result.rows)} rows; use --max-rows or a LIMIT)")
 
 
+def _live_workers() -> int:
+    from .. import db as dbmod
+
+    if dbmod.is_sqlite():
+        return 0
+    from ..ha.registry import live_workers
+
+    return live_workers()
+
+
 @admin.command("rotate-key")
 @click.pass_context
 @clean_errors
@@ -220,6 +230,11 @@ def admin_rotate_key(ctx):
         lease.acquire()
     except InstanceLocked as exc:
         fail(f"refused: {exc}; stop `tradebot run` first, then rotate the key", code=1)
+    workers = _live_workers()
+    if workers:  # PostgreSQL workers hold pair leases, not this lease (and none starts while we hold it)
+        lease.release()
+        fail(f"refused: {workers} `tradebot run` worker(s) use this database; stop them first, then rotate the key",
+             code=1)
     try:
         tokens = uc.credential_tokens()
         backup = vault.rotate(tokens, uc.save_credential_tokens)

@@ -199,6 +199,18 @@ def status(ctx):
     except Exception as exc:  # noqa: BLE001 - driver errors: one line
         fail(f"database.url: cannot read {_redact_url(cfg.database_url)}: {str(exc).strip().splitlines()[0]}",
              code=1)
+    if not st.running:  # PostgreSQL workers (HA) hold no single-instance lease: list them instead
+        from ..ha.status import format_cluster, read_cluster
+
+        try:
+            cluster = read_cluster(cfg.database_url)
+        except Exception as exc:  # noqa: BLE001
+            fail(f"database.url: cannot read {_redact_url(cfg.database_url)}: {str(exc).strip().splitlines()[0]}",
+                 code=1)
+        if cluster is not None:
+            for line in format_cluster(cluster):
+                click.echo(line)
+            sys.exit(0 if cluster.live else 1)
     for line in format_status(st):
         click.echo(line)
     sys.exit(0 if st.running else 1)

@@ -23,7 +23,7 @@ from decimal import Decimal
 
 from .. import events, risk
 from ..db import write_tx
-from ..instance_lock import fence
+from ..ha.fence import fence_pair
 from ..models import (
     Order,
     Position,
@@ -371,7 +371,7 @@ class CycleRunner(CycleWiring, PendingIntents, UserBreaker, LLMWiring):
         now = ms_to_dt(now_ms)
         decision_id = decision_row.id if (decision_row is not None and req.reason == "signal") else None
         with write_tx():
-            fence()  # no intent (and so no order) unless this process holds the instance lease
+            fence_pair(cfg.id)  # no intent (and so no order) unless this process holds the pair's lease
             order = Order.create(
                 user=cfg.user_id,
                 config=cfg.id,

@@ -42,6 +42,14 @@ class CycleJobs:
         """One scheduled cycle; `due`: its slot (epoch seconds), for the start lag the bench reads."""
         if self._stopping.is_set():
             return
+        ha = getattr(self, "ha", None)
+        if ha is not None and due is not None:
+            try:
+                if not ha.begin_slot(config_id, due):
+                    return  # the lease is not ours any more, or this slot already ran (here or on its previous holder)
+            except Exception as exc:  # noqa: BLE001 - database unreachable: no cycle without the lease check
+                log.warning("pair %s: cycle skipped, lease check failed: %s", config_id, type(exc).__name__)
+                return
         with self._cv:
             self._inflight += 1
         fg = self.foreground

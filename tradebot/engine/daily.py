@@ -27,8 +27,15 @@ class DailySummary:
     def _daily_job(self) -> None:
         if self._stopping.is_set():
             return
+        day = self.now_ms() // DAY_MS - 1
+        gate = getattr(self, "daily_gate", None)
         try:
-            day = self.now_ms() // DAY_MS - 1
+            if gate is not None and not gate(day_to_date(day)):
+                return  # another worker runs it today
+        except Exception:  # noqa: BLE001
+            log.exception("daily job: could not ask whether to run it here")
+            return
+        try:
             self.daily_summary(day_to_date(day))
         except Exception:  # noqa: BLE001
             log.exception("daily summary failed")

@@ -40,7 +40,7 @@ from .cycle_jobs import CycleJobs
 from .daily import DailySummary
 from .pool import DaemonPoolExecutor, DaemonThreadPool
 from .scheduler_logs import quiet_scheduler_logs
-from .slots import SlotDispatcher
+from .slots import SlotDispatcher, next_slot
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +160,10 @@ class BotManager(CycleJobs, DailySummary):
         self.stats["lag_at"] = self.stats["lags"]  # same list (bench/engine.py reads it by position)
         self.stats["lag_t"] = []  # (when, lag) of each cycle start
         self.record_lag = False
+        # HA mode (PostgreSQL workers, tradebot/ha/): the worker that decides which pairs run here; None =
+        # this process runs every trading pair (SQLite, or the single-instance lease)
+        self.ha = None
+        self.daily_gate = None  # (date) -> bool: run the daily job here? (HA: once across the workers)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -170,18 +174,24 @@ class BotManager(CycleJobs, DailySummary):
         """Start the scheduler, reconcile pending intents, resume trading pairs, schedule the summary."""
         if self._started:
             return {}
-        counts = self.runner.reconcile_pending(now_ms=self.now_ms())
         now = time.time()
-        # one pass over the active pairs: a heap of their next slots (linear; ~0.1 s at 20,000 pairs)
-        rows = (
-            UserConfig.select(UserConfig.id, UserConfig.interval_seconds)
-            .where(UserConfig.is_trading == True)  # noqa: E712
-            .order_by(UserConfig.id)
-            .tuples()
-        )
-        resumed = self.slots.add_many(
-            (cid, iv, self._offset(cid, iv)) for cid, iv in ((c, int(i or self.default_interval)) for c, i in rows)
-        )
+        if self.ha is not None:
+            # HA: the pairs come from the leases this worker claims (self.adopt); each pair's pending intents
+            # are settled by its own holder's next cycle, never here (another worker may be sending them)
+            counts, resumed = {}, 0
+        else:
+            counts = self.runner.reconcile_pending(now_ms=self.now_ms())
+            # one pass over the active pairs: a heap of their next slots (linear; ~0.1 s at 20,000 pairs)
+            rows = (
+                UserConfig.select(UserConfig.id, UserConfig.interval_seconds)
+                .where(UserConfig.is_trading == True)  # noqa: E712
+                .order_by(UserConfig.id)
+                .tuples()
+            )
+            resumed = self.slots.add_many(
+                (cid, iv, self._offset(cid, iv))
+                for cid, iv in ((c, int(i or self.default_interval)) for c, i in rows)
+            )
         self.scheduler.add_job(
             self._daily_job,
             CronTrigger(hour=0, minute=0, second=0, timezone=UTC),
@@ -226,9 +236,8 @@ class BotManager(CycleJobs, DailySummary):
             except Exception:  # noqa: BLE001
                 pass
 
-    def shutdown(self, timeout: float | None = None) -> bool:
-        """Stop: no new cycles, wait up to `timeout` s for in-flight ones, close the database.
-        Returns True when every in-flight cycle finished in time."""
+    def drain(self, timeout: float | None = None) -> bool:
+        """No new cycles; wait up to `timeout` s for in-flight ones. True when none is left running."""
         timeout = self.shutdown_timeout if timeout is None else timeout
         self._stopping.set()
         if self._started:
@@ -241,7 +250,12 @@ class BotManager(CycleJobs, DailySummary):
         with self._cv:
             while self._inflight and time.monotonic() < deadline:
                 self._cv.wait(max(0.0, deadline - time.monotonic()))
-            clean = self._inflight == 0
+            return self._inflight == 0
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Stop: no new cycles, wait up to `timeout` s for in-flight ones, close the database.
+        Returns True when every in-flight cycle finished in time."""
+        clean = self.drain(timeout)
         if self._started:
             self.scheduler.shutdown(wait=False)
             self.pool.shutdown(wait=False)  # daemon threads: a cycle still running is abandoned
@@ -284,6 +298,36 @@ class BotManager(CycleJobs, DailySummary):
         interval = int(cfg.interval_seconds or self.default_interval)
         self.slots.add(cfg.id, interval, self._offset(cfg.id, interval), now)
 
+    # HA mode: the worker (tradebot/ha/worker.py) hands pairs to this engine and takes them back
+
+    def adopt(self, config_id: int, interval, only_if_changed: bool = False, last_slot_ms: int | None = None) -> None:
+        """Run this pair here (its lease is ours); with `only_if_changed`, reschedule only a new interval.
+        `last_slot_ms`: the last slot any holder ran; when the grid's latest slot is newer (missed while the
+        pair moved off a dead worker), that slot runs at once instead of waiting for the next one."""
+        interval = int(interval or self.default_interval)
+        if only_if_changed:
+            slot = self.slots.slot_of(config_id)
+            if slot is not None and int(slot[0]) == interval:
+                return
+        if self._stopping.is_set():
+            return
+        offset = self._offset(config_id, interval)
+        first = None
+        if last_slot_ms is not None:
+            now = time.time()
+            latest = next_slot(now, interval, offset) - interval
+            if last_slot_ms < int(round(latest * 1000)):
+                first = latest
+        self.slots.add(config_id, interval, offset, first_due=first)
+
+    def let_go(self, config_id: int) -> None:
+        """No further cycle of this pair here (one in flight finishes; see is_busy)."""
+        self.slots.remove(config_id)
+        self.runner.streams.pop(config_id, None)
+
+    def is_busy(self, config_id: int) -> bool:
+        return self.slots.is_busy(config_id)
+
     def cycle_lag_seconds(self) -> int:
         """How long the most overdue due cycle has waited for a worker (health; from memory, no query)."""
         return int(self.slots.lag())
@@ -314,7 +358,9 @@ class BotManager(CycleJobs, DailySummary):
                 else "running"
             )
             UserState.update(status=status).where(UserState.id == state.id).execute()
-        if self._started and not self._stopping.is_set():
+        if self.ha is not None:
+            self.ha.offer(config_id)  # the worker whose share it fits claims it within a round
+        elif self._started and not self._stopping.is_set():
             if config_id not in self.slots:
                 self._schedule(cfg)
         return not was
@@ -327,6 +373,8 @@ class BotManager(CycleJobs, DailySummary):
             n = UserConfig.update(is_trading=False).where(UserConfig.id == config_id).execute()
             UserState.update(status="stopped").where(UserState.config == config_id).execute()
         self.slots.remove(config_id)
+        if self.ha is not None:  # (a pair held by another worker leaves it at that worker's next round)
+            self.ha.forget(config_id)
         return bool(was and n)
 
     def stop_user(self, user_id: int) -> int:
@@ -340,7 +388,7 @@ class BotManager(CycleJobs, DailySummary):
         return sum(1 for i in ids if self.stop_pair(i))
 
     def is_running(self, config_id: int) -> bool:
-        if self._started:
+        if self._started and self.ha is None:
             return config_id in self.slots
         cfg = UserConfig.get_or_none(UserConfig.id == config_id)
         return bool(cfg and cfg.is_trading)

@@ -58,10 +58,12 @@ class SlotDispatcher:
 
     # ------------------------------------------------------------ pairs
 
-    def add(self, pair_id: int, interval: float, offset: float = 0.0, now: float | None = None) -> float:
-        """Schedule (or reschedule) a pair; its first run is its next slot. Returns that time."""
+    def add(self, pair_id: int, interval: float, offset: float = 0.0, now: float | None = None,
+            first_due: float | None = None) -> float:
+        """Schedule (or reschedule) a pair; its first run is its next slot, or `first_due` (a missed slot of
+        the grid: it runs at once). Returns that time."""
         now = self._clock() if now is None else now
-        due = next_slot(now, interval, offset)
+        due = next_slot(now, interval, offset) if first_due is None else first_due
         with self._cv:
             self._gen += 1
             self._slots[pair_id] = _Slot(interval, offset, due, self._gen)
@@ -105,6 +107,11 @@ class SlotDispatcher:
         """(interval, offset, next due) of a scheduled pair, else None."""
         s = self._slots.get(pair_id)
         return None if s is None else (s.interval, s.offset, s.due)
+
+    def is_busy(self, pair_id: int) -> bool:
+        """Is a cycle of this pair queued or running?"""
+        with self._cv:
+            return pair_id in self._busy
 
     def busy(self) -> int:
         with self._cv:

@@ -113,6 +113,12 @@ def event(kind: str, payload_json: str) -> str:
             f"{e(p.get('reason') or '')}.\nNo orders are sent until it has it back; check that no other "
             "`tradebot run` uses this database (`tradebot status`)."
         )
+    if kind == "worker_gone":  # to admins (ha/worker.py)
+        return (
+            f"🚨 <b>Worker {e(str(p.get('host') or '?'))} (pid {e(str(p.get('pid') or '?'))}) disappeared</b>\n"
+            f"It stopped renewing its leases without a clean stop, holding {e(str(p.get('pairs') or 0))} pairs; "
+            "they moved to the live workers. See `tradebot status`."
+        )
     if kind == "lease_regained":
         return "✅ The bot holds the database again; trading resumed."
     if kind == "credentials_forgotten":
@@ -142,6 +148,7 @@ def event(kind: str, payload_json: str) -> str:
 ALWAYS_DELIVERED = {
     "lease_lost",
     "lease_regained",
+    "worker_gone",
     "breaker_tripped",
     "pair_error",
     "user_approved",
