@@ -122,12 +122,23 @@ def install_stop_signals(stop: threading.Event) -> None:
             pass
 
 
+def ha_workers(cfg: Config) -> bool:
+    """`[ha] enabled = true` (or TRADEBOT_HA_ENABLED=1) on PostgreSQL: several `tradebot run` on one database."""
+    if not cfg.ha.enabled:
+        return False
+    if dbmod.parse_url(cfg.database_url).is_sqlite:
+        raise StartupError("ha.enabled needs PostgreSQL (database.url = \"postgresql://...\"): "
+                           "SQLite serves one process")
+    return True
+
+
 def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
     """`tradebot run`. Returns the exit code."""
     from .health import HealthRecorder
     from .services import sync_admins
 
     token = require_telegram_token(cfg)
+    ha = ha_workers(cfg)
     logging_setup.register_secret(token)
     logging_setup.register_secret(cfg.llm.api_key)
     try:
@@ -153,11 +164,17 @@ def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
     except VaultError:
         lock.release()
         raise
-    lock.acquire(fencing=True)
-    lock.start_heartbeat()
+    if ha:
+        # Issue 17, Telegram half: several workers share this PostgreSQL database and the 'telegram' lease
+        # picks the one that polls. The per-pair leases (the other half) replace the single 'run' lease;
+        # until they land, every worker runs every active pair: use HA only without active pairs.
+        log.warning("ha.enabled: not taking the single 'run' lease; Telegram is served by the leader")
+    else:
+        lock.acquire(fencing=True)
+        lock.start_heartbeat()
     stop = stop_event or threading.Event()
     install_stop_signals(stop)
-    bot = None
+    leader = None
     health = None
     try:
         sync_admins(cfg.telegram.admin_ids or ())  # admin rights are the config's, set and reset each start
@@ -165,15 +182,20 @@ def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
         app.manager = build_manager(cfg, app.hub, vault)
         app.manager.start()
         from .telegram.bot import start_bot
+        from .telegram.leader import TelegramLeader
 
+        leader = TelegramLeader(cfg.database_url, cfg.telegram.leader_lease_seconds,
+                                lambda holder, fence: start_bot(app, holder=holder, fence=fence))
         try:
-            bot = start_bot(app)
+            leader.start()
         except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
             log.error("telegram bot failed to start: %s", exc)
             raise StartupError(
                 f"telegram: cannot start the bot ({exc}); check telegram.token and telegram.api_url"
             ) from None
-        health = HealthRecorder(lock, lambda: len(app.manager.slots), telegram_probe(cfg),
+        probe = telegram_probe(cfg)
+        health = HealthRecorder(lock, lambda: len(app.manager.slots),
+                                lambda: probe() if leader.is_leader else None,  # followers never call the API
                                 cycle_lag=app.manager.cycle_lag_seconds)
         health.start()
         log.info("tradebot running (database lease held); Ctrl-C to stop")
@@ -183,8 +205,8 @@ def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
     finally:
         if health is not None:
             health.stop()
-        if bot is not None:
-            bot.stop()
+        if leader is not None:
+            leader.stop()
         if app.manager is not None:
             app.manager.shutdown(cfg.trading.shutdown_timeout_seconds)
         lock.release()

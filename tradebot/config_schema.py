@@ -31,6 +31,14 @@ class TelegramConfig:
     workers: int = 32
     rate_limit_per_minute: int = 30
     poll_timeout: int = 20
+    leader_lease_seconds: int = 15  # PostgreSQL: a dead Telegram leader is replaced within this + ttl/6 s
+
+
+@dataclass(frozen=True)
+class HAConfig:
+    """Several `tradebot run` workers on one PostgreSQL database (issue 17)."""
+
+    enabled: bool = False
 
 
 @dataclass(frozen=True)
@@ -163,7 +171,8 @@ class Config:
     llm: LLMConfig
     ensemble: EnsembleConfig
     path: Path | None = None  # the file it was read from, if any
-    presets: dict = field(default_factory=dict)  # name -> presets.Preset ([presets.<name>] tables)
+    presets: dict = field(default_factory=dict)
+    ha: HAConfig = field(default_factory=HAConfig)  # name -> presets.Preset ([presets.<name>] tables)
 
     @property
     def database_url(self) -> str:
@@ -247,8 +256,10 @@ SECTIONS: dict[str, tuple[type, dict[str, tuple[type, Any]]]] = {
             "workers": (int, _range(1, 64)),
             "rate_limit_per_minute": (int, _range(1, 10000)),
             "poll_timeout": (int, _range(1, 60)),
+            "leader_lease_seconds": (int, _range(3, 120)),
         },
     ),
+    "ha": (HAConfig, {"enabled": (bool, None)}),
     "database": (DatabaseConfig, {"url": (str, _db_url), "lease_seconds": (int, _range(3, 600))}),
     "security": (SecurityConfig, {"key_file": (str, None)}),
     "logging": (

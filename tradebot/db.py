@@ -340,6 +340,13 @@ def _m007_chat_preferences() -> None:
             db.execute_sql(f"ALTER TABLE users ADD COLUMN {column} BOOLEAN NOT NULL DEFAULT {default}")
 
 
+def _m009_telegram_inbox() -> None:
+    from .models import Notification, TelegramUpdate
+
+    db.create_tables([TelegramUpdate], safe=True)
+    _add_missing_columns(Notification, ["claimed_by", "claimed_at"])
+
+
 # (version, name, function). Append only; never edit an applied migration.
 MIGRATIONS: list[tuple[int, str, callable]] = [
     (1, "initial schema", _m001_initial),
@@ -349,6 +356,7 @@ MIGRATIONS: list[tuple[int, str, callable]] = [
     (5, "llm answers (shared provider answers, tokens, cost) linked from ai_decisions", _m005_llm_answers),
     (6, "pair preset (user_configs.preset)", _m006_pair_preset),
     (7, "chat preferences: daily equity chart, reply keyboard", _m007_chat_preferences),
+    (9, "telegram inbox (update offset in the database) and outbox claims", _m009_telegram_inbox),
 ]
 
 

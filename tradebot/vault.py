@@ -100,6 +100,18 @@ class Vault:
         logging_setup.register_secret(value)
         return value
 
+    def seal(self, text: str) -> str:
+        """Encrypt data that may CONTAIN a secret (a Telegram update with a /connect) without registering
+        all of it with the log scrubber, as encrypt() does for a secret itself."""
+        return self._fernet.encrypt(text.encode()).decode()
+
+    def unseal(self, token: str) -> str:
+        """seal()'s inverse; raises VaultError on a wrong key."""
+        try:
+            return self._fernet.decrypt(token.encode()).decode()
+        except InvalidToken:
+            raise VaultError("cannot decrypt sealed data: wrong encryption key") from None
+
     def can_decrypt(self, token: str) -> bool:
         try:
             self._fernet.decrypt(token.encode())

@@ -1,0 +1,131 @@
+"""Long polling through the inbox (telegram/inbox.py): record a batch, then hand it to the chat workers.
+
+Telegram confirms the updates of one getUpdates call only when the next call sends a higher offset, and
+that call is sent only after the batch is in the database. A stop is immediate: the getUpdates in flight
+is abandoned (the thread is a daemon); what it may still bring is neither recorded nor confirmed, so
+Telegram delivers it again to the next leader.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+
+from telebot import apihelper, types
+
+from . import format as fmt
+
+log = logging.getLogger("tradebot.telegram")
+
+PRUNE_EVERY = 1000  # batches between two prunes of old handled rows
+
+
+class InboxPoller:
+    RETRY_SECONDS = 3.0
+
+    def __init__(self, bot, inbox, submit, handle, sender, poll_timeout: int, allowed_updates: list[str]):
+        self.bot = bot
+        self.inbox = inbox
+        self.submit = submit  # (telegram user id, fn, arg) -> bool: queued on that user's lane
+        self.handle = handle  # (types.Update) -> None: the dispatcher
+        self.sender = sender
+        self.poll_timeout = poll_timeout
+        self.allowed_updates = allowed_updates
+        self.offset: int | None = None
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="tg-polling", daemon=True)
+        self._batches = 0
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self, grace: float = 0.5) -> None:
+        """Returns within `grace` seconds; a getUpdates still in flight is abandoned (see the module doc)."""
+        self.stopping.set()
+        if self.thread.ident is not None:
+            self.thread.join(grace)
+
+    @property
+    def alive(self) -> bool:
+        return self.thread.is_alive() and not self.stopping.is_set()
+
+    # ------------------------------------------------------------ the loop
+
+    def _run(self) -> None:
+        ready = False
+        while not self.stopping.is_set():
+            try:
+                if not ready:  # first what a previous leader left, then from the stored offset
+                    self._finish_left()
+                    self.offset = self.inbox.offset()
+                    ready = True
+                raw = apihelper.get_updates(self.bot.token, offset=self.offset, timeout=self.poll_timeout + 10,
+                                            allowed_updates=self.allowed_updates,
+                                            long_polling_timeout=self.poll_timeout)
+                if self.stopping.is_set():
+                    return  # neither recorded nor confirmed: delivered again
+                if raw:
+                    self._take(raw)
+            except Exception as exc:  # network trouble, 409, 5xx, database down...: log, wait, go on
+                if self.stopping.is_set():
+                    return
+                log.error("telegram polling error: %s: %s", type(exc).__name__, exc)
+                self.stopping.wait(self.RETRY_SECONDS)
+
+    def _take(self, raw: list[dict]) -> None:
+        taken = self.inbox.record(raw)  # raises (database down): the batch is fetched again
+        self.offset = max(int(u["update_id"]) for u in raw) + 1
+        for update in raw:
+            if int(update["update_id"]) in taken:
+                self._dispatch(int(update["update_id"]), update)
+        self._batches += 1
+        if self._batches % PRUNE_EVERY == 0:
+            try:
+                self.inbox.prune()
+            except Exception:  # noqa: BLE001 - next time
+                log.warning("could not prune the telegram inbox", exc_info=True)
+
+    def _finish_left(self) -> None:
+        for update_id, started, raw in self.inbox.unfinished():
+            if raw is None:
+                self.inbox.done(update_id)
+            elif started:
+                self._dispatch(update_id, raw, self._interrupted)
+            else:
+                self._dispatch(update_id, raw)
+
+    # ------------------------------------------------------------ one update
+
+    def _dispatch(self, update_id: int, raw: dict, work=None) -> None:
+        update = types.Update.de_json(raw)
+        person = update.message.from_user if update.message is not None else update.callback_query.from_user
+        if not self.submit(person.id, work or self._handle, (update_id, update)):
+            self.inbox.done(update_id)  # a flood the rate limiter answered already: never again
+
+    def _handle(self, item) -> None:
+        update_id, update = item
+        if not self.inbox.start(update_id):
+            return  # another leader took it over
+        try:
+            self.handle(update)
+        finally:
+            self.inbox.done(update_id)
+
+    def _interrupted(self, item) -> None:
+        """Its handling began on a leader that died: not run again; the sender is told."""
+        update_id, update = item
+        message = update.message or (update.callback_query.message if update.callback_query else None)
+        chat_id = message.chat.id if message is not None and message.chat else None
+        if chat_id is None:
+            chat_id = (update.callback_query.from_user.id if update.callback_query else None)
+        command = None
+        if update.message is not None and (update.message.text or "").startswith("/"):
+            command = update.message.text.split()[0].split("@")[0][:40]
+        date = update.message.date if update.message is not None else None
+        when = dt.datetime.fromtimestamp(date or 0, dt.timezone.utc).strftime("%H:%M") if date else "earlier"
+        try:
+            if chat_id is not None:
+                self.sender.send(chat_id, fmt.interrupted(command, when))
+        finally:
+            self.inbox.done(update_id)
