@@ -94,6 +94,7 @@ def test_a_new_leader_handles_what_was_left_and_tells_about_the_interrupted_one(
         poller.stop()
         assert handled == ["/status"]  # the queued one is handled, the interrupted one is not run again
         [notice] = fake.replies(7)
+        assert fake.sent_to(7)[0].reply_to == 1  # it quotes the interrupted message
         assert "restarted while it was handling your /addpair command" in notice and "BTC" not in notice
         assert TelegramUpdate.select().where(TelegramUpdate.handled_at.is_null()).count() == 0
         assert int(fake.calls_of("getUpdates")[0].params["offset"]) == 42

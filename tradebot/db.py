@@ -360,8 +360,26 @@ MIGRATIONS: list[tuple[int, str, callable]] = [
 ]
 
 
+MIGRATE_LOCK_KEY = 7_421_700_017  # pg_advisory_lock key: one `migrate()` at a time per database
+
+
 def migrate() -> list[int]:
-    """Apply pending migrations in order, then (re)create the views. Returns versions applied."""
+    """Apply pending migrations in order, then (re)create the views. Returns versions applied.
+    PostgreSQL: several workers starting at once (issue 17) take turns (an advisory lock); without it
+    their concurrent view and grant statements failed with 'tuple concurrently updated'."""
+    if is_sqlite():
+        return _migrate()
+    db.execute_sql("SELECT pg_advisory_lock(%s)", (MIGRATE_LOCK_KEY,))
+    try:
+        return _migrate()
+    finally:
+        try:
+            db.execute_sql("SELECT pg_advisory_unlock(%s)", (MIGRATE_LOCK_KEY,))
+        except pw.DatabaseError:  # the connection broke: the server dropped the lock with it
+            pass
+
+
+def _migrate() -> list[int]:
     db.create_tables([SchemaMigration], safe=True)
     done = {m.version for m in SchemaMigration.select(SchemaMigration.version)}
     applied = []

@@ -126,6 +126,7 @@ class InboxPoller:
         when = dt.datetime.fromtimestamp(date or 0, dt.timezone.utc).strftime("%H:%M") if date else "earlier"
         try:
             if chat_id is not None:
-                self.sender.send(chat_id, fmt.interrupted(command, when))
+                self.sender.send(chat_id, fmt.interrupted(command, when),
+                                 reply_to=update.message.message_id if update.message is not None else None)
         finally:
             self.inbox.done(update_id)
