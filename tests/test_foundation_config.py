@@ -27,7 +27,7 @@ def test_every_documented_key_is_known(tmp_path):
 
     raw = tomllib.loads(open("config.example.toml").read())
     sections = {k: v for k, v in raw.items() if isinstance(v, dict) and k != "exchanges"}
-    assert set(sections) == {"telegram", "database", "security", "logging", "trading", "risk", "llm", "ensemble"}
+    assert set(sections) == {"telegram", "database", "ha", "security", "logging", "trading", "risk", "llm", "ensemble"}
     for ex in raw["exchanges"].values():
         assert set(ex) == {"api_url", "testnet_api_url", "timeout_ms", "markets_refresh_seconds", "paper_data_network",
                            "paper_futures_taker_fee", "paper_funding_rate"}

@@ -18,22 +18,20 @@ import pytest
 from tests.fixtures_run import TOKEN
 from tradebot.vault import generate_key_file
 
-pytestmark = pytest.mark.pg
-
 USERS = [201, 202, 203, 204, 205]
 
 
-def _config(tmp_path, name, telegram, pg_url, exchange_url, ttl):
+def _config(tmp_path, name, telegram, db_url, exchange_url, ttl):
     data = tmp_path / name
-    data.mkdir()
+    data.mkdir(exist_ok=True)
     cfg = data / "config.toml"
     cfg.write_text(
         f'data_dir = "{data}"\n'
         f'[telegram]\ntoken = "{TOKEN}"\napi_url = "{telegram.api_url}"\npoll_timeout = 1\n'
         f'rate_limit_per_minute = 10000\nleader_lease_seconds = {ttl}\n'
-        f'[database]\nurl = "{pg_url}"\n'
+        f'[database]\nurl = "{db_url}"\n'
         f'[security]\nkey_file = "{tmp_path / "secret.key"}"\n'
-        f'[ha]\nenabled = true\n'
+        + ('[ha]\nenabled = true\n' if db_url.startswith("postgresql") else "") +
         f'[exchanges.binance]\napi_url = "{exchange_url}"\ntestnet_api_url = "{exchange_url}"\n'
         f'[exchanges.bybit]\napi_url = "{exchange_url}"\ntestnet_api_url = "{exchange_url}"\n'
     )
@@ -68,16 +66,29 @@ class Worker:
                 self.proc.wait(10)
 
 
-@pytest.fixture
-def cluster(tmp_path, telegram, pg_url, fake_exchange):
+def _workers(tmp_path, telegram, db_url, fake_exchange):
     generate_key_file(tmp_path / "secret.key")
     workers = []
 
     def start(name, ttl=15):
-        worker = Worker(_config(tmp_path, name, telegram, pg_url, fake_exchange.url, ttl))
+        worker = Worker(_config(tmp_path, name, telegram, db_url, fake_exchange.url, ttl))
         workers.append(worker)
         return worker
 
+    return start, workers
+
+
+@pytest.fixture
+def cluster(tmp_path, telegram, pg_url, fake_exchange):
+    start, workers = _workers(tmp_path, telegram, pg_url, fake_exchange)
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+@pytest.fixture
+def single(tmp_path, telegram, fake_exchange):
+    start, workers = _workers(tmp_path, telegram, f"sqlite:///{tmp_path / 'tradebot.db'}", fake_exchange)
     yield start
     for worker in workers:
         worker.stop()
@@ -150,10 +161,12 @@ def _run_takeover(telegram, cluster, how):
     return first, leaders[0], takeover - killed_at
 
 
+@pytest.mark.pg
 def test_kill_9_of_the_leader_mid_stream_loses_and_repeats_nothing(telegram, cluster):
     _first, _leader, _seconds = _run_takeover(telegram, cluster, "kill")
 
 
+@pytest.mark.pg
 def test_a_stalled_leader_is_replaced_after_its_lease_expires_and_steps_back(telegram, cluster):
     first, _leader, seconds = _run_takeover(telegram, cluster, "stall")
     assert seconds >= 3  # not at once: the stalled process still exists, its lease had to expire (6 s)
@@ -162,3 +175,39 @@ def test_a_stalled_leader_is_replaced_after_its_lease_expires_and_steps_back(tel
     time.sleep(3)
     assert "took over Telegram polling" not in first.output()
     assert len(telegram.calls_of("getUpdates")) > polls  # the new leader goes on polling
+
+
+def test_sqlite_single_process_killed_mid_stream_and_restarted_loses_and_repeats_nothing(telegram, single):
+    """SQLite: the one process is always the leader; a restart after kill -9 follows the same inbox rules."""
+    first = single("a")
+    first.wait_for("tradebot running")
+    for user in USERS:
+        telegram.push_message(user, "/start")
+        telegram.wait_for_replies(user, 1, timeout=30)
+    tags: dict = {}
+    done = threading.Event()
+    feeder = threading.Thread(target=_stream, args=(telegram, 20, 0.01, tags, done), daemon=True)
+    feeder.start()
+    telegram.wait_for(lambda: len(tags) >= 40, timeout=30)
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait(10)
+    feeder.join(60)
+    again = single("a")  # the same data directory and database
+    telegram.wait_for(lambda: all(sum(v) for v in _answers(telegram, tags).values()), timeout=90)
+    time.sleep(2)
+    counts = _answers(telegram, tags)
+    assert all(replies <= 1 and notices <= 1 for replies, notices in counts.values()), "handled twice"
+    assert sum(n for _, n in counts.values()) <= len(USERS)
+    assert "tradebot running" in again.output()
+
+
+def test_ha_is_refused_on_sqlite_with_one_line(tmp_path):
+    from tradebot.app import StartupError, run_forever
+    from tradebot.config import load_config
+
+    (tmp_path / "config.toml").write_text(f'data_dir = "{tmp_path}"\n[telegram]\ntoken = "{TOKEN}"\n')
+    cfg = load_config(tmp_path / "config.toml", env={"TRADEBOT_HA_ENABLED": "true"})
+    assert cfg.ha.enabled
+    with pytest.raises(StartupError, match=r"^ha.enabled needs PostgreSQL"):
+        run_forever(cfg)
+    assert not (tmp_path / "tradebot.db").exists()  # refused before touching anything

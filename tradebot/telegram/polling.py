@@ -89,7 +89,7 @@ class InboxPoller:
     def _finish_left(self) -> None:
         for update_id, started, raw in self.inbox.unfinished():
             if raw is None:
-                self.inbox.done(update_id)
+                self._done(update_id)
             elif started:
                 self._dispatch(update_id, raw, self._interrupted)
             else:
@@ -101,16 +101,27 @@ class InboxPoller:
         update = types.Update.de_json(raw)
         person = update.message.from_user if update.message is not None else update.callback_query.from_user
         if not self.submit(person.id, work or self._handle, (update_id, update)):
-            self.inbox.done(update_id)  # a flood the rate limiter answered already: never again
+            self._done(update_id)  # a flood the rate limiter answered already: never again
 
     def _handle(self, item) -> None:
         update_id, update = item
-        if not self.inbox.start(update_id):
+        try:
+            claimed = self.inbox.start(update_id)
+        except Exception as exc:  # noqa: BLE001 - database unreachable: answer anyway (a handler that
+            claimed = True  # needs the database apologises) rather than leave the user without a word
+            log.warning("could not claim telegram update %s: %s", update_id, type(exc).__name__)
+        if not claimed:
             return  # another leader took it over
         try:
             self.handle(update)
         finally:
+            self._done(update_id)
+
+    def _done(self, update_id: int) -> None:
+        try:
             self.inbox.done(update_id)
+        except Exception as exc:  # noqa: BLE001 - a successor will treat it as interrupted
+            log.warning("could not mark telegram update %s handled: %s", update_id, type(exc).__name__)
 
     def _interrupted(self, item) -> None:
         """Its handling began on a leader that died: not run again; the sender is told."""
@@ -129,4 +140,4 @@ class InboxPoller:
                 self.sender.send(chat_id, fmt.interrupted(command, when),
                                  reply_to=update.message.message_id if update.message is not None else None)
         finally:
-            self.inbox.done(update_id)
+            self._done(update_id)
