@@ -68,22 +68,22 @@ class Inbox:
         if not updates:
             return set()
         now = utcnow()
-        rows = []
+        stamp = str(now) if dbmod.is_sqlite() else now  # peewee's own text form of a datetime on SQLite
+        params: list = []
         for update in updates:
             keep = wanted(update)
-            rows.append({
-                TelegramUpdate.update_id: int(update["update_id"]),
-                TelegramUpdate.payload: self.vault.seal(json.dumps(update)) if keep else None,
-                TelegramUpdate.received_at: now,
-                TelegramUpdate.holder: self.holder,
-                TelegramUpdate.handled_at: None if keep else now,
-            })
+            params += [int(update["update_id"]), self.vault.seal(json.dumps(update)) if keep else None, stamp,
+                       self.holder, None if keep else stamp]
+        # Plain SQL: peewee took ~0.1 ms per row to build this statement (a burst of 100 updates waited 10 ms).
+        p = dbmod.db.param
+        values = ", ".join([f"({p}, {p}, {p}, {p}, {p})"] * len(updates))
+        sql = (f"INSERT INTO telegram_updates (update_id, payload, received_at, holder, handled_at) "
+               f"VALUES {values} ON CONFLICT (update_id) DO NOTHING RETURNING update_id, handled_at")
         with dbmod.write_tx():
             if self.fence is not None:
                 self.fence()
-            cursor = (TelegramUpdate.insert_many(rows).on_conflict_ignore()
-                      .returning(TelegramUpdate.update_id, TelegramUpdate.handled_at).tuples().execute())
-            taken = {uid for uid, handled in cursor if handled is None}
+            rows = dbmod.db.execute_sql(sql, params).fetchall()
+        taken = {int(uid) for uid, handled in rows if handled is None}
         return taken
 
     def start(self, update_id: int) -> bool:
