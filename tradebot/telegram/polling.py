@@ -57,6 +57,7 @@ class InboxPoller:
         while not self.stopping.is_set():
             try:
                 if not ready:  # first what a previous leader left, then from the stored offset
+                    self._prune()
                     self._finish_left()
                     self.offset = self.inbox.offset()
                     ready = True
@@ -81,10 +82,13 @@ class InboxPoller:
                 self._dispatch(int(update["update_id"]), update)
         self._batches += 1
         if self._batches % PRUNE_EVERY == 0:
-            try:
-                self.inbox.prune()
-            except Exception:  # noqa: BLE001 - next time
-                log.warning("could not prune the telegram inbox", exc_info=True)
+            self._prune()
+
+    def _prune(self) -> None:
+        try:
+            self.inbox.prune()
+        except Exception as exc:  # noqa: BLE001 - next time
+            log.warning("could not prune the telegram inbox: %s", type(exc).__name__)
 
     def _finish_left(self) -> None:
         for update_id, started, raw in self.inbox.unfinished():
