@@ -120,6 +120,7 @@ def _run_takeover(telegram, cluster, how):
     for user in USERS:  # registered (open access); no pairs: with ha every worker would run them all
         telegram.push_message(user, "/start")
         telegram.wait_for_replies(user, 1, timeout=30)
+    time.sleep(5.5)  # the chat lanes know them as members (whose updates are claimed) within 5 s of joining
     others = [cluster("b"), cluster("c")]
     for worker in others:
         worker.wait_for("standing by to take over")
@@ -184,6 +185,7 @@ def test_sqlite_single_process_killed_mid_stream_and_restarted_loses_and_repeats
     for user in USERS:
         telegram.push_message(user, "/start")
         telegram.wait_for_replies(user, 1, timeout=30)
+    time.sleep(5.5)  # see _run_takeover
     tags: dict = {}
     done = threading.Event()
     feeder = threading.Thread(target=_stream, args=(telegram, 20, 0.01, tags, done), daemon=True)

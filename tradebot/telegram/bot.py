@@ -151,7 +151,7 @@ class Lanes:
         self.clock = clock
         self._known: dict[int, tuple[bool, float]] = {}
 
-    def _member(self, user_id: int) -> bool:
+    def member(self, user_id: int) -> bool:
         now = self.clock()
         hit = self._known.get(user_id)
         if hit is not None and now - hit[1] < self.CACHE_SECONDS:
@@ -166,7 +166,7 @@ class Lanes:
         return member
 
     def submit(self, user_id: int, fn, *args) -> bool:
-        lane = self.members if self._member(user_id) else self.strangers
+        lane = self.members if self.member(user_id) else self.strangers
         return lane.submit(user_id, fn, *args)
 
     def idle(self) -> bool:
@@ -270,7 +270,7 @@ def start_bot(app, *, notifier_interval: float = 1.0, holder: str = "local", fen
 
     inbox = Inbox(app.vault, holder, fence)
     poller = InboxPoller(bot, inbox, submit, dispatcher.handle_update, sender, tcfg.poll_timeout,
-                         ["message", "callback_query"])
+                         ["message", "callback_query"], claims=lanes.member)
     notifier = Notifier(sender, interval=notifier_interval, chart_for=services.equity_chart, holder=holder)
     poller.start()
     notifier.start()

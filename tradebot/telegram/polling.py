@@ -24,8 +24,18 @@ PRUNE_EVERY = 1000  # batches between two prunes of old handled rows
 class InboxPoller:
     RETRY_SECONDS = 3.0
 
-    def __init__(self, bot, inbox, submit, handle, sender, poll_timeout: int, allowed_updates: list[str]):
+    def __init__(self, bot, inbox, submit, handle, sender, poll_timeout: int, allowed_updates: list[str],
+                 claims=None):
         self.bot = bot
+        # (telegram user id) -> bool: a member, whose updates are stored in full and claimed before they are
+        # handled. Strangers (not members) get short refusals or a registration, best effort as their
+        # chat lane already is (dropped at a stop): a flood of them must not cost an encryption and a write
+        # per message before the members' turn. Only their ids are stored (the offset, no repeat on this
+        # leader); a successor skips those it finds unhandled, and may answer one again if it had been
+        # fetched but not recorded.
+        self.claims = claims
+        self._late: list[int] = []  # strangers' updates handled since the last batch: marked with the next
+        self._late_lock = threading.Lock()
         self.inbox = inbox
         self.submit = submit  # (telegram user id, fn, arg) -> bool: queued on that user's lane
         self.handle = handle  # (types.Update) -> None: the dispatcher
@@ -66,8 +76,7 @@ class InboxPoller:
                                             long_polling_timeout=self.poll_timeout)
                 if self.stopping.is_set():
                     return  # neither recorded nor confirmed: delivered again
-                if raw:
-                    self._take(raw)
+                self._take(raw)
             except Exception as exc:  # network trouble, 409, 5xx, database down...: log, wait, go on
                 if self.stopping.is_set():
                     return
@@ -75,7 +84,17 @@ class InboxPoller:
                 self.stopping.wait(self.RETRY_SECONDS)
 
     def _take(self, raw: list[dict]) -> None:
-        taken = self.inbox.record(raw)  # raises (database down): the batch is fetched again
+        with self._late_lock:
+            late, self._late = self._late, []
+        try:
+            taken = self.inbox.record(raw, late, self._keep if self.claims is not None else None)
+            # (raises when the database is down: the batch is fetched again)
+        except Exception:
+            with self._late_lock:
+                self._late[:0] = late
+            raise
+        if not raw:
+            return
         self.offset = max(int(u["update_id"]) for u in raw) + 1
         for update in raw:
             if int(update["update_id"]) in taken:
@@ -89,6 +108,11 @@ class InboxPoller:
             self.inbox.prune()
         except Exception as exc:  # noqa: BLE001 - next time
             log.warning("could not prune the telegram inbox: %s", type(exc).__name__)
+
+    def _keep(self, update: dict) -> bool:
+        """Members' updates are kept for a successor; a stranger's is not stored (see `claims`)."""
+        person = (update.get("message") or update.get("callback_query") or {}).get("from") or {}
+        return bool(self.claims(int(person.get("id") or 0)))
 
     def _finish_left(self) -> None:
         for update_id, started, raw in self.inbox.unfinished():
@@ -109,6 +133,16 @@ class InboxPoller:
 
     def _handle(self, item) -> None:
         update_id, update = item
+        person = update.message.from_user if update.message is not None else update.callback_query.from_user
+        if self.claims is not None and not self.claims(person.id):
+            # a stranger: no claim, and the mark goes with the next batch's transaction (a flood of
+            # strangers costs no write per message); repeated after a takeover, it is one more refusal
+            try:
+                self.handle(update)
+            finally:
+                with self._late_lock:
+                    self._late.append(update_id)
+            return
         try:
             claimed = self.inbox.start(update_id)
         except Exception as exc:  # noqa: BLE001 - database unreachable: answer anyway (a handler that
