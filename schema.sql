@@ -53,7 +53,7 @@ CREATE TABLE IF NOT EXISTS "daily_performance" ("id" SERIAL NOT NULL PRIMARY KEY
 CREATE INDEX IF NOT EXISTS "daily_performance_user_id" ON "daily_performance" ("user_id");
 CREATE INDEX IF NOT EXISTS "daily_performance_config_id" ON "daily_performance" ("config_id");
 CREATE UNIQUE INDEX IF NOT EXISTS "daily_performance_config_id_day" ON "daily_performance" ("config_id", "day");
-CREATE TABLE IF NOT EXISTS "notifications" ("id" SERIAL NOT NULL PRIMARY KEY, "user_id" INTEGER NOT NULL, "config_id" INTEGER, "kind" VARCHAR(32) NOT NULL, "payload" TEXT NOT NULL, "created_at" TIMESTAMP NOT NULL, "sent_at" TIMESTAMP, "attempts" INTEGER NOT NULL, FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE, FOREIGN KEY ("config_id") REFERENCES "user_configs" ("id") ON DELETE SET NULL);
+CREATE TABLE IF NOT EXISTS "notifications" ("id" SERIAL NOT NULL PRIMARY KEY, "user_id" INTEGER NOT NULL, "config_id" INTEGER, "kind" VARCHAR(32) NOT NULL, "payload" TEXT NOT NULL, "created_at" TIMESTAMP NOT NULL, "sent_at" TIMESTAMP, "attempts" INTEGER NOT NULL, "claimed_by" VARCHAR(64), "claimed_at" TIMESTAMP, FOREIGN KEY ("user_id") REFERENCES "users" ("id") ON DELETE CASCADE, FOREIGN KEY ("config_id") REFERENCES "user_configs" ("id") ON DELETE SET NULL);
 CREATE INDEX IF NOT EXISTS "notifications_user_id" ON "notifications" ("user_id");
 CREATE INDEX IF NOT EXISTS "notifications_config_id" ON "notifications" ("config_id");
 CREATE INDEX IF NOT EXISTS "notifications_sent_at" ON "notifications" ("sent_at");
@@ -61,6 +61,8 @@ CREATE TABLE IF NOT EXISTS "instance_lock" ("name" VARCHAR(32) NOT NULL PRIMARY 
 CREATE TABLE IF NOT EXISTS "workers" ("id" VARCHAR(64) NOT NULL PRIMARY KEY, "host" VARCHAR(255) NOT NULL, "pid" INTEGER NOT NULL, "started_at" TIMESTAMP NOT NULL, "heartbeat_at" TIMESTAMP NOT NULL, "expires_at" TIMESTAMP NOT NULL, "stopped_at" TIMESTAMP, "gone_noticed_at" TIMESTAMP, "pairs_held" INTEGER NOT NULL, "cycle_lag_seconds" INTEGER);
 CREATE TABLE IF NOT EXISTS "pair_leases" ("config_id" INTEGER NOT NULL PRIMARY KEY, "worker" VARCHAR(64), "token" BIGINT NOT NULL, "acquired_at" TIMESTAMP, "expires_at" TIMESTAMP, "last_slot_ms" BIGINT, FOREIGN KEY ("config_id") REFERENCES "user_configs" ("id") ON DELETE CASCADE);
 CREATE INDEX IF NOT EXISTS "pair_leases_worker" ON "pair_leases" ("worker");
+CREATE TABLE IF NOT EXISTS "telegram_updates" ("update_id" BIGINT NOT NULL PRIMARY KEY, "payload" TEXT, "received_at" TIMESTAMP NOT NULL, "holder" VARCHAR(64), "started_at" TIMESTAMP, "handled_at" TIMESTAMP);
+CREATE INDEX IF NOT EXISTS "telegram_updates_handled_at" ON "telegram_updates" ("handled_at");
 CREATE TABLE IF NOT EXISTS "schema_migrations" ("version" INTEGER NOT NULL PRIMARY KEY, "name" VARCHAR(128) NOT NULL, "applied_at" TIMESTAMP NOT NULL);
 
 -- @views

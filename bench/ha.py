@@ -6,7 +6,7 @@ What runs:
   migrated, filled with users of 5 paper pairs each (technical decider, 60 s interval), dropped at the end;
 - the standalone fake exchange (wall-clock market, added latency) and the fake Telegram Bot API;
 - W workers, each `tradebot.app.run_forever(cfg)` in its own process (this file's child mode), the first
-  one polling Telegram; each records the start lag of its cycles against their slots.
+  one of them (the Telegram leader) polling Telegram; each records the start lag of its cycles against their slots.
 
 What it prints:
 - per worker: pairs held, cycles run vs scheduled in the window, start lag p50/p99/max, CPU % of one core
@@ -192,7 +192,7 @@ def main(argv=None) -> None:
             cfg.write_text(
                 f'data_dir = "{d}"\n[telegram]\ntoken = "{TOKEN}"\napi_url = "{tg.api_url}"\npoll_timeout = 5\n'
                 f'[database]\nurl = "{url}"\n[security]\nkey_file = "{tmp / "secret.key"}"\n'
-                f'[ha]\nlease_seconds = {args.lease_seconds}\npoll_telegram = {"true" if w == 0 else "false"}\n'
+                f'[ha]\nlease_seconds = {args.lease_seconds}\n'
                 f'[exchanges.binance]\napi_url = "{ex_url}"\ntestnet_api_url = "{ex_url}"\n'
                 f'[exchanges.bybit]\napi_url = "{ex_url}"\ntestnet_api_url = "{ex_url}"\n'
             )

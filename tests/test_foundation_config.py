@@ -36,11 +36,11 @@ def test_every_documented_key_is_known(tmp_path):
 
 def test_ha_section_defaults_range_and_environment(tmp_path):
     cfg = load_config(write(tmp_path, ""), env={})
-    assert (cfg.ha.enabled, cfg.ha.lease_seconds, cfg.ha.poll_telegram) == (True, 20, True)
+    assert (cfg.ha.enabled, cfg.ha.lease_seconds) == (True, 20)
     with pytest.raises(ConfigError, match=r"ha\.lease_seconds"):
         load_config(write(tmp_path, "[ha]\nlease_seconds = 2\n"), env={})
-    cfg = load_config(write(tmp_path, ""), env={"TRADEBOT_HA_LEASE_SECONDS": "45", "TRADEBOT_HA_POLL_TELEGRAM": "false"})
-    assert cfg.ha.lease_seconds == 45 and cfg.ha.poll_telegram is False
+    cfg = load_config(write(tmp_path, ""), env={"TRADEBOT_HA_LEASE_SECONDS": "45", "TRADEBOT_HA_ENABLED": "false"})
+    assert cfg.ha.lease_seconds == 45 and cfg.ha.enabled is False
 
 
 def test_env_overrides_file(tmp_path):

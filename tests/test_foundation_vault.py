@@ -112,3 +112,19 @@ def test_missing_or_garbage_key(tmp_path):
 def test_mask():
     assert mask("abcd1234567890wxyz") == "abcd…wxyz"
     assert SECRET not in mask(SECRET)
+
+
+def test_seal_round_trips_under_any_key_of_the_file_and_is_not_a_registered_secret():
+    from cryptography.fernet import Fernet
+
+    from tradebot import logging_setup
+    from tradebot.vault import Vault, VaultError
+
+    old, new = Fernet.generate_key(), Fernet.generate_key()
+    text = '{"text": "/connect binance SEALKEYAAAA SEALSECRETBBBB"}'
+    token = Vault([old], "env").seal(text)
+    assert "SEALSECRETBBBB" not in token
+    assert Vault([new, old], "env").unseal(token) == text  # after a key rotation
+    with pytest.raises(VaultError):
+        Vault([new], "env").unseal(token)
+    assert "SEALSECRETBBBB" in logging_setup.scrub("x SEALSECRETBBBB y")  # not registered with the scrubber

@@ -8,7 +8,7 @@ SIGKILL, preferably while an order intent is pending; every pair must run a cycl
 60 s, the admins get one `worker_gone` notice, then a fourth worker joins and takes a share. Afterwards:
 no client order id twice on the exchange, no pair decided twice on one candle, the books equal the fake's.
 
-Until the Telegram leader lease exists, only the first worker polls Telegram ([ha] poll_telegram).
+The first worker is started alone so that it is the Telegram leader (the 'telegram' lease) when the chat part runs.
 """
 
 from __future__ import annotations
@@ -37,16 +37,17 @@ LIVE_USERS = 4  # x 3 symbols = 12 pairs trading on the fake exchange
 TTL = 6  # [ha] lease_seconds: renewals every second
 
 
-def _config(tmp_path, name, pg_url, telegram, exchange_url, llm_url, poll):
+def _config(tmp_path, name, pg_url, telegram, exchange_url, llm_url):
     data = tmp_path / name
     data.mkdir()
     path = data / "config.toml"
     path.write_text(
         f'data_dir = "{data}"\n'
         f'[telegram]\ntoken = "{TOKEN}"\napi_url = "{telegram.api_url}"\nadmin_ids = [{ADMIN}]\npoll_timeout = 1\n'
+        f'leader_lease_seconds = {TTL}\n'
         f'[database]\nurl = "{pg_url}"\n'
         f'[security]\nkey_file = "{tmp_path / "secret.key"}"\n'
-        f'[ha]\nlease_seconds = {TTL}\npoll_telegram = {"true" if poll else "false"}\n'
+        f'[ha]\nlease_seconds = {TTL}\n'
         '[trading]\nscheduler_workers = 4\nshutdown_timeout_seconds = 5\n'
         f'[llm]\nbase_url = "{llm_url}"\napi_key = "sk-test"\nmodel = "fake"\nmax_retries = 0\n'
         f'[exchanges.binance]\napi_url = "{exchange_url}"\ntestnet_api_url = "{exchange_url}"\n'
@@ -148,15 +149,21 @@ def test_three_workers_failover_and_a_joining_worker(pg_url, tmp_path, telegram,
 
     ticker = threading.Thread(target=tick, daemon=True)
     ticker.start()
-    cfgs = [_config(tmp_path, f"w{i}", pg_url, telegram, fake.url, llm.base_url, poll=(i == 0)) for i in range(4)]
-    procs = [_start(c) for c in cfgs[:3]]
+    cfgs = [_config(tmp_path, f"w{i}", pg_url, telegram, fake.url, llm.base_url) for i in range(4)]
+    procs = [_start(cfgs[0])]
     try:
+        from tradebot.models import InstanceLock
+
+        _wait(lambda: InstanceLock.select().where((InstanceLock.name == "telegram") & (InstanceLock.pid == procs[0].pid)
+                                                  & InstanceLock.holder.is_null(False)).exists(),
+              60, "the first worker leading Telegram", procs)
+        procs += [_start(c) for c in cfgs[1:3]]
         # 1. three workers share the pairs
         share = -(-len(active) // 3)
         _wait(lambda: (lambda h: len(h) == 3 and sum(map(len, h.values())) == len(active)
                        and max(map(len, h.values())) <= share)(_held()),
               90, "3 workers holding every pair, each its share", procs)
-        # the polling worker handles /stop_trading and /start_trading of a pair another worker holds
+        # the Telegram leader handles /stop_trading and /start_trading of a pair another worker holds
         poller = _worker_of(procs[0].pid)
         held = _held()
         target = next(UserConfig.get_by_id(c) for w, ids in held.items() if w != poller for c in sorted(ids)

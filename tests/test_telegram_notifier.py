@@ -80,3 +80,46 @@ def test_a_stop_does_not_wait_for_the_rest_of_a_batch(database):
     done = deliver_pending(sender, should_stop=stop.is_set)
     assert done == 3 and len(sender.texts(42)) == 3
     assert Notification.select().where(Notification.sent_at.is_null()).count() == 97  # kept for later
+
+
+# ---------------------------------------------------------------- issue 17: claims between leaders
+
+
+class ClaimStealingSender(RecordingSender):
+    """While leader A sends its first row, leader B runs a whole pass (two leaders at once)."""
+
+    def __init__(self, during_first_send):
+        super().__init__()
+        self.during_first_send = during_first_send
+
+    def send(self, chat_id, text, reply_markup=None, parse_mode="HTML"):
+        hook, self.during_first_send = self.during_first_send, None
+        if hook is not None:
+            hook()
+        return super().send(chat_id, text, reply_markup, parse_mode)
+
+
+def test_two_leaders_never_send_one_row_and_a_dead_leaders_claim_expires(database):
+    import datetime as dt
+
+    from tradebot.models import utcnow
+    from tradebot.telegram.notifier import CLAIM_SECONDS
+
+    u = User.create(telegram_id=42)
+    for i in range(3):
+        events.emit(u.id, "breaker_reset", {"scope": "pair", "symbol": f"S{i}/USDT"})
+    b = RecordingSender()
+    a = ClaimStealingSender(lambda: deliver_pending(b, holder="leader-b"))
+    deliver_pending(a, holder="leader-a")
+    sent = a.texts(42) + b.texts(42)
+    assert len(sent) == 3 and len(set(sent)) == 3  # each row once, by one of them
+    assert len(a.texts(42)) == 1 and len(b.texts(42)) == 2  # A's row was claimed: B skipped it
+
+    # a leader that claimed a row and died before sending it: after CLAIM_SECONDS another sends it
+    row = events.emit(u.id, "breaker_reset", {"scope": "pair", "symbol": "LATE/USDT"})
+    Notification.update(claimed_by="dead", claimed_at=utcnow()).where(Notification.id == row.id).execute()
+    c = RecordingSender()
+    assert deliver_pending(c, holder="leader-c") == 0 and c.texts(42) == []
+    Notification.update(claimed_at=utcnow() - dt.timedelta(seconds=CLAIM_SECONDS + 1)).where(
+        Notification.id == row.id).execute()
+    assert deliver_pending(c, holder="leader-c") == 1 and "LATE/USDT" in c.texts(42)[0]

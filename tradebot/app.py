@@ -179,15 +179,17 @@ def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
     checkpointer = WalCheckpointer().start()
     stop = stop_event or threading.Event()
     install_stop_signals(stop)
-    bot = None
+    leader = None
     health = None
     try:
         sync_admins(cfg.telegram.admin_ids or ())  # admin rights are the config's, set and reset each start
         app.hub = build_hub(cfg)
         app.manager = build_manager(cfg, app.hub, vault)
         app.manager.start()
-        bot = _start_telegram(app)
-        health = HealthRecorder(lock, lambda: len(app.manager.slots), telegram_probe(cfg),
+        leader = _start_telegram(app)
+        probe = telegram_probe(cfg)
+        health = HealthRecorder(lock, lambda: len(app.manager.slots),
+                                lambda: probe() if leader.is_leader else None,  # followers never call the API
                                 cycle_lag=app.manager.cycle_lag_seconds)
         health.start()
         freeze_startup_heap()
@@ -198,8 +200,8 @@ def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
     finally:
         if health is not None:
             health.stop()
-        if bot is not None:
-            bot.stop()
+        if leader is not None:
+            leader.stop()
         if app.manager is not None:
             app.manager.shutdown(cfg.trading.shutdown_timeout_seconds)
         checkpointer.stop()
@@ -213,15 +215,22 @@ def run_forever(cfg: Config, stop_event: threading.Event | None = None) -> int:
 
 
 def _start_telegram(app: App):
+    """The Telegram front, run by whichever process holds the 'telegram' lease (telegram/leader.py): on
+    SQLite always this one; on PostgreSQL one worker at a time, another taking over when it dies."""
     from .telegram.bot import start_bot
+    from .telegram.leader import TelegramLeader
 
+    cfg = app.cfg
+    leader = TelegramLeader(cfg.database_url, cfg.telegram.leader_lease_seconds,
+                            lambda holder, fence: start_bot(app, holder=holder, fence=fence))
     try:
-        return start_bot(app)
+        leader.start()
     except Exception as exc:  # noqa: BLE001 - one clear line instead of a traceback
         log.error("telegram bot failed to start: %s", exc)
         raise StartupError(
             f"telegram: cannot start the bot ({exc}); check telegram.token and telegram.api_url"
         ) from None
+    return leader
 
 
 def _run_worker(cfg: Config, app: App, stop_event: threading.Event | None = None) -> int:
@@ -236,7 +245,7 @@ def _run_worker(cfg: Config, app: App, stop_event: threading.Event | None = None
     check_key(app.vault)
     stop = stop_event or threading.Event()
     install_stop_signals(stop)
-    bot = None
+    leader = None
     worker = None
     try:
         sync_admins(cfg.telegram.admin_ids or ())
@@ -247,15 +256,15 @@ def _run_worker(cfg: Config, app: App, stop_event: threading.Event | None = None
         app.manager.daily_gate = claim_daily
         app.manager.start()
         worker.start()
-        if cfg.ha.poll_telegram:  # (the Telegram leader lease replaces this switch)
-            bot = _start_telegram(app)
+        leader = _start_telegram(app)
+        freeze_startup_heap()
         log.info("tradebot worker %s running (%d pairs held); Ctrl-C to stop", worker.me, len(worker.tokens))
         stop.wait()
         log.info("shutting down: finishing in-flight cycles (up to %ss; Ctrl-C again to force)",
                  cfg.trading.shutdown_timeout_seconds)
     finally:
-        if bot is not None:
-            bot.stop()
+        if leader is not None:
+            leader.stop()
         if worker is not None:
             worker.stop()
         if app.manager is not None:
@@ -265,5 +274,8 @@ def _run_worker(cfg: Config, app: App, stop_event: threading.Event | None = None
         if app.manager is not None:
             app.manager.shutdown(0)
         dbmod.close_database()
+        import gc
+
+        gc.unfreeze()
         log.info("stopped")
     return 0

@@ -31,6 +31,7 @@ class TelegramConfig:
     workers: int = 32
     rate_limit_per_minute: int = 30
     poll_timeout: int = 20
+    leader_lease_seconds: int = 15  # PostgreSQL: a dead Telegram leader is replaced within this + ttl/6 s
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,6 @@ class HAConfig:
 
     enabled: bool = True  # PostgreSQL only; false: the single-instance lease as on SQLite
     lease_seconds: int = 20  # a dead worker's pairs move after at most this long (+ one renewal round)
-    poll_telegram: bool = True  # until the Telegram leader lease exists: only such workers run the bot
 
 
 @dataclass(frozen=True)
@@ -257,12 +257,13 @@ SECTIONS: dict[str, tuple[type, dict[str, tuple[type, Any]]]] = {
             "workers": (int, _range(1, 64)),
             "rate_limit_per_minute": (int, _range(1, 10000)),
             "poll_timeout": (int, _range(1, 60)),
+            "leader_lease_seconds": (int, _range(3, 120)),
         },
     ),
     "database": (DatabaseConfig, {"url": (str, _db_url), "lease_seconds": (int, _range(3, 600))}),
     "ha": (
         HAConfig,
-        {"enabled": (bool, None), "lease_seconds": (int, _range(6, 600)), "poll_telegram": (bool, None)},
+        {"enabled": (bool, None), "lease_seconds": (int, _range(6, 600))},
     ),
     "security": (SecurityConfig, {"key_file": (str, None)}),
     "logging": (

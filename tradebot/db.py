@@ -348,6 +348,13 @@ def _m008_ha_workers() -> None:
     db.create_tables([Worker, PairLease], safe=True)
 
 
+def _m009_telegram_inbox() -> None:
+    from .models import Notification, TelegramUpdate
+
+    db.create_tables([TelegramUpdate], safe=True)
+    _add_missing_columns(Notification, ["claimed_by", "claimed_at"])
+
+
 # (version, name, function). Append only; never edit an applied migration.
 MIGRATIONS: list[tuple[int, str, callable]] = [
     (1, "initial schema", _m001_initial),
@@ -358,22 +365,27 @@ MIGRATIONS: list[tuple[int, str, callable]] = [
     (6, "pair preset (user_configs.preset)", _m006_pair_preset),
     (7, "chat preferences: daily equity chart, reply keyboard", _m007_chat_preferences),
     (8, "HA workers and pair leases (PostgreSQL)", _m008_ha_workers),
+    (9, "telegram inbox (update offset in the database) and outbox claims", _m009_telegram_inbox),
 ]
 
 
-MIGRATE_LOCK = 0x7472_6462  # PostgreSQL advisory lock key: workers starting together migrate one at a time
+MIGRATE_LOCK_KEY = 7_421_700_017  # pg_advisory_lock key: one `migrate()` at a time per database
 
 
 def migrate() -> list[int]:
     """Apply pending migrations in order, then (re)create the views. Returns versions applied.
-    On PostgreSQL under an advisory lock, so several workers starting at once do not collide."""
+    PostgreSQL: several workers starting at once (issue 17) take turns (an advisory lock); without it
+    their concurrent view and grant statements failed with 'tuple concurrently updated'."""
     if is_sqlite():
         return _migrate()
-    db.execute_sql("SELECT pg_advisory_lock(%s)", (MIGRATE_LOCK,))
+    db.execute_sql("SELECT pg_advisory_lock(%s)", (MIGRATE_LOCK_KEY,))
     try:
         return _migrate()
     finally:
-        db.execute_sql("SELECT pg_advisory_unlock(%s)", (MIGRATE_LOCK,))
+        try:
+            db.execute_sql("SELECT pg_advisory_unlock(%s)", (MIGRATE_LOCK_KEY,))
+        except pw.DatabaseError:  # the connection broke: the server dropped the lock with it
+            pass
 
 
 def _migrate() -> list[int]:

@@ -82,7 +82,8 @@ class HealthRecorder:
             telegram = None
             if self.telegram_probe is not None:
                 try:
-                    telegram = bool(self.telegram_probe())
+                    answer = self.telegram_probe()  # None: not asked (not the Telegram leader)
+                    telegram = None if answer is None else bool(answer)
                 except Exception:  # noqa: BLE001 - unreachable is the answer
                     telegram = False
             now = utcnow()

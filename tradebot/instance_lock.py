@@ -127,8 +127,10 @@ class InstanceLease:
         admin_ids=(),
         on_lost=None,
         on_regained=None,
+        name: str = LOCK_NAME,
     ):
         self.url = url
+        self.name = name  # the row: 'run' (the instance lease), 'telegram' (the chat leader, issue 17)
         self.ttl = float(ttl)
         self.renew_every = self.ttl / 6
         self.margin = self.ttl / 3
@@ -186,9 +188,9 @@ class InstanceLease:
     def _take(self) -> bool:
         now = utcnow()
         InstanceLock.insert(
-            name=LOCK_NAME, host=socket.gethostname(), pid=os.getpid(), since=now, heartbeat_at=now, token=0
+            name=self.name, host=socket.gethostname(), pid=os.getpid(), since=now, heartbeat_at=now, token=0
         ).on_conflict_ignore().execute()
-        cond = InstanceLock.name == LOCK_NAME
+        cond = InstanceLock.name == self.name
         if self._fd is None:  # PostgreSQL: only a free, expired or dead holder's lease
             free = InstanceLock.holder.is_null() | InstanceLock.expires_at.is_null() | (
                 InstanceLock.expires_at < _now()
@@ -220,7 +222,7 @@ class InstanceLease:
             return False
         self.token = (
             InstanceLock.select(InstanceLock.token)
-            .where((InstanceLock.name == LOCK_NAME) & (InstanceLock.holder == self.holder))
+            .where((InstanceLock.name == self.name) & (InstanceLock.holder == self.holder))
             .scalar()
         )
         log.info("holding the database lease (token %s)", self.token)
@@ -228,7 +230,7 @@ class InstanceLease:
 
     def _dead_holder(self) -> str | None:
         """The current holder's id when it is a process of this machine that no longer exists."""
-        holder = InstanceLock.select(InstanceLock.holder).where(InstanceLock.name == LOCK_NAME).scalar()
+        holder = InstanceLock.select(InstanceLock.holder).where(InstanceLock.name == self.name).scalar()
         key = _machine_key()
         if not holder or key is None:
             return None
@@ -245,7 +247,7 @@ class InstanceLease:
         n = (
             InstanceLock.update(heartbeat_at=_now(), expires_at=_now(self.ttl))
             .where(
-                (InstanceLock.name == LOCK_NAME)
+                (InstanceLock.name == self.name)
                 & (InstanceLock.holder == self.holder)
                 & (InstanceLock.token == self.token)
             )
@@ -261,7 +263,7 @@ class InstanceLease:
             InstanceLock.select(
                 InstanceLock.holder, InstanceLock.token, (InstanceLock.expires_at > _now(self.margin))
             )
-            .where(InstanceLock.name == LOCK_NAME)
+            .where(InstanceLock.name == self.name)
             .tuples()
             .first()
         )
@@ -280,7 +282,7 @@ class InstanceLease:
         if self.held:
             try:
                 InstanceLock.update(holder=None, expires_at=None, heartbeat_at=_now()).where(
-                    (InstanceLock.name == LOCK_NAME) & (InstanceLock.holder == self.holder)
+                    (InstanceLock.name == self.name) & (InstanceLock.holder == self.holder)
                 ).execute()
             except Exception:  # noqa: BLE001 - the database may be gone at exit; the lease then expires
                 log.warning("could not release the database lease; it expires in %.0f s", self.ttl)

@@ -372,6 +372,9 @@ class Notification(BaseModel):
     created_at = pw.DateTimeField(default=utcnow)
     sent_at = pw.DateTimeField(null=True)
     attempts = pw.IntegerField(default=0)
+    # the Telegram leader that is sending it (issue 17): two leaders never both send one row
+    claimed_by = pw.CharField(max_length=64, null=True)
+    claimed_at = pw.DateTimeField(null=True)
 
     class Meta:
         table_name = "notifications"
@@ -434,6 +437,22 @@ class PairLease(BaseModel):
         table_name = "pair_leases"
 
 
+class TelegramUpdate(BaseModel):
+    """The Telegram inbox (issue 17, telegram/inbox.py): each update is written here before it is handled,
+    so a leader that dies neither loses nor repeats one; the next offset is the highest id + 1."""
+
+    update_id = pw.BigIntegerField(primary_key=True)
+    payload = pw.TextField(null=True)  # the update's JSON, encrypted (a /connect holds secrets); NULL once handled
+    received_at = pw.DateTimeField(default=utcnow)
+    holder = pw.CharField(max_length=64, null=True)  # the leader that took it
+    started_at = pw.DateTimeField(null=True)  # its handling began
+    handled_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "telegram_updates"
+        indexes = ((("handled_at",), False),)
+
+
 class SchemaMigration(BaseModel):
     version = pw.IntegerField(primary_key=True)
     name = pw.CharField(max_length=128)
@@ -460,5 +479,6 @@ ALL_MODELS = [
     InstanceLock,
     Worker,
     PairLease,
+    TelegramUpdate,
     SchemaMigration,
 ]

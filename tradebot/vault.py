@@ -6,7 +6,9 @@ format, comma-separated) takes precedence over the file.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import os
 from pathlib import Path
 
@@ -99,6 +101,34 @@ class Vault:
             ) from None
         logging_setup.register_secret(value)
         return value
+
+    def seal(self, text: str) -> str:
+        """Encrypt data that may CONTAIN a secret (a Telegram update with a /connect) without registering
+        all of it with the log scrubber, as encrypt() does for a secret itself. AES-256-GCM under a key
+        derived from the current key: a tenth of Fernet's cost, which a flood of updates felt."""
+        nonce = os.urandom(12)
+        return "g1:" + base64.b64encode(nonce + self._sealers()[0].encrypt(nonce, text.encode(), None)).decode()
+
+    def unseal(self, token: str) -> str:
+        """seal()'s inverse (any key of the file); raises VaultError on a wrong key."""
+        from cryptography.exceptions import InvalidTag
+
+        blob = base64.b64decode(token[3:]) if token.startswith("g1:") else b""
+        for sealer in self._sealers():
+            try:
+                return sealer.decrypt(blob[:12], blob[12:], None).decode()
+            except (InvalidTag, ValueError):
+                continue
+        raise VaultError("cannot decrypt sealed data: wrong encryption key")
+
+    def _sealers(self) -> list:
+        sealers = getattr(self, "_sealer_cache", None)
+        if sealers is None:
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+            sealers = [AESGCM(hashlib.sha256(b"tradebot seal v1|" + k).digest()) for k in self._keys]
+            self._sealer_cache = sealers
+        return sealers
 
     def can_decrypt(self, token: str) -> bool:
         try:

@@ -45,6 +45,7 @@ class Sent:
     reply_markup: dict | None
     at: float
     parse_mode: str | None = None
+    reply_to: int | None = None  # reply_parameters.message_id: the user's message it answers
     deleted: bool = False
     edits: list[str] = field(default_factory=list)
     photo: bytes | None = None  # sendPhoto / editMessageMedia: the uploaded bytes
@@ -300,7 +301,7 @@ class FakeTelegram:
                         params[name] = {"filename": part.get_filename(), "size": len(data), "data": data}
                     else:
                         params[name] = part.get_payload(decode=True).decode("utf-8", "replace")
-        for key in ("reply_markup", "commands", "allowed_updates", "scope", "media"):
+        for key in ("reply_markup", "commands", "allowed_updates", "scope", "media", "reply_parameters"):
             if isinstance(params.get(key), str):
                 try:
                     params[key] = json.loads(params[key])
@@ -399,6 +400,8 @@ class FakeTelegram:
             reply_markup=params.get("reply_markup") if isinstance(params.get("reply_markup"), dict) else None,
             at=time.monotonic(),
             parse_mode=params.get("parse_mode"),
+            reply_to=(params.get("reply_parameters") or {}).get("message_id")
+            if isinstance(params.get("reply_parameters"), dict) else None,
         )
         self.sent.append(sent)
         self._sent_by_chat.setdefault(chat_id, []).append(sent)

@@ -1,4 +1,4 @@
-"""Wiring: one TeleBot polling thread, a per-user ordered worker pool, the notifier thread.
+"""Wiring: one polling thread (through the inbox), a per-user ordered worker pool, the notifier thread.
 
 `start_bot(app)` is called by `tradebot run`; it returns a `BotHandle` whose `.stop()` shuts it down.
 """
@@ -21,7 +21,9 @@ from telebot import apihelper, types
 from ..services import Services, _register_secrets
 from . import format as fmt
 from .handlers import Dispatcher
+from .inbox import Inbox
 from .notifier import Notifier
+from .polling import InboxPoller
 from .sender import Sender
 from .transport import BotApiTransport
 
@@ -149,7 +151,7 @@ class Lanes:
         self.clock = clock
         self._known: dict[int, tuple[bool, float]] = {}
 
-    def _member(self, user_id: int) -> bool:
+    def member(self, user_id: int) -> bool:
         now = self.clock()
         hit = self._known.get(user_id)
         if hit is not None and now - hit[1] < self.CACHE_SECONDS:
@@ -164,7 +166,7 @@ class Lanes:
         return member
 
     def submit(self, user_id: int, fn, *args) -> bool:
-        lane = self.members if self._member(user_id) else self.strangers
+        lane = self.members if self.member(user_id) else self.strangers
         return lane.submit(user_id, fn, *args)
 
     def idle(self) -> bool:
@@ -190,77 +192,6 @@ def bot_commands(is_admin: bool = False) -> list[types.BotCommand]:
     return [types.BotCommand(name, desc[:256]) for name, _args, desc, _ex in items]
 
 
-class Poller:
-    """Long polling that can stop at once.
-
-    Telegram confirms the updates of one getUpdates call only when the NEXT call sends a higher offset. So a
-    stop never waits for the request in flight (up to `poll_timeout` seconds): the thread is a daemon, the
-    updates that request may still bring are dropped unprocessed, and since no further getUpdates is sent
-    they stay unconfirmed and are delivered again at the next start. Nothing is confirmed unhandled.
-    Updates handled after the last getUpdates was sent are confirmed by one short getUpdates at stop
-    (not answering its result), so none is handled twice after a restart either."""
-
-    RETRY_SECONDS = 3.0
-    CONFIRM_TIMEOUT = 2.0  # seconds for the confirming call at stop: within Docker's 10 s stop grace
-
-    def __init__(self, bot: telebot.TeleBot, poll_timeout: int, allowed_updates: list[str]):
-        self.bot = bot
-        self.poll_timeout = poll_timeout
-        self.allowed_updates = allowed_updates
-        self.stopping = threading.Event()
-        self.sent_offset = 0  # the offset of the last getUpdates sent: everything below it is confirmed
-        self.thread = threading.Thread(target=self._run, name="tg-polling", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                self.sent_offset = self.bot.last_update_id + 1
-                updates = self.bot.get_updates(
-                    offset=self.sent_offset,
-                    timeout=self.poll_timeout + 10,
-                    long_polling_timeout=self.poll_timeout,
-                    allowed_updates=self.allowed_updates,
-                )
-            except Exception as exc:  # network trouble, 409, 5xx...: log, wait, go on
-                if self.stopping.is_set():
-                    return
-                log.error("telegram polling error: %s: %s", type(exc).__name__, exc)
-                self.stopping.wait(self.RETRY_SECONDS)
-                continue
-            if self.stopping.is_set():
-                return  # not processed, and never confirmed: Telegram keeps them for the next start
-            try:
-                self.bot.process_new_updates(updates)  # handlers only queue work: fast
-            except Exception:
-                log.exception("telegram update processing failed")
-
-    def stop(self, grace: float = 0.5) -> None:
-        """Returns within `grace` seconds; a getUpdates still in flight is abandoned (see the class doc)."""
-        self.stopping.set()
-        if self.thread.ident is not None:  # started
-            self.thread.join(grace)
-        self._confirm_handled()
-
-    def _confirm_handled(self) -> None:
-        """The stop came between handling a batch and the next getUpdates: send its offset now."""
-        offset = self.bot.last_update_id + 1
-        if offset <= self.sent_offset:
-            return
-        try:
-            self.bot.get_updates(offset=offset, limit=1, timeout=self.CONFIRM_TIMEOUT, long_polling_timeout=0,
-                                 allowed_updates=self.allowed_updates)  # what it returns stays unconfirmed
-            self.sent_offset = offset
-        except Exception as exc:  # noqa: BLE001 - they will be delivered (and answered) again
-            log.warning("could not confirm the last handled updates at stop: %s", exc)
-
-    @property
-    def alive(self) -> bool:
-        return self.thread.is_alive() and not self.stopping.is_set()
-
-
 @dataclass
 class BotHandle:
     bot: telebot.TeleBot
@@ -269,7 +200,7 @@ class BotHandle:
     services: Services
     executor: Lanes
     notifier: Notifier
-    poller: Poller
+    poller: InboxPoller
     _stopped: threading.Event = field(default_factory=threading.Event)
 
     def stop(self, timeout: float = 30) -> None:
@@ -292,8 +223,10 @@ class BotHandle:
         return self.poller.alive
 
 
-def start_bot(app, *, notifier_interval: float = 1.0) -> BotHandle:
-    """Starts polling in its own thread. Raises on an invalid token or an unreachable API at start."""
+def start_bot(app, *, notifier_interval: float = 1.0, holder: str = "local", fence=None) -> BotHandle:
+    """Starts polling in its own thread. Raises on an invalid token or an unreachable API at start.
+    `holder`: who takes updates and outbox rows (the leader lease's holder, telegram/leader.py); `fence`:
+    raises once this process is no longer the leader (checked in the transaction that records updates)."""
     tcfg = app.cfg.telegram
     _register_secrets(tcfg.token)
     configure_api_url(tcfg.api_url)
@@ -316,24 +249,14 @@ def start_bot(app, *, notifier_interval: float = 1.0) -> BotHandle:
         finally:
             fg.exit()
 
-    def submit(user_id, fn, arg):
+    def submit(user_id, fn, arg) -> bool:
         if fg is None:
-            lanes.submit(user_id, fn, arg)
-            return
+            return lanes.submit(user_id, fn, arg)
         fg.enter()
         if not lanes.submit(user_id, foreground, fn, arg):
             fg.exit()
-
-    def on_message(message):
-        if message.from_user is not None:
-            submit(message.from_user.id, dispatcher.handle_message, message)
-
-    def on_callback(call):
-        if call.from_user is not None:
-            submit(call.from_user.id, dispatcher.handle_callback, call)
-
-    bot.register_message_handler(on_message, func=lambda m: True, content_types=["text"])
-    bot.register_callback_query_handler(on_callback, func=lambda c: True)
+            return False
+        return True
 
     try:
         sender.set_commands(bot_commands())
@@ -345,8 +268,10 @@ def start_bot(app, *, notifier_interval: float = 1.0) -> BotHandle:
     except Exception:
         log.exception("setMyCommands failed; continuing without the command menu")
 
-    poller = Poller(bot, tcfg.poll_timeout, ["message", "callback_query"])
-    notifier = Notifier(sender, interval=notifier_interval, chart_for=services.equity_chart)
+    inbox = Inbox(app.vault, holder, fence)
+    poller = InboxPoller(bot, inbox, submit, dispatcher.handle_update, sender, tcfg.poll_timeout,
+                         ["message", "callback_query"], claims=lanes.member)
+    notifier = Notifier(sender, interval=notifier_interval, chart_for=services.equity_chart, holder=holder)
     poller.start()
     notifier.start()
     log.info("telegram bot @%s polling %s", getattr(me, "username", "?"), tcfg.api_url)

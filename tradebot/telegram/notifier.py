@@ -2,7 +2,10 @@
 
 At-least-once: a row is marked `sent_at` only after Telegram accepted the message, so nothing is lost
 when the process dies between the engine's emit and the delivery (a crash right after sending may
-deliver one event twice). /notify off silences routine events; events that need the user's action
+deliver one event twice). Every worker writes rows; only the Telegram leader sends them (issue 17), and
+it claims each row (`claimed_by`) in the database right before sending it, so two leaders (one that has
+not yet noticed it lost the lease) never both send a row. A claim older than CLAIM_SECONDS (its leader
+died) may be taken over. /notify off silences routine events; events that need the user's action
 (circuit breaker, pair errors) are always delivered.
 """
 
@@ -13,18 +16,30 @@ import threading
 
 from ..models import Notification, User, utcnow
 from . import format as fmt
+from .inbox import db_now
 from .sender import SendFailed
 
 log = logging.getLogger("tradebot.telegram.notifier")
 
 MAX_ATTEMPTS = 20
+CLAIM_SECONDS = 30
 
 
-def deliver_pending(sender, limit: int = 100, should_stop=None, chart_for=None) -> int:
+def claim(row_id: int, holder: str) -> bool:
+    """Take the row for sending: unclaimed, ours, or claimed by a leader that is gone (stale claim)."""
+    return Notification.update(claimed_by=holder, claimed_at=db_now()).where(
+        (Notification.id == row_id) & Notification.sent_at.is_null()
+        & (Notification.claimed_by.is_null() | (Notification.claimed_by == holder)
+           | (Notification.claimed_at < db_now(-CLAIM_SECONDS)))
+    ).execute() == 1
+
+
+def deliver_pending(sender, limit: int = 100, should_stop=None, chart_for=None, holder: str | None = None) -> int:
     """One pass over the outbox. Returns the number of rows handled (sent or skipped). `should_stop`:
     checked before each message, so a stop never waits for the rest of a batch (100 sends of ~50 ms).
     `chart_for(user)` -> ChartImage: the total equity chart a daily summary carries for users who asked
-    (/notify chart on); best effort, the summary text counts as the delivery."""
+    (/notify chart on); best effort, the summary text counts as the delivery. `holder`: claim each row
+    before sending it (see the module doc); None only where no other sender can exist (tests, tools)."""
     rows = list(
         Notification.select(Notification, User)
         .join(User)
@@ -36,6 +51,8 @@ def deliver_pending(sender, limit: int = 100, should_stop=None, chart_for=None) 
     for row in rows:
         if should_stop is not None and should_stop():
             break
+        if holder is not None and not claim(row.id, holder):
+            continue  # another leader is sending it
         user = row.user
         skip = user.status == "blocked" or (not user.notify and row.kind not in fmt.ALWAYS_DELIVERED)
         if not skip:
@@ -75,8 +92,9 @@ def _send_chart(sender, user, chart_for) -> None:
 
 
 class Notifier:
-    def __init__(self, sender, interval: float = 1.0, chart_for=None):
+    def __init__(self, sender, interval: float = 1.0, chart_for=None, holder: str | None = None):
         self.sender = sender
+        self.holder = holder
         self.chart_for = chart_for
         self.interval = interval
         self._stop = threading.Event()
@@ -99,7 +117,8 @@ class Notifier:
         while not self._stop.is_set():
             try:
                 while not self._stop.is_set() and deliver_pending(
-                        self.sender, should_stop=self._stop.is_set, chart_for=self.chart_for) >= 100:
+                        self.sender, should_stop=self._stop.is_set, chart_for=self.chart_for,
+                        holder=self.holder) >= 100:
                     pass
             except Exception:
                 log.exception("notifier pass failed")

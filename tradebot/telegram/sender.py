@@ -102,12 +102,17 @@ class Sender:
 
     # ---------------------------------------------------------------- API
 
-    def send(self, chat_id: int, text: str, reply_markup=None, parse_mode: str = "HTML") -> list:
-        """Sends `text`, split into <= 4096-character parts; the markup goes on the last part."""
+    def send(self, chat_id: int, text: str, reply_markup=None, parse_mode: str = "HTML",
+             reply_to: int | None = None) -> list:
+        """Sends `text`, split into <= 4096-character parts; the markup goes on the last part. `reply_to`:
+        the first part quotes that message of the chat (if it still exists)."""
         parts = util.smart_split(text, MAX_LEN) if len(text) > MAX_LEN else [text]
         sent = []
         for i, part in enumerate(parts):
             markup = reply_markup if i == len(parts) - 1 else None
+            extra = {}
+            if reply_to is not None and i == 0:
+                extra["reply_parameters"] = types.ReplyParameters(reply_to, allow_sending_without_reply=True)
             sent.append(
                 self.call(
                     "sendMessage",
@@ -117,6 +122,7 @@ class Sender:
                     parse_mode=parse_mode,
                     reply_markup=markup,
                     disable_web_page_preview=True,
+                    **extra,
                 )
             )
         return sent

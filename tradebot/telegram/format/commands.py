@@ -114,5 +114,14 @@ def internal_error(ref: str) -> str:
     return f"😔 Sorry, something went wrong on our side. Reference: <code>{e(ref)}</code>"
 
 
+def interrupted(command: str | None, sent_at: str) -> str:
+    """A message whose handling was under way when the bot's server stopped (docs/HA_TELEGRAM.md): it is not
+    run again, because part of it may have taken effect. Only the command word is quoted (never arguments:
+    /connect carries secrets)."""
+    what = f"your {e(command)} command" if command else "your message"
+    return (f"⚠️ The bot restarted while it was handling {what} (sent {e(sent_at)} UTC), so it may or may "
+            f"not have taken effect. Please check (e.g. /status, /listpairs) and send it again if needed.")
+
+
 def rate_limited(seconds: int) -> str:
     return f"⏳ You are sending commands too fast. Please wait about {int(seconds)} s."
