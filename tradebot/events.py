@@ -22,6 +22,28 @@ def emit(user_id: int, kind: str, payload: dict, config_id: int | None = None) -
     )
 
 
+def emit_to_admins(admin_ids, notices: list[tuple[str, dict]]) -> bool:
+    """Queue each (kind, payload) for every admin (users with those Telegram ids) in one write
+    transaction. Returns False when the database did not take it (the caller keeps the notices and tries
+    again): the connection is closed so the next attempt opens a fresh one."""
+    from . import db as dbmod
+    from .models import User
+
+    try:
+        with dbmod.write_tx():
+            admins = list(User.select(User.id).where(User.telegram_id.in_(list(admin_ids or []) or [-1])))
+            for kind, payload in notices:
+                for admin in admins:
+                    emit(admin.id, kind, payload)
+        return True
+    except Exception:  # noqa: BLE001 - retried by the caller
+        try:
+            dbmod.db.close()
+        except Exception:  # noqa: BLE001
+            pass
+        return False
+
+
 def pending(limit: int = 100) -> list[Notification]:
     return list(
         Notification.select().where(Notification.sent_at.is_null()).order_by(Notification.id).limit(limit)

@@ -45,6 +45,16 @@ class _Price:
         self.value, self.at = value, at
 
 
+def _stale(p: _Price | None, now: int, slot_ms: int | None, ttl_ms: int) -> bool:
+    """A price must be asked again: none yet, from another slot of the wall-clock grid (with `slot_ms`), or
+    older than `ttl_ms` (without). A clock that went back also counts as another slot."""
+    if p is None:
+        return True
+    if slot_ms:
+        return now // slot_ms != p.at // slot_ms or now < p.at
+    return now - p.at >= ttl_ms
+
+
 class MarketData:
     def __init__(self, client_for: Callable[[str, str], object], now_ms: Callable[[], int] = wall_ms,
                  policy_for: Callable[[str], RetryPolicy] | None = None, max_candles: int = 300,
@@ -131,11 +141,7 @@ class MarketData:
         with self._lock(key):
             now = self.now_ms()
             p = self._prices.get(key)
-            if slot_ms:
-                stale = p is None or now // slot_ms != p.at // slot_ms or now < p.at
-            else:
-                stale = p is None or now - p.at >= self.ticker_ttl_ms
-            if stale:
+            if _stale(p, now, slot_ms, self.ticker_ttl_ms):
                 client = self._client(exchange, network, symbol)
                 t = with_retry(lambda: client.fetch_ticker(symbol), self._policy_for(exchange), exchange,
                                "fetch_ticker")
@@ -153,7 +159,7 @@ class MarketData:
         want = []
         for symbol in sorted(s for s in set(symbols) if ":" not in s):  # perpetuals: prefetch_marks
             p = self._prices.get((exchange, network, symbol))
-            if p is None or now // slot_ms != p.at // slot_ms or now < p.at:
+            if _stale(p, now, slot_ms, 0):
                 want.append(symbol)
         if not want:
             return 0
@@ -182,11 +188,7 @@ class MarketData:
         with self._lock(key):
             now = self.now_ms()
             p = self._prices.get(key)
-            if slot_ms:
-                stale = p is None or now // slot_ms != p.at // slot_ms or now < p.at
-            else:
-                stale = p is None or now - p.at >= self.ticker_ttl_ms
-            if stale:
+            if _stale(p, now, slot_ms, self.ticker_ttl_ms):
                 client = self._client_for(exchange, network)
                 rows = with_retry(lambda: _fetch_premium(client, exchange, market_id), self._policy_for(exchange),
                                   exchange, "mark_price")
@@ -205,7 +207,7 @@ class MarketData:
         want = set()
         for symbol in set(symbols):
             p = self._prices.get(("mark", exchange, network, _market_id(symbol)))
-            if p is None or now // slot_ms != p.at // slot_ms or now < p.at:
+            if _stale(p, now, slot_ms, 0):
                 want.add(_market_id(symbol))
         if not want:
             return 0

@@ -240,20 +240,9 @@ class HAWorker:
         if not self._notices:
             return
         from .. import events
-        from ..models import User
 
-        try:
-            with dbmod.write_tx():
-                admins = list(User.select(User.id).where(User.telegram_id.in_(self.admin_ids or [-1])))
-                for kind, payload in self._notices:
-                    for admin in admins:
-                        events.emit(admin.id, kind, payload)
+        if events.emit_to_admins(self.admin_ids, self._notices):  # else retried next time
             self._notices.clear()
-        except Exception:  # noqa: BLE001 - retried next round
-            try:
-                dbmod.db.close()
-            except Exception:  # noqa: BLE001
-                pass
 
 
 def _lag(manager) -> int | None:
