@@ -369,6 +369,23 @@ MIGRATIONS: list[tuple[int, str, callable]] = [
 ]
 
 
+@contextmanager
+def readonly_pg_cursor(parsed, timeout_ms: int = 10_000):
+    """A cursor on a new read-only PostgreSQL session with a statement timeout, for status readers that
+    must never write nor wait on the running bot (`tradebot status`); rolled back and closed after."""
+    import psycopg2
+
+    conn = psycopg2.connect(connect_timeout=10, **parsed.dsn)
+    try:
+        conn.set_session(readonly=True)
+        with conn.cursor() as cur:
+            cur.execute("SET LOCAL statement_timeout = %s", (int(timeout_ms),))
+            yield cur
+    finally:
+        conn.rollback()
+        conn.close()
+
+
 MIGRATE_LOCK_KEY = 7_421_700_017  # pg_advisory_lock key: one `migrate()` at a time per database
 
 

@@ -164,21 +164,14 @@ def _query(url: str):
             conn.close()
     import psycopg2
 
-    conn = psycopg2.connect(connect_timeout=10, **parsed.dsn)
-    try:
-        conn.set_session(readonly=True)
-        with conn.cursor() as cur:
-            cur.execute("SET LOCAL statement_timeout = 10000")
-            try:
-                cur.execute(sql)
-            except (psycopg2.errors.UndefinedTable, psycopg2.errors.UndefinedColumn):
-                raise SchemaTooOld() from None
-            row = cur.fetchone()
-            cur.execute("SELECT now() AT TIME ZONE 'UTC'")
-            return row, cur.fetchone()[0]
-    finally:
-        conn.rollback()
-        conn.close()
+    with dbmod.readonly_pg_cursor(parsed) as cur:
+        try:
+            cur.execute(sql)
+        except (psycopg2.errors.UndefinedTable, psycopg2.errors.UndefinedColumn):
+            raise SchemaTooOld() from None
+        row = cur.fetchone()
+        cur.execute("SELECT now() AT TIME ZONE 'UTC'")
+        return row, cur.fetchone()[0]
 
 
 class SchemaTooOld(Exception):

@@ -65,23 +65,16 @@ def read_cluster(url: str) -> Cluster | None:
         return None
     import psycopg2
 
-    conn = psycopg2.connect(connect_timeout=10, **parsed.dsn)
-    try:
-        conn.set_session(readonly=True)
-        with conn.cursor() as cur:
-            cur.execute("SET LOCAL statement_timeout = 10000")
-            try:
-                cur.execute(_SQL)
-            except psycopg2.errors.UndefinedTable:
-                return None
-            rows = cur.fetchall()
-            if not rows:
-                return None
-            cur.execute(_PAIRS)
-            active, unheld = cur.fetchone()
-    finally:
-        conn.rollback()
-        conn.close()
+    with dbmod.readonly_pg_cursor(parsed) as cur:
+        try:
+            cur.execute(_SQL)
+        except psycopg2.errors.UndefinedTable:
+            return None
+        rows = cur.fetchall()
+        if not rows:
+            return None
+        cur.execute(_PAIRS)
+        active, unheld = cur.fetchone()
 
     def f(v):
         return None if v is None else float(v)
