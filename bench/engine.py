@@ -176,30 +176,57 @@ class PauseWatch:
         return lines
 
 
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds used so far by this process's threads, summed by name (digits dropped: cycle-3 and
+    cycle-11 are both 'cycle-'), read from /proc (Linux)."""
+    import os
+    import re
+
+    names = {t.native_id: re.sub(r"[_-]?\d+$", "", t.name) for t in threading.enumerate()}
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = names.get(int(tid), "other")
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 class ChatTrace:
     """Where a chat reply's time goes in the bot process, per message of a burst: the update's delivery
-    (pushed on the fake -> getUpdates returned it), the wait for a handler thread, the handler's work before
-    its sendMessage, the send (the fake's 20 ms included) and the handler's CPU time."""
+    (pushed on the fake -> getUpdates returned it), its recording in the inbox (-> handed to a chat lane;
+    telegram/inbox.py), the wait for a handler thread and the inbox claim, the handler's work before its
+    sendMessage, the send (the fake's 20 ms included) and the handler's CPU time."""
 
     def __init__(self):
-        import telebot
-
-        from tradebot.telegram import handlers, transport
+        from tradebot.telegram import handlers, polling, transport
 
         self.got: dict[int, list[float]] = {}
+        self.lane: dict[int, list[float]] = {}
         self.handled: dict[int, list[tuple[float, float, float]]] = {}  # (start, end, thread CPU)
         self.sends: dict[int, list[float]] = {}
-        real_get, real_handle, real_call = (telebot.TeleBot.get_updates, handlers.Dispatcher.handle_message,
-                                            transport.BotApiTransport.__call__)
+        real_take, real_dispatch = polling.InboxPoller._take, polling.InboxPoller._dispatch
+        real_handle, real_call = handlers.Dispatcher.handle_message, transport.BotApiTransport.__call__
         trace = self
 
-        def get_updates(bot, *a, **kw):
-            out = real_get(bot, *a, **kw)
+        def chat_of(raw: dict) -> int | None:
+            return ((raw.get("message") or {}).get("chat") or {}).get("id")
+
+        def take(poller, raw):
             t = time.monotonic()
-            for u in out:
-                if u.message is not None:
-                    trace.got.setdefault(u.message.chat.id, []).append(t)
-            return out
+            for u in raw:
+                if chat_of(u) is not None:
+                    trace.got.setdefault(chat_of(u), []).append(t)
+            return real_take(poller, raw)
+
+        def dispatch(poller, update_id, raw, work=None):
+            if chat_of(raw) is not None:
+                trace.lane.setdefault(chat_of(raw), []).append(time.monotonic())
+            return real_dispatch(poller, update_id, raw, work)
 
         def handle_message(disp, m):
             t, c = time.monotonic(), time.thread_time()
@@ -213,23 +240,29 @@ class ChatTrace:
                 trace.sends.setdefault(int(params["chat_id"]), []).append(time.monotonic())
             return real_call(tr, method, url, params, **kw)
 
-        telebot.TeleBot.get_updates = get_updates
+        polling.InboxPoller._take = take
+        polling.InboxPoller._dispatch = dispatch
         handlers.Dispatcher.handle_message = handle_message
         transport.BotApiTransport.__call__ = call
 
     def report(self, trace) -> str:
-        parts: dict[str, list[float]] = {"delivery": [], "queue": [], "work": [], "send": [], "cpu": []}
+        parts: dict[str, list[float]] = {"delivery": [], "record": [], "queue": [], "work": [], "send": [],
+                                         "cpu": []}
         for chat, pushed, replied in trace:
             got = next((t for t in self.got.get(chat, []) if t >= pushed), None)
-            h = next((x for x in self.handled.get(chat, []) if got is not None and x[0] >= got), None)
+            lane = next((t for t in self.lane.get(chat, []) if got is not None and t >= got), None)
+            h = next((x for x in self.handled.get(chat, []) if lane is not None and x[0] >= lane), None)
             send = next((t for t in self.sends.get(chat, []) if h is not None and t >= h[0]), None)
-            if got is None or h is None or send is None:
+            if got is None or lane is None or h is None or send is None:
                 continue
             parts["delivery"].append(got - pushed)
-            parts["queue"].append(h[0] - got)
+            parts["record"].append(lane - got)
+            parts["queue"].append(h[0] - lane)
             parts["work"].append(send - h[0])
             parts["send"].append(replied - send)
             parts["cpu"].append(h[2])
+        if not parts["cpu"]:
+            return "  where the time went: no reply could be traced (the hooks did not see the updates)"
         return "  where the time went (p50 / p99 ms): " + ", ".join(
             f"{k} {pct(v, 50) * 1000:.0f} / {pct(v, 99) * 1000:.0f}" for k, v in parts.items() if v)
 
@@ -248,22 +281,31 @@ class WriterWatch:
         local = threading.local()
 
         class Timed:
-            def __enter__(self):
+            def acquire(self, blocking=True, timeout=-1):
                 t = time.perf_counter()
-                real.acquire()
+                got = real.acquire(blocking, timeout)
+                if not got:
+                    return False
                 depth = getattr(local, "depth", 0)
                 if depth == 0:
                     local.t = time.perf_counter()
                     if local.t - t > 0.1:
                         watch.waits.append((time.time(), local.t - t))
                 local.depth = depth + 1
-                return self
+                return True
 
-            def __exit__(self, *exc):
+            def release(self):
                 local.depth -= 1
                 if local.depth == 0 and time.perf_counter() - local.t > 0.1:
                     watch.holds.append((time.time(), time.perf_counter() - local.t))
                 real.release()
+
+            def __enter__(self):
+                self.acquire()
+                return self
+
+            def __exit__(self, *exc):
+                self.release()
                 return False
 
         dbmod._sqlite_writer = Timed()
@@ -498,7 +540,10 @@ def main(argv=None) -> None:
         """Every chat user sends `rounds` commands, each after the reply to the previous one."""
         mgr = box.get("mgr")
         lags0 = len(mgr.stats["lag_at"]) if mgr else 0
+        cpu0 = thread_cpu() if chat_trace is not None else None
+        t0 = time.monotonic()
         answer = ask(f"burst {args.chat_users} {args.chat_rounds}")
+        burst_s = time.monotonic() - t0
         latencies = answer["latencies"]
         late = 0
         if mgr:
@@ -508,6 +553,10 @@ def main(argv=None) -> None:
             f"{max(latencies) * 1000:.0f} ms; cycles > 1 s late meanwhile: {late}")
         if chat_trace is not None:
             say(chat_trace.report(answer["trace"]))
+            used = {k: v - cpu0.get(k, 0.0) for k, v in thread_cpu().items()}
+            top = sorted(((v, k) for k, v in used.items() if v > 0.005), reverse=True)
+            say(f"  CPU of the bot's threads during the burst ({burst_s:.2f} s): "
+                + ", ".join(f"{k} {v * 1000:.0f} ms" for v, k in top[:8]))
         return latencies, late
 
     def driver() -> None:

@@ -114,6 +114,63 @@ def test_sqlite_many_threads_no_lock_errors_no_lost_rows(database):
         assert Trade.select().where(Trade.amount == str(n)).count() == written[n]
 
 
+def _in_thread(fn):
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def run():
+        try:
+            fn()
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            dbmod.db.close()
+            done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    return done, errors
+
+
+@pytest.mark.parametrize("how", ["autocommit", "atomic", "save"])
+def test_every_sqlite_write_queues_on_the_process_writer_lock(database, how):
+    """A write outside write_tx() (a single UPDATE, a peewee atomic(), a model save) waits for the process's
+    writer lock like write_tx() does, instead of meeting the holder inside SQLite's sleeping busy handler."""
+    user = User.create(telegram_id=11, username="before")
+
+    def write():
+        if how == "autocommit":
+            User.update(username="after").where(User.id == user.id).execute()
+        elif how == "atomic":
+            with dbmod.db.atomic():
+                User.update(username="after").where(User.id == user.id).execute()
+        else:
+            fresh = User.get_by_id(user.id)
+            fresh.username = "after"
+            fresh.save()
+
+    with dbmod._sqlite_writer:  # another writer of this process is busy (no SQLite lock taken)
+        done, errors = _in_thread(write)
+        assert not done.wait(0.5), "the write went ahead while the process's writer lock was held"
+        assert User.get_by_id(user.id).username == "before"
+    assert done.wait(10)
+    assert not errors, errors
+    assert User.get_by_id(user.id).username == "after"
+
+
+def test_a_failed_transaction_lets_the_writer_lock_go(database):
+    User.create(telegram_id=12)
+    with pytest.raises(RuntimeError):
+        with dbmod.db.atomic():
+            User.update(username="x").execute()
+            raise RuntimeError("boom")
+    with pytest.raises(Exception):  # a constraint error inside the transaction
+        with dbmod.db.atomic():
+            User.create(telegram_id=12)
+    done, errors = _in_thread(lambda: User.update(username="y").execute())
+    assert done.wait(5), "the writer lock was left held by a transaction that failed"
+    assert not errors, errors
+
+
 def test_sqlite_pragmas(database):
     assert dbmod.db.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert dbmod.db.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1

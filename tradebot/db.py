@@ -125,6 +125,68 @@ class DatabaseOpenError(ValueError):
     """The database cannot be opened or is not a tradebot database; one line for the operator."""
 
 
+# SQLite has one writer at a time, and a writer that finds the lock taken polls for it with sleeps of up
+# to 100 ms (its busy handler): with a dozen cycle and chat threads writing, most of a wait was sleeping
+# after the lock was already free. Writers of this process queue on this lock instead (_SqliteDatabase).
+_sqlite_writer = threading.RLock()
+# A writer waits this long for the lock, then goes on to SQLite's own busy wait (never worse than without
+# the lock, and no deadlock can outlast it).
+WRITER_WAIT_SECONDS = 30.0
+_WRITE_SQL = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER)\b", re.IGNORECASE)
+
+
+class _SqliteDatabase(pw.SqliteDatabase):
+    """Every write of this process holds the process's writer lock (`_sqlite_writer`): a transaction from
+    BEGIN to its COMMIT or ROLLBACK, a statement outside a transaction (an autocommit UPDATE of the chat
+    inbox or the notifier, say) while it runs. Before, those single statements met the cycles' write
+    transactions inside SQLite and slept in its busy handler: up to 100 ms per wait on a chat reply."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._writer_held = threading.local()  # one entry per BEGIN of this thread: the lock was taken
+
+    def _take_writer(self) -> bool:
+        return _sqlite_writer.acquire(timeout=WRITER_WAIT_SECONDS)
+
+    def begin(self, lock_type=None):
+        held = self._take_writer()
+        try:
+            super().begin(lock_type)
+        except BaseException:
+            if held:
+                _sqlite_writer.release()
+            raise
+        stack = getattr(self._writer_held, "stack", None)
+        if stack is None:
+            stack = self._writer_held.stack = []
+        stack.append(held)
+
+    def _let_writer_go(self) -> None:
+        stack = getattr(self._writer_held, "stack", None)
+        if stack and stack.pop():
+            _sqlite_writer.release()
+
+    def commit(self):
+        super().commit()  # a failed COMMIT keeps the lock: the ROLLBACK that follows lets it go
+        self._let_writer_go()
+
+    def rollback(self):
+        try:
+            super().rollback()
+        finally:
+            self._let_writer_go()
+
+    def execute_sql(self, sql, params=None):
+        if self.in_transaction() or not _WRITE_SQL.match(sql):
+            return super().execute_sql(sql, params)
+        held = self._take_writer()
+        try:
+            return super().execute_sql(sql, params)
+        finally:
+            if held:
+                _sqlite_writer.release()
+
+
 class _PostgresDatabase(pw.PostgresqlDatabase):
     """A thread whose connection the server dropped (restart, pg_terminate_backend, network cut) gets a
     new one at its next statement outside a transaction: the statement that met the break fails, the
@@ -151,7 +213,7 @@ def make_database(url: str, readonly: bool = False) -> pw.Database:
             Path(parsed.path).parent.mkdir(parents=True, exist_ok=True)
         # BEGIN IMMEDIATE: a writer takes the lock up front and waits (busy_timeout)
         # instead of failing with "database is locked" when upgrading a read lock.
-        return pw.SqliteDatabase(
+        return _SqliteDatabase(
             parsed.path if parsed.path == ":memory:" else sqlite_uri(parsed.path),
             uri=True,
             pragmas=SQLITE_PRAGMAS,
@@ -218,10 +280,6 @@ def is_sqlite() -> bool:
     return isinstance(db.obj, pw.SqliteDatabase)
 
 
-# SQLite has one writer at a time, and a writer that finds the lock taken polls for it with sleeps of up
-# to 100 ms (its busy handler): with a dozen cycle and chat threads writing, most of a wait was sleeping
-# after the lock was already free. Writers of this process queue on this lock instead.
-_sqlite_writer = threading.RLock()
 
 
 @contextmanager

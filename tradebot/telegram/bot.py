@@ -270,7 +270,7 @@ def start_bot(app, *, notifier_interval: float = 1.0, holder: str = "local", fen
 
     inbox = Inbox(app.vault, holder, fence)
     poller = InboxPoller(bot, inbox, submit, dispatcher.handle_update, sender, tcfg.poll_timeout,
-                         ["message", "callback_query"], claims=lanes.member)
+                         ["message", "callback_query"], claims=lanes.member, foreground=fg)
     notifier = Notifier(sender, interval=notifier_interval, chart_for=services.equity_chart, holder=holder)
     poller.start()
     notifier.start()

@@ -25,8 +25,11 @@ class InboxPoller:
     RETRY_SECONDS = 3.0
 
     def __init__(self, bot, inbox, submit, handle, sender, poll_timeout: int, allowed_updates: list[str],
-                 claims=None):
+                 claims=None, foreground=None):
         self.bot = bot
+        # tradebot/priority.py's Foreground: cycles stand back from the moment a batch arrives (its
+        # recording is part of the replies' wait), not only once its updates reach the chat lanes
+        self.foreground = foreground
         # (telegram user id) -> bool: a member, whose updates are stored in full and claimed before they are
         # handled. Strangers (not members) get short refusals or a registration, best effort as their
         # chat lane already is (dropped at a stop): a flood of them must not cost an encryption and a write
@@ -84,6 +87,15 @@ class InboxPoller:
                 self.stopping.wait(self.RETRY_SECONDS)
 
     def _take(self, raw: list[dict]) -> None:
+        if not raw or self.foreground is None:
+            return self._take_batch(raw)
+        self.foreground.enter()
+        try:
+            return self._take_batch(raw)
+        finally:
+            self.foreground.exit()
+
+    def _take_batch(self, raw: list[dict]) -> None:
         with self._late_lock:
             late, self._late = self._late, []
         try:
