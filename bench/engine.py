@@ -388,11 +388,15 @@ def main(argv=None) -> None:
     port = free_port()
     fake = subprocess.Popen(
         [sys.executable, "-m", "tests.fakes.exchange", "--port", str(port), "--latency-ms", str(args.latency_ms),
-         "--wall-clock", "--symbols", str(args.symbols), "--futures-accounts", str(live_users)],
+         "--wall-clock", "--symbols", str(args.symbols), "--futures-accounts", str(live_users),
+         "--extra-port", "0"],
         cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
     )
-    fake.stdout.readline()
+    # Bybit on a second port of the same fake: a host of its own, so each exchange has its own rate
+    # limiter as in production (until round 4 both shared one: Bybit's costs under Binance's rate).
+    bybit_url = fake.stdout.readline().split(" and ")[1].strip()
     ex_url = f"http://127.0.0.1:{port}"
+    urls = {"binance": ex_url, "bybit": bybit_url}
     chat = subprocess.Popen(
         [sys.executable, str(ROOT / "bench" / "chat_driver.py"), TOKEN, str(args.tg_latency_ms)],
         cwd=str(ROOT), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
@@ -413,7 +417,7 @@ def main(argv=None) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="tb-bench-"))
     cfg_path = tmp / "config.toml"
     ex_cfg = "".join(
-        f'[exchanges.{ex}]\napi_url = "{ex_url}"\ntestnet_api_url = "{ex_url}"\ntimeout_ms = 5000\n\n'
+        f'[exchanges.{ex}]\napi_url = "{urls[ex]}"\ntestnet_api_url = "{urls[ex]}"\ntimeout_ms = 5000\n\n'
         for ex in ("binance", "bybit")
     )
     cfg_path.write_text(

@@ -4,6 +4,7 @@ import threading
 import time
 from decimal import Decimal
 
+import peewee as pw
 import pytest
 
 from tradebot import db as dbmod
@@ -163,7 +164,7 @@ def test_a_failed_transaction_lets_the_writer_lock_go(database):
         with dbmod.db.atomic():
             User.update(username="x").execute()
             raise RuntimeError("boom")
-    with pytest.raises(Exception):  # a constraint error inside the transaction
+    with pytest.raises(pw.IntegrityError):  # a constraint error inside the transaction
         with dbmod.db.atomic():
             User.create(telegram_id=12)
     done, errors = _in_thread(lambda: User.update(username="y").execute())

@@ -97,9 +97,21 @@ class FakeExchange:
         self._thread.start()
         return self
 
+    def listen(self, port: int = 0, host: str = "127.0.0.1") -> str:
+        """Serve the same exchange on one more port (a second host for the bot: its own rate limiter, as
+        Binance and Bybit have in production). Returns that URL."""
+        server = ThreadingHTTPServer((host, port), _Handler)
+        server.daemon_threads = True
+        server.fake = self
+        self._extra = [*getattr(self, "_extra", []), server]
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-exchange-2",
+                         daemon=True).start()
+        return f"http://{host}:{server.server_address[1]}"
+
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        for server in [self._server, *getattr(self, "_extra", [])]:
+            server.shutdown()
+            server.server_close()
 
     def __enter__(self) -> FakeExchange:
         return self.start()
@@ -318,6 +330,8 @@ def main(argv=None) -> None:
                          "(Bybit), secret s<i>")
     ap.add_argument("--symbols", type=int, default=3,
                     help="serve this many USDT symbols (BTC, ETH, SOL, then synthetic coins)")
+    ap.add_argument("--extra-port", type=int, action="append", default=[],
+                    help="serve the same exchange on this port too (0: any free port; printed)")
     args = ap.parse_args(argv)
     symbols = ("BTCUSDT", "ETHUSDT", "SOLUSDT") + add_synthetic_symbols(max(0, args.symbols - 3))
     fake = FakeExchange(symbols=symbols[: max(1, args.symbols)], start_ms=args.start_ms,
@@ -338,7 +352,8 @@ def main(argv=None) -> None:
             series.start = start
         fake.set_time(now)
     fake.start()
-    print(f"fake exchange on {fake.url}", flush=True)
+    extra = [fake.listen(port, args.host) for port in args.extra_port]
+    print(f"fake exchange on {fake.url}" + "".join(f" and {url}" for url in extra), flush=True)
     try:
         while True:
             if args.wall_clock:
