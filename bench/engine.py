@@ -588,6 +588,7 @@ def main(argv=None) -> None:
             disk_t0 = disk_from = time.time()
             log0 = dir_bytes(tmp / "logs", "bot.log")
             cpu0, t0 = cpu_seconds(), time.time()
+            threads0 = thread_cpu()
             rss = [rss_mb()]
             window = args.minutes * 60
             daily_at = t0 + window - 20 if not args.no_daily and n_pairs else None
@@ -611,6 +612,7 @@ def main(argv=None) -> None:
                     time.sleep(5)
                     daily_lags = (daily_s, sum(1 for x in list(mgr.stats["lag_at"])[n0:] if x > 1.0))
             cpu1, t1 = cpu_seconds(), time.time()
+            threads1 = thread_cpu()
             skipped1 = mgr.slots.skipped
             minutes = (t1 - t0) / 60
             lags = list(mgr.stats["lags"])
@@ -662,6 +664,9 @@ def main(argv=None) -> None:
             cpu_pct = 100 * (cpu1 - cpu0) / (t1 - t0)
             per_k = cpu_pct / (n_pairs / 1000) if n_pairs else float("nan")
             say(f"CPU (whole process) over the window: {cpu_pct:.1f}% of one core = {per_k:.2f}% per 1,000 pairs")
+            by_thread = sorted(((v - threads0.get(k, 0.0), k) for k, v in threads1.items()), reverse=True)
+            say("  by thread (% of one core): " + ", ".join(
+                f"{k} {100 * v / (t1 - t0):.1f}" for v, k in by_thread[:9] if v > 0))
             base = box.get("rss_before_pairs", rss[0])
             per_pair = (max(rss) - base) * 1024 / n_pairs if n_pairs else float("nan")
             say(f"RSS: {base:.1f} MB before the pairs were scheduled, peak {max(rss):.1f} MB, "

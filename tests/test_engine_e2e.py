@@ -177,7 +177,10 @@ def test_sigkill_with_orders_in_flight_never_duplicates_or_loses_a_fill(
     from tradebot.models import Order, Trade
 
     fake = fake_exchange
-    fake.latency_ms = 15  # widen the window between intent, send and booking
+    fake.latency_ms = 15
+    # widen the window between intent, send and booking: every order placement takes 0.1 s more (with only
+    # the 15 ms latency, polling from this process missed every window in some runs on a loaded machine)
+    fake.fault("/api/v3/order", "delay", times=100_000, delay=0.1, method="POST")
     clock_file = tmp_path / "clock"
     clock_file.write_text(str(fake.now_ms))
     users = [1, 2]
