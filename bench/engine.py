@@ -394,7 +394,7 @@ def main(argv=None) -> None:
     )
     # Bybit on a second port of the same fake: a host of its own, so each exchange has its own rate
     # limiter as in production (until round 4 both shared one: Bybit's costs under Binance's rate).
-    bybit_url = fake.stdout.readline().split(" and ")[1].strip()
+    bybit_url = fake.stdout.readline().decode().split(" and ")[1].strip()
     ex_url = f"http://127.0.0.1:{port}"
     urls = {"binance": ex_url, "bybit": bybit_url}
     chat = subprocess.Popen(
