@@ -121,6 +121,12 @@ def dir_bytes(path: Path, prefix: str) -> int:
     return sum(p.stat().st_size for p in path.glob(prefix + "*") if p.is_file())
 
 
+def notifications_sent() -> int:
+    from tradebot.models import db
+
+    return db.execute_sql("SELECT COUNT(*) FROM notifications WHERE sent_at IS NOT NULL").fetchone()[0]
+
+
 def db_bytes(path: Path) -> tuple[int, int]:
     """(pages in use x page size, rows of ai_decisions + decision_tallies); the WAL's pages count too
     (no checkpoint here: a forced one would hold up the engine's writers)."""
@@ -589,6 +595,7 @@ def main(argv=None) -> None:
             log0 = dir_bytes(tmp / "logs", "bot.log")
             cpu0, t0 = cpu_seconds(), time.time()
             threads0 = thread_cpu()
+            sent0 = notifications_sent()
             rss = [rss_mb()]
             window = args.minutes * 60
             daily_at = t0 + window - 20 if not args.no_daily and n_pairs else None
@@ -613,6 +620,7 @@ def main(argv=None) -> None:
                     daily_lags = (daily_s, sum(1 for x in list(mgr.stats["lag_at"])[n0:] if x > 1.0))
             cpu1, t1 = cpu_seconds(), time.time()
             threads1 = thread_cpu()
+            sent1 = notifications_sent()
             skipped1 = mgr.slots.skipped
             minutes = (t1 - t0) / 60
             lags = list(mgr.stats["lags"])
@@ -663,12 +671,17 @@ def main(argv=None) -> None:
                     f"{daily_lags[1]}")
             cpu_pct = 100 * (cpu1 - cpu0) / (t1 - t0)
             per_k = cpu_pct / (n_pairs / 1000) if n_pairs else float("nan")
-            say(f"CPU (whole process) over the window: {cpu_pct:.1f}% of one core = {per_k:.2f}% per 1,000 pairs")
             by_thread = sorted(((v - threads0.get(k, 0.0), k) for k, v in threads1.items()), reverse=True)
+            bench_pct = 100 * sum(v for v, k in by_thread if k.startswith("bench")) / (t1 - t0)
+            bot_k = (cpu_pct - bench_pct) / (n_pairs / 1000) if n_pairs else float("nan")
+            say(f"CPU (whole process) over the window: {cpu_pct:.1f}% of one core = {per_k:.2f}% per 1,000 pairs; "
+                f"without the bench's own threads ({bench_pct:.1f}%): {bot_k:.2f}% per 1,000 pairs")
             say("  by thread (% of one core): " + ", ".join(
                 f"{k} {100 * v / (t1 - t0):.1f}" for v, k in by_thread[:9] if v > 0))
             base = box.get("rss_before_pairs", rss[0])
             per_pair = (max(rss) - base) * 1024 / n_pairs if n_pairs else float("nan")
+            say(f"trade notifications sent in the window: {sent1 - sent0} ({(sent1 - sent0) / (t1 - t0) * 60:.0f} a "
+                "minute)")
             say(f"RSS: {base:.1f} MB before the pairs were scheduled, peak {max(rss):.1f} MB, "
                 f"{per_pair:.1f} KB per active pair")
             per_day = 1440 / minutes

@@ -39,6 +39,13 @@ def db_now(offset: int = 0):
     return pw.SQL(f"((now() AT TIME ZONE 'UTC') + interval '{int(offset)} seconds')")
 
 
+def db_now_sql(offset: int = 0) -> tuple[str, list]:
+    """db_now() for plain SQL statements: the SQL text and its parameters."""
+    if dbmod.is_sqlite():
+        return dbmod.db.param, [str(utcnow() + dt.timedelta(seconds=offset))]
+    return f"((now() AT TIME ZONE 'UTC') + interval '{int(offset)} seconds')", []
+
+
 def wanted(update: dict) -> bool:
     """Is this an update the bot answers (a text message or a button press from a person)?"""
     message = update.get("message")
@@ -94,15 +101,9 @@ class Inbox:
 
     # start/done run twice per chat message: plain SQL (peewee took more CPU building these UPDATEs than
     # SQLite took running them, a third of a reply's CPU).
-    def _now_sql(self) -> tuple[str, list]:
-        """The database's 'now' as SQL and its parameters (see db_now)."""
-        if dbmod.is_sqlite():
-            return dbmod.db.param, [str(utcnow())]
-        return "(now() AT TIME ZONE 'UTC')", []
-
     def start(self, update_id: int) -> bool:
         """Claim the update's handling. False: another leader took it over meanwhile (do not handle it)."""
-        now, params = self._now_sql()
+        now, params = db_now_sql()
         p = dbmod.db.param
         cursor = dbmod.db.execute_sql(
             f"UPDATE telegram_updates SET started_at = {now} WHERE update_id = {p} AND holder = {p} "
@@ -116,7 +117,7 @@ class Inbox:
         ids = [int(u) for u in update_ids]
         if not ids:
             return
-        now, params = self._now_sql()
+        now, params = db_now_sql()
         p = dbmod.db.param
         dbmod.db.execute_sql(
             f"UPDATE telegram_updates SET handled_at = {now}, payload = NULL "

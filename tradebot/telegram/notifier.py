@@ -14,9 +14,10 @@ from __future__ import annotations
 import logging
 import threading
 
+from .. import db as dbmod
 from ..models import Notification, User, utcnow
 from . import format as fmt
-from .inbox import db_now
+from .inbox import db_now_sql
 from .sender import SendFailed
 
 log = logging.getLogger("tradebot.telegram.notifier")
@@ -27,11 +28,22 @@ CLAIM_SECONDS = 30
 
 def claim(row_id: int, holder: str) -> bool:
     """Take the row for sending: unclaimed, ours, or claimed by a leader that is gone (stale claim)."""
-    return Notification.update(claimed_by=holder, claimed_at=db_now()).where(
-        (Notification.id == row_id) & Notification.sent_at.is_null()
-        & (Notification.claimed_by.is_null() | (Notification.claimed_by == holder)
-           | (Notification.claimed_at < db_now(-CLAIM_SECONDS)))
-    ).execute() == 1
+    # plain SQL: runs for every notification, and peewee built it with more CPU than the send itself
+    now, now_params = db_now_sql()
+    stale, stale_params = db_now_sql(-CLAIM_SECONDS)
+    p = dbmod.db.param
+    cursor = dbmod.db.execute_sql(
+        f"UPDATE notifications SET claimed_by = {p}, claimed_at = {now} WHERE id = {p} AND sent_at IS NULL "
+        f"AND (claimed_by IS NULL OR claimed_by = {p} OR claimed_at < {stale})",
+        [holder, *now_params, row_id, holder, *stale_params])
+    return cursor.rowcount == 1
+
+
+def mark_sent(row_id: int, attempts: int) -> None:
+    now, params = db_now_sql()
+    p = dbmod.db.param
+    dbmod.db.execute_sql(f"UPDATE notifications SET sent_at = {now}, attempts = {p} WHERE id = {p}",
+                         [*params, attempts, row_id])
 
 
 def deliver_pending(sender, limit: int = 100, should_stop=None, chart_for=None, holder: str | None = None) -> int:
@@ -76,9 +88,7 @@ def deliver_pending(sender, limit: int = 100, should_stop=None, chart_for=None, 
                 if not give_up:
                     return done  # Telegram trouble: try again on the next pass, in order
                 continue
-        Notification.update(sent_at=utcnow(), attempts=row.attempts + 1).where(
-            Notification.id == row.id
-        ).execute()
+        mark_sent(row.id, row.attempts + 1)
         done += 1
     return done
 
