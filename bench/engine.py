@@ -121,10 +121,12 @@ def dir_bytes(path: Path, prefix: str) -> int:
     return sum(p.stat().st_size for p in path.glob(prefix + "*") if p.is_file())
 
 
-def notifications_sent() -> int:
+def notifications_sent() -> tuple[int, int, int]:
+    """(handled, made, waiting) notifications so far."""
     from tradebot.models import db
 
-    return db.execute_sql("SELECT COUNT(*) FROM notifications WHERE sent_at IS NOT NULL").fetchone()[0]
+    made, waiting = db.execute_sql("SELECT COUNT(*), COUNT(*) - COUNT(sent_at) FROM notifications").fetchone()
+    return made - waiting, made, waiting
 
 
 def db_bytes(path: Path) -> tuple[int, int]:
@@ -595,7 +597,7 @@ def main(argv=None) -> None:
             log0 = dir_bytes(tmp / "logs", "bot.log")
             cpu0, t0 = cpu_seconds(), time.time()
             threads0 = thread_cpu()
-            sent0 = notifications_sent()
+            sent0, made0, _ = notifications_sent()
             rss = [rss_mb()]
             window = args.minutes * 60
             daily_at = t0 + window - 20 if not args.no_daily and n_pairs else None
@@ -620,7 +622,7 @@ def main(argv=None) -> None:
                     daily_lags = (daily_s, sum(1 for x in list(mgr.stats["lag_at"])[n0:] if x > 1.0))
             cpu1, t1 = cpu_seconds(), time.time()
             threads1 = thread_cpu()
-            sent1 = notifications_sent()
+            sent1, made1, waiting = notifications_sent()
             skipped1 = mgr.slots.skipped
             minutes = (t1 - t0) / 60
             lags = list(mgr.stats["lags"])
@@ -680,8 +682,9 @@ def main(argv=None) -> None:
                 f"{k} {100 * v / (t1 - t0):.1f}" for v, k in by_thread[:9] if v > 0))
             base = box.get("rss_before_pairs", rss[0])
             per_pair = (max(rss) - base) * 1024 / n_pairs if n_pairs else float("nan")
-            say(f"trade notifications sent in the window: {sent1 - sent0} ({(sent1 - sent0) / (t1 - t0) * 60:.0f} a "
-                "minute)")
+            say(f"trade notifications handled in the window (sent, or skipped for /notify off): {sent1 - sent0} "
+                f"({(sent1 - sent0) / (t1 - t0) * 60:.0f} a minute), made {made1 - made0}; waiting at the end: "
+                f"{waiting}")
             say(f"RSS: {base:.1f} MB before the pairs were scheduled, peak {max(rss):.1f} MB, "
                 f"{per_pair:.1f} KB per active pair")
             per_day = 1440 / minutes

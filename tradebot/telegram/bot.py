@@ -19,6 +19,7 @@ import telebot
 from telebot import apihelper, types
 
 from ..services import Services, _register_secrets
+from ..writer_lock import mark_urgent
 from . import format as fmt
 from .handlers import Dispatcher
 from .inbox import Inbox
@@ -83,7 +84,9 @@ class SerialExecutor:
     user (or a hundred) with a long backlog cannot hold up everybody else's replies."""
 
     def __init__(self, workers: int):
-        self.pool = ThreadPoolExecutor(max(1, int(workers)), thread_name_prefix="tg-worker")
+        # people wait on these threads: their database writes go first (writer_lock.py)
+        self.pool = ThreadPoolExecutor(max(1, int(workers)), thread_name_prefix="tg-worker",
+                                       initializer=mark_urgent)
         self._queues: dict[int, collections.deque] = {}
         self._lock = threading.Lock()
         self._closed = False

@@ -14,6 +14,7 @@ import threading
 
 from telebot import apihelper, types
 
+from ..writer_lock import mark_urgent
 from . import format as fmt
 
 log = logging.getLogger("tradebot.telegram")
@@ -66,6 +67,7 @@ class InboxPoller:
     # ------------------------------------------------------------ the loop
 
     def _run(self) -> None:
+        mark_urgent()  # a batch is recorded while people wait for their replies (writer_lock.py)
         ready = False
         while not self.stopping.is_set():
             try:
