@@ -3,10 +3,10 @@
 SQLite takes one writer at a time; this process's writers queue here (db._SqliteDatabase). At 20,000
 pairs the trading cycles hold it several hundred times a second, and a plain lock hands it to whichever
 thread the OS wakes first: a chat reply's few writes (the inbox's record, claim and done) could wait
-behind a dozen cycles' transactions. A thread marked urgent (`mark_urgent()`: the Telegram poller and
-chat workers) is served before any waiting unmarked thread; among equals the order is the OS's. The lock
-is held for single short transactions, so unmarked threads are delayed, never starved for long: urgent
-work is bounded by the chat rate limit.
+behind a dozen cycles' transactions. A thread marked urgent (`mark_urgent()`: the Telegram poller, the
+chat workers and the notifier) is served before any waiting unmarked thread; among equals the order is
+the OS's. The lock is held for single short transactions, so unmarked threads are delayed, never starved
+for long: urgent work is bounded by the chat rate limit and by one notification sent at a time.
 """
 
 from __future__ import annotations
