@@ -282,8 +282,6 @@ def is_sqlite() -> bool:
     return isinstance(db.obj, pw.SqliteDatabase)
 
 
-
-
 @contextmanager
 def write_tx():
     """A write transaction (BEGIN IMMEDIATE on SQLite; one writer thread of the process at a time)."""
