@@ -299,10 +299,13 @@ def test_running_bot_on_postgres_tells_the_admins_once_when_it_loses_and_regains
         fake.wait_for_replies(900, 1, timeout=15)
         before = len(fake.replies(900))
 
-        _expire(pg_url)
         dbmod.open_database(pg_url)
         other = InstanceLease(pg_url, ttl=3)
-        other.acquire()  # "a second instance" takes the expired lease
+        # "a second instance" takes the lease once it has expired. Both in one transaction: the running bot's
+        # heartbeat (every 0.5 s) renews its own lease even after expiry, and would otherwise win the race.
+        with dbmod.db.atomic():
+            dbmod.db.execute_sql("UPDATE instance_lock SET expires_at = (now() AT TIME ZONE 'UTC') - interval '1 second'")
+            other.acquire()
         lost = fake.wait_for_replies(900, 1, timeout=15, since=before)
         assert "Trading paused" in lost[0] and "lost its hold on the database" in lost[0]
         time.sleep(2)  # several more heartbeats: still one notice
