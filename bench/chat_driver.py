@@ -4,7 +4,9 @@ servers and the users' phones are not in the bot's process either, so they do no
 Prints its Bot API URL, then answers one JSON line per command read from stdin:
     first_poll                -> {"at": monotonic time of the first getUpdates, or null}
     prime N                   -> users CHAT_BASE..+N send /start and get their reply: {"ok": true}
-    burst N R                 -> N users each send R commands, each after the reply to the previous one:
+    burst N R [CMDS]          -> N users each send R commands, each after the reply to the previous one
+                                 (CMDS: comma-separated, "+" for a space, taken in turn; default
+                                 /status,/help):
                                  {"latencies": [seconds, ...], "trace": [[chat, pushed, replied], ...]}
 (time.monotonic() is one clock for every process of the machine on Linux.)
 """
@@ -42,16 +44,17 @@ def main() -> None:
             out = {"ok": True}
         elif cmd == "burst":
             n, rounds = int(args[0]), int(args[1])
+            texts = [c.replace("+", " ") for c in (args[2] if len(args) > 2 else "/status,/help").split(",")]
             latencies: list[float] = []
             trace: list[tuple[int, float, float]] = []  # (chat, pushed, reply recorded)
             lock = threading.Lock()
 
-            def user(i: int, rounds=rounds, lock=lock, latencies=latencies, trace=trace) -> None:
+            def user(i: int, rounds=rounds, lock=lock, latencies=latencies, trace=trace, texts=texts) -> None:
                 uid = CHAT_BASE + i
                 for r in range(rounds):
                     before = len(tg.replies(uid))
                     t = time.monotonic()
-                    tg.push_message(uid, "/status" if r % 2 == 0 else "/help")
+                    tg.push_message(uid, texts[r % len(texts)])
                     tg.wait_for_replies(uid, 1, timeout=60, since=before)
                     # the reply's arrival as the fake recorded it, not when this thread got to run again
                     # (20 threads of this process wake on every message the bot sends)

@@ -365,6 +365,8 @@ def main(argv=None) -> None:
     ap.add_argument("--tg-latency-ms", type=float, default=20.0, help="added to each Bot API call (RTT)")
     ap.add_argument("--chat-users", type=int, default=20)
     ap.add_argument("--chat-rounds", type=int, default=5, help="commands per chat user in the burst")
+    ap.add_argument("--chat-commands", default="/status,/help",
+                    help="the burst's commands, comma-separated, taken in turn (e.g. /status,/mystats,/listpairs)")
     ap.add_argument("--no-daily", action="store_true", help="do not run the daily summary in the window")
     ap.add_argument("--charts", type=int, default=100, help="/chart renders after the window (0: none)")
     ap.add_argument("--chat-trace", action="store_true",
@@ -554,13 +556,13 @@ def main(argv=None) -> None:
         lags0 = len(mgr.stats["lag_at"]) if mgr else 0
         cpu0 = thread_cpu() if chat_trace is not None else None
         t0 = time.monotonic()
-        answer = ask(f"burst {args.chat_users} {args.chat_rounds}")
+        answer = ask(f"burst {args.chat_users} {args.chat_rounds} {args.chat_commands.replace(' ', '+')}")
         burst_s = time.monotonic() - t0
         latencies = answer["latencies"]
         late = 0
         if mgr:
             late = sum(1 for lag in list(mgr.stats["lag_at"])[lags0:] if lag > 1.0)
-        say(f"chat {label}: {args.chat_users} users x {args.chat_rounds} commands at once: p50 "
+        say(f"chat {label}: {args.chat_users} users x {args.chat_rounds} commands at once ({args.chat_commands}): p50 "
             f"{pct(latencies, 50) * 1000:.0f} ms, p99 {pct(latencies, 99) * 1000:.0f} ms, max "
             f"{max(latencies) * 1000:.0f} ms; cycles > 1 s late meanwhile: {late}")
         if chat_trace is not None:

@@ -12,8 +12,16 @@ from cryptography.fernet import Fernet
 from tests.fixtures_telegram import StubApp, StubHub, build_manager, make_cfg
 from tradebot import db as dbmod
 from tradebot import services as svc
-from tradebot.models import ExchangeCredential, Position, User, UserConfig, UserState, db
-from tradebot.services.chat_rows import pairs_with_rows, user_by_telegram_id
+from tradebot.models import ExchangeCredential, Position, Trade, User, UserConfig, UserState, db
+from tradebot.services.chat_rows import (
+    notify_of,
+    open_positions,
+    pairs_with_rows,
+    trade_figures,
+    user_by_telegram_id,
+    user_credentials,
+    user_pairs,
+)
 from tradebot.vault import Vault
 
 T0 = dt.datetime(2026, 1, 5, 12, 0, 0)
@@ -68,8 +76,51 @@ def _check_same_rows():
     assert pairs_with_rows(User.get(User.telegram_id == 2).id) == []
 
 
+def _check_read_commands_rows():
+    """The statements behind /config, /position and /mystats against the peewee queries they replace."""
+    alice = load()
+    ExchangeCredential.create(user=alice, exchange="bybit", network="testnet", api_key_enc="k", secret_enc="s")
+    configs = list(UserConfig.select().where(UserConfig.user == alice.id).order_by(UserConfig.created_at,
+                                                                                   UserConfig.id))
+    assert [c.__data__ for c in user_pairs(alice.id)] == [c.__data__ for c in configs]
+    creds = ExchangeCredential.select().where(ExchangeCredential.user == alice.id).order_by(ExchangeCredential.exchange)
+    assert [c.__data__ for c in user_credentials(alice.id)] == [c.__data__ for c in creds]
+    assert user_pairs(User.get(User.telegram_id == 2).id) == []
+    eth, btc, _sol = configs[1], configs[0], configs[2]
+    for config, pnl, fee in ((eth, None, "0.00000001"), (eth, "1234567.87654321", "0.5"), (btc, "-0.00000003", "0"),
+                             (None, "7", "1")):  # the last: a fill of a removed pair
+        Trade.create(user=alice, config=config, exchange="binance", symbol="X/USDT", side="sell", amount=D(1),
+                     price=D(1), cost=D(1), fee=D(fee), pnl=None if pnl is None else D(pnl))
+    Trade.create(user=User.get(User.telegram_id == 2), exchange="binance", symbol="X/USDT", side="sell",
+                 amount=D(1), price=D(1), cost=D(1), fee=D(9), pnl=D(9))  # someone else's
+    want = sorted(((t.config_id, t.pnl, t.fee) for t in Trade.select().where(Trade.user == alice.id)), key=str)
+    assert sorted(trade_figures(alice.id), key=str) == want
+    assert (eth.id, D("1234567.87654321"), D("0.5")) in trade_figures(alice.id)  # money exact
+    UserState.update(last_price=D("29999.12345678")).where(UserState.config == btc.id).execute()
+    got = [(p.__data__, last) for p, last in open_positions(alice.id)]
+    assert got == [(p.__data__, D("29999.12345678")) for p in Position.select().where(
+        (Position.user == alice.id) & (Position.status == "open"))]
+    assert notify_of(alice.id) is True
+    User.update(notify=False).where(User.id == alice.id).execute()
+    assert notify_of(alice.id) is False
+
+
 def test_prepared_chat_rows_match_peewee_on_sqlite(database):
     _check_same_rows()
+
+
+def test_prepared_read_command_rows_match_peewee_on_sqlite(database):
+    _check_read_commands_rows()
+
+
+@pytest.mark.pg
+def test_prepared_read_command_rows_match_peewee_on_postgres(pg_url):
+    dbmod.open_database(pg_url)
+    dbmod.migrate()
+    try:
+        _check_read_commands_rows()
+    finally:
+        dbmod.close_database()
 
 
 @pytest.mark.pg
@@ -111,3 +162,33 @@ def test_a_status_reads_the_sender_and_all_pairs_in_two_statements(database):
         ("ETH/USDT", D("12345678.12345679"), "stopped", "flat"),
         ("SOL/USDT", D("0.1"), "running", "flat"),
     ]
+
+
+def test_config_position_and_mystats_read_in_a_few_statements_and_add_up(database):
+    """However many pairs and fills: /mystats used to read every fill twice and once per pair, as models."""
+    hub = StubHub()
+    vault = Vault([Fernet.generate_key()], "test")
+    services = svc.Services(StubApp(make_cfg(), vault, hub, build_manager(hub, vault)))
+    alice = load()
+    configs = list(UserConfig.select().where(UserConfig.user == alice.id).order_by(UserConfig.id))
+    for i in range(30):
+        Trade.create(user=alice, config=configs[i % 3], exchange="binance", symbol=configs[i % 3].symbol,
+                     side="sell", amount=D(1), price=D(1), cost=D(1), fee=D("0.01"), pnl=D(i - 10))
+    Trade.create(user=alice, config=None, exchange="binance", symbol="OLD/USDT", side="sell", amount=D(1),
+                 price=D(1), cost=D(1), fee=D("0.25"), pnl=D("-2.5"))
+    assert len(_selects(lambda: services.config_view(alice))) == 3  # credentials, pairs, notify
+    assert len(_selects(lambda: services.positions(alice))) == 2  # pairs, open positions with prices
+    stats = []
+    assert len(_selects(lambda: stats.append(services.stats(alice)))) == 2  # fills, pairs with their states
+    view = stats[0]
+    assert [r.label for r in view.pairs] == ["BTC/USDT:USDT (binance)", "ETH/USDT (binance)",
+                                                "SOL/USDT (bybit)", "Removed pairs"]
+    assert view.total.fills == 31 and sum(r.fills for r in view.pairs) == 31
+    assert view.total.fees == D("0.55") and view.total.realized_pnl == D(sum(range(-10, 20))) - D("2.5")
+    assert view.total.realized_pnl == sum((r.realized_pnl for r in view.pairs), D(0))
+    (pos,) = services.positions(alice)
+    assert (pos.symbol, pos.last_price) == ("BTC/USDT:USDT", None)  # no price in its state yet
+    UserState.update(last_price=D("30100.5")).where(UserState.config == configs[1].id).execute()
+    (pos,) = services.positions(alice)
+    assert pos.last_price == D("30100.5") and pos.unrealized_pnl == D("0.01") * D("30100.5") - D("100")
+    assert services.positions(alice, [configs[0]]) == []  # only the pairs asked for

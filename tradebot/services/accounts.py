@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..db import write_tx
 from ..models import ExchangeCredential, Position, User, UserConfig, UserState, utcnow
+from .chat_rows import user_credentials
 from .common import EXCHANGES, _action, _asked_now_message, _mask, _register_secrets, log
 from .views import Conflict, ConnectResult, ExchangeRefused, InvalidValue
 
@@ -110,11 +111,7 @@ class AccountsMixin:
         )
 
     def credentials(self, user: User) -> list[ExchangeCredential]:
-        return list(
-            ExchangeCredential.select()
-            .where(ExchangeCredential.user == user.id)
-            .order_by(ExchangeCredential.exchange)
-        )
+        return user_credentials(user.id)
 
     def _credential(self, user: User, exchange: str) -> ExchangeCredential | None:
         return ExchangeCredential.get_or_none(

@@ -7,8 +7,10 @@ CPU, which twenty users at once share with 20,000 pairs' cycles.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from .. import prepared
-from ..models import ExchangeCredential, User, UserConfig, UserState, db
+from ..models import ExchangeCredential, Position, Trade, User, UserConfig, UserState, db
 
 
 def _user_sql(database) -> tuple[str, list]:
@@ -49,3 +51,69 @@ def pairs_with_rows(user_id: int) -> list[tuple[UserConfig, UserState | None, Ex
         (cfg, state, cred), i = prepared.models_of(row, layout)
         out.append((cfg, state, cred, row[i]))
     return out
+
+
+def _user_pairs_sql(database) -> tuple[str, list]:
+    cols, part = prepared.columns("c", UserConfig)
+    return (f"SELECT {', '.join(cols)} FROM user_configs c WHERE c.user_id = {database.param} "
+            "ORDER BY c.created_at, c.id"), [part]
+
+
+def user_pairs(user_id: int) -> list[UserConfig]:
+    """A user's pairs in the order they were added (what /config, /position, /mystats and every command
+    naming a symbol start from)."""
+    sql, layout = prepared.statement("user_pairs", _user_pairs_sql)
+    return [prepared.models_of(row, layout)[0][0] for row in db.obj.execute_sql(sql, (int(user_id),)).fetchall()]
+
+
+def _credentials_sql(database) -> tuple[str, list]:
+    cols, part = prepared.columns("x", ExchangeCredential)
+    return (f"SELECT {', '.join(cols)} FROM exchange_credentials x WHERE x.user_id = {database.param} "
+            "ORDER BY x.exchange"), [part]
+
+
+def user_credentials(user_id: int) -> list[ExchangeCredential]:
+    sql, layout = prepared.statement("user_credentials", _credentials_sql)
+    return [prepared.models_of(row, layout)[0][0] for row in db.obj.execute_sql(sql, (int(user_id),)).fetchall()]
+
+
+def _trade_figures_sql(database) -> tuple[str, list]:
+    return f"SELECT t.config_id, t.pnl, t.fee FROM trades t WHERE t.user_id = {database.param}", []
+
+
+def trade_figures(user_id: int) -> list[tuple[int | None, Decimal | None, Decimal | None]]:
+    """(pair id or None for a removed pair, realized PnL or None, fee or None) of each of a user's fills:
+    what /mystats adds up, without making a model of every fill (an active user has thousands)."""
+    sql, _ = prepared.statement("trade_figures", _trade_figures_sql)
+    pnl, fee = Trade.pnl.python_value, Trade.fee.python_value
+    return [(c, None if p is None else pnl(p), None if f is None else fee(f))
+            for c, p, f in db.obj.execute_sql(sql, (int(user_id),)).fetchall()]
+
+
+def _open_positions_sql(database) -> tuple[str, list]:
+    cols, part = prepared.columns("p", Position)
+    return (f"SELECT {', '.join(cols)}, s.last_price FROM positions p "
+            "LEFT JOIN user_states s ON s.config_id = p.config_id "
+            f"WHERE p.user_id = {database.param} AND p.status = 'open' ORDER BY p.opened_at, p.id"), [part]
+
+
+def open_positions(user_id: int) -> list[tuple[Position, Decimal | None]]:
+    """A user's open positions, oldest first, each with its pair's last price (None: not known yet)."""
+    sql, layout = prepared.statement("open_positions", _open_positions_sql)
+    last = UserState.last_price.python_value
+    out = []
+    for row in db.obj.execute_sql(sql, (int(user_id),)).fetchall():
+        (pos,), i = prepared.models_of(row, layout)
+        out.append((pos, None if row[i] is None else last(row[i])))
+    return out
+
+
+def _notify_sql(database) -> tuple[str, list]:
+    return f"SELECT u.notify FROM users u WHERE u.id = {database.param}", []
+
+
+def notify_of(user_id: int) -> bool:
+    """The user's trade-notification setting as stored now (the User the handler holds may be older)."""
+    sql, _ = prepared.statement("notify_of", _notify_sql)
+    row = db.obj.execute_sql(sql, (int(user_id),)).fetchone()
+    return bool(row[0]) if row is not None else False

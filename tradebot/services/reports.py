@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from ..models import Position, Trade, User, UserConfig, UserState
+from ..models import User, UserConfig
+from .chat_rows import notify_of, open_positions, pairs_with_rows, trade_figures
 from .common import HUNDRED, ZERO, _mask
 from .settings import SETTINGS
 from .views import ConfigView, CredentialView, PairConfigView, PositionView, StatsView, TradeStats
@@ -23,53 +24,52 @@ class ReportsMixin:
                 except Exception:
                     masked = "(cannot decrypt)"
             creds.append(CredentialView(cred.exchange, cred.network, masked))
-        configs = list(self._pairs(user)) if configs is None else configs
+        rows = {c.id: (c, state, cred, side) for c, state, cred, side in pairs_with_rows(user.id)}
+        configs = [r[0] for r in rows.values()] if configs is None else configs
         pairs = []
         for config in configs:
+            row = rows.get(config.id)
+            view = self._view(config, row[1:3], row[3]) if row is not None else self._view(config)
             settings = {name: getattr(config, spec[0]) for name, spec in SETTINGS.items()}
             settings.update(
                 timeframe=config.timeframe, interval_seconds=config.interval_seconds, decider=config.decider,
                 preset=getattr(config, "preset", None),
             )
-            pairs.append(PairConfigView(self._view(config), settings))
-        fresh = User.get_by_id(user.id)
-        return ConfigView(creds, pairs, bool(fresh.notify))
+            pairs.append(PairConfigView(view, settings))
+        return ConfigView(creds, pairs, notify_of(user.id))
 
     def stats(self, user: User) -> StatsView:
         per_pair = []
         ids = set()
         total_funding = ZERO
-        for config in self._pairs(user):
+        every = trade_figures(user.id)
+        by_pair: dict[int | None, list] = {}
+        for fill in every:
+            by_pair.setdefault(fill[0], []).append(fill)
+        for config, state, _cred, _side in pairs_with_rows(user.id):
             ids.add(config.id)
-            trades = list(Trade.select().where((Trade.user == user.id) & (Trade.config == config.id)))
+            trades = by_pair.get(config.id, [])
             funding = None
             if getattr(config, "market_type", "spot") == "futures":
-                state = UserState.get_or_none(UserState.config == config.id)
                 funding = (state.funding_paid or ZERO) if state is not None else ZERO
                 total_funding += funding
             per_pair.append(_trade_stats(f"{config.symbol} ({config.exchange})", trades, funding))
-        every = list(Trade.select().where(Trade.user == user.id))
         # Trades of removed pairs are kept (config set to NULL) and count in the total: show them as a row
         # of their own, so that the rows add up to the total.
-        gone = [t for t in every if t.config_id is None or t.config_id not in ids]
+        gone = [t for t in every if t[0] is None or t[0] not in ids]
         if gone:
             per_pair.append(_trade_stats("Removed pairs", gone))
         return StatsView(per_pair, _trade_stats("Total", every, total_funding if total_funding else None))
 
     def positions(self, user: User, configs: list[UserConfig] | None = None) -> list[PositionView]:
         configs = list(self._pairs(user)) if configs is None else configs
-        ids = [c.id for c in configs]
+        ids = {c.id for c in configs}
         if not ids:
             return []
         out = []
-        query = (
-            Position.select()
-            .where((Position.user == user.id) & (Position.config.in_(ids)) & (Position.status == "open"))
-            .order_by(Position.opened_at)
-        )
-        for pos in query:
-            state = UserState.get_or_none(UserState.config == pos.config_id)
-            last = state.last_price if state is not None else None
+        for pos, last in open_positions(user.id):
+            if pos.config_id not in ids:
+                continue
             upnl = upct = None
             futures = pos.margin is not None
             if last is not None:
@@ -103,9 +103,10 @@ class ReportsMixin:
         return out
 
 
-def _trade_stats(label: str, trades: list[Trade], funding: Decimal | None = None) -> TradeStats:
-    """`funding`: futures funding paid (+) / received (-); it counts in the realized PnL."""
-    closed = [t.pnl for t in trades if t.pnl is not None]
+def _trade_stats(label: str, trades: list[tuple], funding: Decimal | None = None) -> TradeStats:
+    """`trades`: (pair id, pnl, fee) of each fill (chat_rows.trade_figures); `funding`: futures funding paid
+    (+) / received (-); it counts in the realized PnL."""
+    closed = [t[1] for t in trades if t[1] is not None]
     return TradeStats(
         label=label,
         fills=len(trades),
@@ -115,6 +116,6 @@ def _trade_stats(label: str, trades: list[Trade], funding: Decimal | None = None
         realized_pnl=sum(closed, ZERO) - (funding or ZERO),
         best=max(closed) if closed else None,
         worst=min(closed) if closed else None,
-        fees=sum((t.fee or ZERO for t in trades), ZERO),
+        fees=sum((t[2] or ZERO for t in trades), ZERO),
         funding=funding,
     )
