@@ -14,9 +14,11 @@ from tradebot import db as dbmod
 from tradebot import services as svc
 from tradebot.models import ExchangeCredential, Position, Trade, User, UserConfig, UserState, db
 from tradebot.services.chat_rows import (
+    last_closed_positions,
     notify_of,
     open_positions,
     pairs_with_rows,
+    position_fees,
     trade_figures,
     user_by_telegram_id,
     user_credentials,
@@ -100,6 +102,21 @@ def _check_read_commands_rows():
     got = [(p.__data__, last) for p, last in open_positions(alice.id)]
     assert got == [(p.__data__, D("29999.12345678")) for p in Position.select().where(
         (Position.user == alice.id) & (Position.status == "open"))]
+    closed = Position.create(user=alice, config=eth, exchange="binance", symbol=eth.symbol, side="long", leverage=1,
+                             amount=D(1), entry_price=D(1), cost_basis=D(1), status="closed", opened_at=T0,
+                             closed_at=T0 + dt.timedelta(hours=1), exit_price=D("1.5"), realized_pnl=D("0.5"))
+    for fee in ("0.00000001", "0.1"):
+        Trade.create(user=alice, config=eth, position=closed, exchange="binance", symbol="X/USDT", side="sell",
+                     amount=D(1), price=D(1), cost=D(1), fee=D(fee))
+    older = Position.get((Position.user == alice.id) & (Position.status == "closed") & (Position.id != closed.id))
+    Position.update(closed_at=T0).where(Position.id == older.id).execute()
+    assert [p.id for p in last_closed_positions(alice.id, None, 10)] == [closed.id, older.id]  # newest first
+    assert [p.__data__ for p in last_closed_positions(alice.id, None, 1)] == [Position.get_by_id(closed.id).__data__]
+    assert [p.id for p in last_closed_positions(alice.id, [btc.id], 10)] == [older.id]
+    assert last_closed_positions(alice.id, [], 10) == []
+    assert position_fees(alice.id, [closed.id]) == {closed.id: D("0.10000001")}
+    assert position_fees(alice.id, None) == {closed.id: D("0.10000001")}
+    assert position_fees(User.get(User.telegram_id == 2).id, [closed.id]) == {}  # only the user's own fills
     assert notify_of(alice.id) is True
     User.update(notify=False).where(User.id == alice.id).execute()
     assert notify_of(alice.id) is False
@@ -157,6 +174,10 @@ def test_a_status_reads_the_sender_and_all_pairs_in_two_statements(database):
 
     selects = _selects(status)
     assert len(selects) == 2, selects
+    one = []
+    selects = _selects(lambda: one.extend(services.status(alice, "btc/usdt:usdt")))
+    assert len(selects) == 2, selects  # the pairs to find it among, the pairs with their rows
+    assert [(v.symbol, v.equity, v.side) for v in one] == [("BTC/USDT:USDT", D("-0.00000001"), "short")]
     assert [(v.symbol, v.equity, v.status, v.side) for v in views] == [
         ("BTC/USDT:USDT", D("-0.00000001"), "stopped", "short"),
         ("ETH/USDT", D("12345678.12345679"), "stopped", "flat"),

@@ -117,3 +117,43 @@ def notify_of(user_id: int) -> bool:
     sql, _ = prepared.statement("notify_of", _notify_sql)
     row = db.obj.execute_sql(sql, (int(user_id),)).fetchone()
     return bool(row[0]) if row is not None else False
+
+
+def _closed_sql(database) -> tuple[str, list]:
+    cols, part = prepared.columns("p", Position)
+    p = database.param
+    return (f"SELECT {', '.join(cols)} FROM positions p WHERE p.user_id = {p} AND p.status = 'closed' "
+            f"ORDER BY p.closed_at DESC, p.id DESC LIMIT {p}"), [part]
+
+
+def last_closed_positions(user_id: int, config_ids: list[int] | None, n: int) -> list[Position]:
+    """The user's last `n` closed positions (of the given pairs; None: of all, removed pairs too), newest
+    first: the round trips of /trades."""
+    sql, layout = prepared.statement("last_closed_positions", _closed_sql)
+    params: list = [int(user_id)]
+    if config_ids is not None:  # the pair's own filter (one pair, or the pairs on one exchange)
+        if not config_ids:
+            return []
+        p = db.obj.param
+        sql = sql.replace(" ORDER BY", f" AND p.config_id IN ({', '.join([p] * len(config_ids))}) ORDER BY")
+        params += [int(i) for i in config_ids]
+    rows = db.obj.execute_sql(sql, (*params, int(n))).fetchall()
+    return [prepared.models_of(row, layout)[0][0] for row in rows]
+
+
+def position_fees(user_id: int, position_ids: list[int] | None) -> dict[int, Decimal]:
+    """Fees of all the fills of each of the user's positions given (None: of every position of the user,
+    for /export, whose thousands of ids would not fit in one statement), in quote currency."""
+    if position_ids is not None and not position_ids:
+        return {}
+    p = db.obj.param
+    fee = Trade.fee.python_value
+    out: dict[int, Decimal] = {}
+    sql = f"SELECT t.position_id, t.fee FROM trades t WHERE t.user_id = {p} AND t.position_id "
+    if position_ids is None:
+        sql, params = sql + "IS NOT NULL", (int(user_id),)
+    else:
+        sql, params = sql + f"IN ({', '.join([p] * len(position_ids))})", (int(user_id), *map(int, position_ids))
+    for pos_id, value in db.obj.execute_sql(sql, params).fetchall():
+        out[pos_id] = out.get(pos_id, Decimal(0)) + (fee(value) if value is not None else Decimal(0))
+    return out

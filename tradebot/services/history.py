@@ -11,6 +11,7 @@ from decimal import Decimal
 import peewee as pw
 
 from ..models import Order, Position, Trade, User, UserConfig
+from .chat_rows import last_closed_positions, position_fees
 from .views import NotFound
 
 MAX_TRADES = 50
@@ -61,9 +62,9 @@ class HistoryMixin:
     def round_trips(self, user: User, configs: list[UserConfig] | None = None, n: int = 10) -> list[RoundTripView]:
         """The last `n` closed positions, newest first, with the fees of all their fills."""
         n = max(1, min(int(n), MAX_TRADES))
-        positions = list(self._closed_positions(user, configs).order_by(Position.closed_at.desc(),
-                                                                      Position.id.desc()).limit(n))
-        fees = self._position_fees(user, [p.id for p in positions])
+        ids = None if configs is None else [c.id for c in configs]
+        positions = last_closed_positions(user.id, ids, n)  # prepared statements: /trades is a chat command
+        fees = position_fees(user.id, [p.id for p in positions])
         out = []
         for p in positions:
             out.append(RoundTripView(
@@ -73,14 +74,6 @@ class HistoryMixin:
                 fees=fees.get(p.id, Decimal(0)), reason=p.close_reason, opened_at=p.opened_at,
                 closed_at=p.closed_at,
             ))
-        return out
-
-    def _position_fees(self, user: User, ids: list[int]) -> dict[int, Decimal]:
-        if not ids:
-            return {}
-        out: dict[int, Decimal] = {}
-        for t in Trade.select(Trade.position, Trade.fee).where((Trade.user == user.id) & Trade.position.in_(ids)):
-            out[t.position_id] = out.get(t.position_id, Decimal(0)) + (t.fee or Decimal(0))
         return out
 
     def export_csv(self, user: User, configs: list[UserConfig] | None = None) -> tuple[str, bytes]:
@@ -94,7 +87,7 @@ class HistoryMixin:
         trips = list(self._closed_positions(user, configs).order_by(Position.closed_at, Position.id))
         if not fills and not trips:
             raise NotFound("Nothing to export yet: no fills.")
-        fees = self._position_fees(user, [p.id for p in trips])
+        fees = position_fees(user.id, None)
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(EXPORT_COLUMNS)

@@ -182,7 +182,11 @@ class PairsMixin:
     def _view(self, config: UserConfig, rows: tuple | None = None, side: str | None = "?") -> PairView:
         """`rows`: (state, credential) when already read; `side`: the open position's side (None: flat),
         "?" when not read yet."""
-        if rows is None:
+        if rows is None:  # one prepared statement (a chat command naming a pair) rather than three queries
+            row = next((r for r in pairs_with_rows(config.user_id) if r[0].id == config.id), None)
+            if row is not None:
+                rows, side = row[1:3], row[3]
+        if rows is None:  # removed meanwhile: what is left of it
             state = UserState.get_or_none(UserState.config == config.id)
             cred = ExchangeCredential.get_or_none(
                 (ExchangeCredential.user == config.user_id) & (ExchangeCredential.exchange == config.exchange)
