@@ -18,8 +18,9 @@ What it prints (with the machine's load average):
 - RSS: before the pairs were started and with all running, per active pair;
 - disk: bytes added to the database per pair per day; log bytes per day scaled to 1,000 pairs;
 - exchange requests per minute by endpoint, as counted by the fake exchange;
-- chat: C users each sending R commands, each on the previous reply (p50/p99 ms), and the cycles that
-  started more than 1 s late during that burst;
+- chat: C users each sending R commands (/status and /help in turn, or --chat-commands), each on the
+  previous reply (p50/p99 ms), the cycles that started more than 1 s late and the garbage collections
+  during that burst;
 - the daily summary job run once mid-window (cycles late during it);
 - where the process stood still: garbage-collection pauses, stalls of a ticker thread, long waits for and
   holds of the SQLite writer lock, each minute's market-data prefetch; with --chat-trace, where each chat
@@ -29,6 +30,8 @@ What it prints (with the machine's load average):
     python bench/engine.py --users 200 --pairs 5 --minutes 3
     python bench/engine.py --users 200 --pairs 5 --minutes 3 --market futures   # 1,000 perpetuals
     python bench/engine.py --users 0 --minutes 0.5     # the chat floor with no pairs
+    python bench/engine.py --users 0 --minutes 0.1 --chat-rounds 7 \
+        --chat-commands "/status,/listpairs,/mystats,/position,/config,/trades,/help"
 """
 
 from __future__ import annotations
@@ -555,7 +558,7 @@ def main(argv=None) -> None:
         mgr = box.get("mgr")
         lags0 = len(mgr.stats["lag_at"]) if mgr else 0
         cpu0 = thread_cpu() if chat_trace is not None else None
-        t0 = time.monotonic()
+        t0, wall0 = time.monotonic(), time.time()
         answer = ask(f"burst {args.chat_users} {args.chat_rounds} {args.chat_commands.replace(' ', '+')}")
         burst_s = time.monotonic() - t0
         latencies = answer["latencies"]
@@ -565,6 +568,9 @@ def main(argv=None) -> None:
         say(f"chat {label}: {args.chat_users} users x {args.chat_rounds} commands at once ({args.chat_commands}): p50 "
             f"{pct(latencies, 50) * 1000:.0f} ms, p99 {pct(latencies, 99) * 1000:.0f} ms, max "
             f"{max(latencies) * 1000:.0f} ms; cycles > 1 s late meanwhile: {late}")
+        gcs = [(g, round(d * 1000)) for at, g, d in pauses.gcs if wall0 <= at and (g > 0 or d > 0.005)]
+        if gcs:  # a collection stops every thread: the replies in flight wait it out
+            say(f"  garbage collections during the burst (generation, ms; gen0 under 5 ms left out): {gcs}")
         if chat_trace is not None:
             say(chat_trace.report(answer["trace"]))
             used = {k: v - cpu0.get(k, 0.0) for k, v in thread_cpu().items()}
