@@ -213,3 +213,29 @@ def test_config_position_and_mystats_read_in_a_few_statements_and_add_up(databas
     (pos,) = services.positions(alice)
     assert pos.last_price == D("30100.5") and pos.unrealized_pnl == D("0.01") * D("30100.5") - D("100")
     assert services.positions(alice, [configs[0]]) == []  # only the pairs asked for
+
+
+def _check_list_users():
+    alice = load()
+    UserConfig.update(is_trading=True).where(UserConfig.symbol == "ETH/USDT").execute()
+    views = svc.list_users()
+    assert [(v.telegram_id, v.pairs, v.trading, v.is_admin) for v in views] == [
+        (10_000_000_001, 3, 2, False), (2, 0, 0, False)]  # one query, in registration order
+    User.update(status="blocked").where(User.id == alice.id).execute()
+    assert [v.telegram_id for v in svc.list_users("blocked")] == [10_000_000_001]
+    assert svc.list_users("pending") == []
+
+
+def test_list_users_counts_pairs_in_one_query_on_sqlite(database):
+    _check_list_users()
+    assert len(_selects(svc.list_users)) == 1
+
+
+@pytest.mark.pg
+def test_list_users_counts_pairs_in_one_query_on_postgres(pg_url):
+    dbmod.open_database(pg_url)
+    dbmod.migrate()
+    try:
+        _check_list_users()
+    finally:
+        dbmod.close_database()

@@ -437,6 +437,10 @@ def test_admin_commands(chat):
     assert UserConfig.select().where(UserConfig.is_trading).count() == 2
     users = one(chat, 900, "/users")
     assert "👥 Users (3)" in users and "1 pairs, 1 trading" in users
+    assert "0 pairs, 0 trading" in users  # the admin: no pairs, still listed
+    assert "No blocked users." in one(chat, 900, "/users blocked")
+    active = one(chat, 900, "/users active")
+    assert "Active users (3)" in active and active.count("pairs,") == 3
     assert "Emergency stop" in one(chat, 900, "/stopall")
     assert UserConfig.select().where(UserConfig.is_trading).count() == 2
     edits, _ = chat.press(900, chat.buttons(900)[0][1], chat_id=900)
@@ -516,3 +520,19 @@ def test_set_timeframe_and_decider(chat):
     assert "not configured" in one(chat, 1, "/set BTC/USDT decider llm")
     config = UserConfig.get()
     assert config.timeframe == "15m" and config.decider == "technical"
+
+
+def test_users_lists_at_most_a_hundred_and_says_how_to_see_the_rest(chat):
+    from tradebot.models import User as U
+
+    chat.send(900, "/start")
+    U.insert_many([{"telegram_id": 5000 + i, "username": f"m{i}", "status": "pending" if i % 2 else "active"}
+                   for i in range(150)]).execute()
+    parts = chat.send(900, "/users")
+    assert len(parts) == 2  # 100 lines: two Telegram messages at most, not one per 60 users
+    text = "\n".join(parts)
+    assert "Users (151)" in text and "… and 51 more (the first 100 shown)" in text
+    assert "/users pending" in text and "tradebot admin users" in text
+    assert text.count("pairs,") == 100
+    pending = one(chat, 900, "/users pending")
+    assert "Pending users (75)" in pending and pending.count("pending,") == 75 and "more" not in pending

@@ -113,9 +113,9 @@ class AccessMixin:
 class AdminMixin:
     """Admin-only use cases (part of Services); each checks the caller's rights first."""
 
-    def admin_list_users(self, admin: User) -> list[UserView]:
+    def admin_list_users(self, admin: User, status: str | None = None) -> list[UserView]:
         self.require_admin(admin)
-        return list_users()
+        return list_users(status)
 
     def admin_approve(self, admin: User, ref: int | str) -> User:
         self.require_admin(admin)

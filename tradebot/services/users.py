@@ -74,24 +74,23 @@ def _need_user(ref: int | str) -> User:
 
 
 def list_users(status: str | None = None) -> list[UserView]:
-    query = User.select().order_by(User.id)
+    """Every user (or those with `status`) with their pair counts, in the order they registered: one
+    query (it was two per user: seconds of a chat thread's CPU with thousands of users)."""
+    trading = pw.fn.SUM(pw.Case(None, [(UserConfig.is_trading, 1)], 0))
+    query = (
+        User.select(User.telegram_id, User.username, User.first_name, User.status, User.is_admin,
+                    pw.fn.COUNT(UserConfig.id).alias("n_pairs"), trading.alias("n_trading"))
+        .join(UserConfig, pw.JOIN.LEFT_OUTER, on=(UserConfig.user == User.id))
+        .group_by(User.id, User.telegram_id, User.username, User.first_name, User.status, User.is_admin)
+        .order_by(User.id)
+    )
     if status:
         query = query.where(User.status == status)
-    out = []
-    for user in query:
-        pairs = UserConfig.select().where(UserConfig.user == user)
-        out.append(
-            UserView(
-                telegram_id=user.telegram_id,
-                username=user.username,
-                first_name=user.first_name,
-                status=user.status,
-                is_admin=user.is_admin,
-                pairs=pairs.count(),
-                trading=pairs.where(UserConfig.is_trading).count(),
-            )
-        )
-    return out
+    return [
+        UserView(telegram_id=tid, username=username, first_name=first, status=st, is_admin=bool(admin),
+                 pairs=int(n or 0), trading=int(t or 0))
+        for tid, username, first, st, admin, n, t in query.tuples()
+    ]
 
 
 def approve_user(ref: int | str) -> User:

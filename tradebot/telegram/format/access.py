@@ -39,16 +39,24 @@ def user_status_changed(user_id: int, username: str | None, status: str) -> str:
     return f"{icon} User {who} is now {e(status)}."
 
 
-def users_list(users: list[UserView]) -> str:
+MAX_LISTED_USERS = 100  # one /users reply: ~2 Telegram messages, not one per 60 users of a big group
+
+
+def users_list(users: list[UserView], status: str | None = None) -> str:
     if not users:
-        return "No users."
-    lines = [f"👥 <b>Users ({len(users)})</b>"]
-    for u in users:
+        return "No users." if status is None else f"No {e(status)} users."
+    lines = [f"👥 <b>Users ({len(users)})</b>" if status is None else f"👥 <b>{e(status.capitalize())} users ({len(users)})</b>"]
+    for u in users[:MAX_LISTED_USERS]:
         name = f"@{e(u.username)}" if u.username else e(u.first_name or "")
         admin = " 👑" if u.is_admin else ""
         lines.append(
             f"<code>{u.telegram_id}</code> {name}{admin} — {e(u.status)}, {u.pairs} pairs, {u.trading} trading"
         )
+    if len(users) > MAX_LISTED_USERS:
+        more = len(users) - MAX_LISTED_USERS
+        narrow = "/users pending, /users active or /users blocked, or " if status is None else ""
+        lines.append(f"… and {more} more (the first {MAX_LISTED_USERS} shown). For the rest: {narrow}"
+                     "<code>tradebot admin users</code> on the server.")
     return "\n".join(lines)
 
 
