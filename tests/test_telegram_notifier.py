@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.fixtures_telegram import RecordingSender
+from tradebot import db as dbmod
 from tradebot import events
 from tradebot.models import Notification, User
 from tradebot.telegram.notifier import MAX_ATTEMPTS, deliver_pending
@@ -123,3 +126,31 @@ def test_two_leaders_never_send_one_row_and_a_dead_leaders_claim_expires(databas
     Notification.update(claimed_at=utcnow() - dt.timedelta(seconds=CLAIM_SECONDS + 1)).where(
         Notification.id == row.id).execute()
     assert deliver_pending(c, holder="leader-c") == 1 and "LATE/USDT" in c.texts(42)[0]
+
+
+def test_events_made_during_the_daily_summaries_go_before_the_summaries_still_waiting(database):
+    _events_before_summaries()
+
+
+@pytest.mark.pg
+def test_events_go_before_the_daily_summaries_on_postgres(pg_url):
+    dbmod.open_database(pg_url)
+    dbmod.migrate()
+    try:
+        _events_before_summaries()
+    finally:
+        dbmod.close_database()
+
+
+def _events_before_summaries():
+    users = [User.create(telegram_id=100 + i) for i in range(3)]
+    for u in users:
+        events.emit(u.id, "daily_summary", {"pairs": [], "total_equity": "0", "total_pnl": "0"})
+    events.emit(users[2].id, "pair_error", {"symbol": "SL/USDT", "message": "m", "needs_action": False})
+    events.emit(users[0].id, "breaker_reset", {"scope": "pair", "symbol": "BR/USDT"})
+    sender = RecordingSender()
+    assert deliver_pending(sender, limit=2) == 2  # the two events, although made after the summaries
+    assert "SL/USDT" in sender.texts(102)[0] and "BR/USDT" in sender.texts(100)[0]
+    assert deliver_pending(sender) == 3
+    assert [len(sender.texts(100 + i)) for i in range(3)] == [2, 1, 2]
+    assert sender.texts(100)[1] == sender.texts(101)[0] == sender.texts(102)[1]  # the summaries, after
