@@ -55,8 +55,7 @@ def _sql(url, statement, params=()):
 def _expire_worker(url, worker):
     """The worker stopped renewing long ago (killed, cut off): its row and its leases ran out."""
     ago = "(now() AT TIME ZONE 'UTC') - interval '1 second'"
-    _sql(url, f"UPDATE workers SET expires_at = {ago} WHERE id = %s", (worker.me,))
-    _sql(url, f"UPDATE pair_leases SET expires_at = {ago} WHERE worker = %s", (worker.me,))
+    _sql(url, f"UPDATE workers SET expires_at = {ago} WHERE id = %s", (worker.me,))  # its leases with it
 
 
 def _manager(hub=None, deciders=None, clock=None):
@@ -130,6 +129,29 @@ def test_a_dead_workers_pairs_are_taken_over_and_the_admins_told_once(pg):
     assert w1.tokens == {} and m1.slots.ids() == []
 
 
+def test_a_round_renews_every_lease_by_writing_only_the_workers_row(pg):
+    ids = _pairs(5)
+    w = _worker(_manager())
+    w.start(thread=False)
+    assert sorted(w.tokens) == ids
+
+    def versions():  # a row's xmin changes with every write of it
+        leases = dict(_sql(pg, "SELECT config_id, xmin::text FROM pair_leases"))
+        (worker,) = _sql(pg, "SELECT xmin::text FROM workers WHERE id = %s", (w.me,))
+        return leases, worker[0]
+
+    before = versions()
+    w.round()
+    w.round()
+    after = versions()
+    assert after[0] == before[0], "a renewal rewrote pair lease rows"
+    assert after[1] != before[1]  # the worker's row was renewed
+    assert sorted(w.tokens) == ids
+    fence.set_active(w)
+    with write_tx():
+        fence_pair(ids[0])  # still live
+
+
 def test_fence_refuses_a_lost_lease_and_one_without_margin(pg):
     (cid,) = _pairs(1)
     m1, m2 = _manager(), _manager()
@@ -139,7 +161,8 @@ def test_fence_refuses_a_lost_lease_and_one_without_margin(pg):
     with write_tx():
         fence_pair(cid)  # ours, live
     # less than a third of the ttl left (renewals stalled): refused although the row is still ours
-    _sql(pg, "UPDATE pair_leases SET expires_at = (now() AT TIME ZONE 'UTC') + interval '2 seconds'")
+    _sql(pg, "UPDATE workers SET expires_at = (now() AT TIME ZONE 'UTC') + interval '2 seconds' WHERE id = %s",
+         (w1.me,))
     with pytest.raises(PairLeaseLost), write_tx():
         fence_pair(cid)
     _expire_worker(pg, w1)

@@ -45,16 +45,16 @@ SELECT w.id, w.host, w.pid, w.started_at,
        EXTRACT(EPOCH FROM (now() AT TIME ZONE 'UTC') - w.heartbeat_at),
        EXTRACT(EPOCH FROM w.expires_at - (now() AT TIME ZONE 'UTC')),
        w.stopped_at IS NOT NULL, w.gone_noticed_at IS NOT NULL, count(l.config_id),
-       EXTRACT(EPOCH FROM min(l.expires_at) - (now() AT TIME ZONE 'UTC')),
+       CASE WHEN count(l.config_id) > 0 THEN EXTRACT(EPOCH FROM w.expires_at - (now() AT TIME ZONE 'UTC')) END,
        EXTRACT(EPOCH FROM (now() AT TIME ZONE 'UTC') - min(l.acquired_at)), w.cycle_lag_seconds
 FROM workers w LEFT JOIN pair_leases l ON l.worker = w.id
 WHERE w.stopped_at IS NULL OR w.stopped_at > (now() AT TIME ZONE 'UTC') - interval '1 day'
 GROUP BY w.id ORDER BY w.started_at
 """
 _PAIRS = """
-SELECT count(*), count(*) FILTER (WHERE l.worker IS NULL OR l.expires_at IS NULL
-                                   OR l.expires_at < (now() AT TIME ZONE 'UTC'))
-FROM user_configs c LEFT JOIN pair_leases l ON l.config_id = c.id WHERE c.is_trading
+SELECT count(*), count(*) FILTER (WHERE w.id IS NULL OR w.expires_at < (now() AT TIME ZONE 'UTC'))
+FROM user_configs c LEFT JOIN pair_leases l ON l.config_id = c.id LEFT JOIN workers w ON w.id = l.worker
+WHERE c.is_trading
 """
 
 
