@@ -1,6 +1,7 @@
 """The `workers` table: who is running. A worker registers at start, its row is renewed every round
-(leases.renew; its pair leases are live while it is), and a clean stop marks it stopped. A worker whose row expired without a stop
-disappeared (killed, host down, cut off): the first live worker to notice tells the admins, once."""
+(leases.renew; its pair leases are live while it is), and a clean stop marks it stopped. A worker whose
+row expired without a stop disappeared (killed, host down, cut off): the first live worker to notice tells
+the admins, once."""
 
 from __future__ import annotations
 

@@ -185,7 +185,7 @@ class ChartsMixin:
             & ((RiskEvent.config.in_(ids)) | (RiskEvent.scope == "user"))
         )
         trips = sorted(to_ms(r.created_at) for r in trips_q)
-        views = [self._view(c) for c in configs]
+        views = self._views(configs)
         total_equity = sum((v.equity for v in views), Decimal(0))
         total_pnl = sum((v.pnl for v in views), Decimal(0))
         if len(configs) == 1:

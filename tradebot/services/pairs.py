@@ -179,6 +179,13 @@ class PairsMixin:
             return [self._view(self.find_pair(user, symbol_text, exchange, "status"))]
         return self.list_pairs(user)
 
+    def _views(self, configs: list[UserConfig]) -> list[PairView]:
+        """Views of some of one user's pairs, their rows read in one statement."""
+        if not configs:
+            return []
+        found = {c.id: (state, cred, side) for c, state, cred, side in pairs_with_rows(configs[0].user_id)}
+        return [self._view(c, found[c.id][:2], found[c.id][2]) if c.id in found else self._view(c) for c in configs]
+
     def _view(self, config: UserConfig, rows: tuple | None = None, side: str | None = "?") -> PairView:
         """`rows`: (state, credential) when already read; `side`: the open position's side (None: flat),
         "?" when not read yet."""

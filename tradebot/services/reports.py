@@ -24,12 +24,13 @@ class ReportsMixin:
                 except Exception:
                     masked = "(cannot decrypt)"
             creds.append(CredentialView(cred.exchange, cred.network, masked))
-        rows = {c.id: (c, state, cred, side) for c, state, cred, side in pairs_with_rows(user.id)}
-        configs = [r[0] for r in rows.values()] if configs is None else configs
+        if configs is None:
+            rows = pairs_with_rows(user.id)
+            configs, views = [r[0] for r in rows], [self._view(c, (state, cred), side) for c, state, cred, side in rows]
+        else:
+            views = self._views(configs)
         pairs = []
-        for config in configs:
-            row = rows.get(config.id)
-            view = self._view(config, row[1:3], row[3]) if row is not None else self._view(config)
+        for config, view in zip(configs, views, strict=True):
             settings = {name: getattr(config, spec[0]) for name, spec in SETTINGS.items()}
             settings.update(
                 timeframe=config.timeframe, interval_seconds=config.interval_seconds, decider=config.decider,
