@@ -13,6 +13,11 @@ from .. import prepared
 from ..models import ExchangeCredential, Position, Trade, User, UserConfig, UserState, db
 
 
+def _models(sql: str, layout: list, params) -> list:
+    """The model of each row of a one-model statement."""
+    return [prepared.models_of(row, layout)[0][0] for row in db.obj.execute_sql(sql, params).fetchall()]
+
+
 def _user_sql(database) -> tuple[str, list]:
     cols, part = prepared.columns("u", User)
     return f"SELECT {', '.join(cols)} FROM users u WHERE u.telegram_id = {database.param}", [part]
@@ -63,7 +68,7 @@ def user_pairs(user_id: int) -> list[UserConfig]:
     """A user's pairs in the order they were added (what /config, /position, /mystats and every command
     naming a symbol start from)."""
     sql, layout = prepared.statement("user_pairs", _user_pairs_sql)
-    return [prepared.models_of(row, layout)[0][0] for row in db.obj.execute_sql(sql, (int(user_id),)).fetchall()]
+    return _models(sql, layout, (int(user_id),))
 
 
 def _credentials_sql(database) -> tuple[str, list]:
@@ -74,7 +79,7 @@ def _credentials_sql(database) -> tuple[str, list]:
 
 def user_credentials(user_id: int) -> list[ExchangeCredential]:
     sql, layout = prepared.statement("user_credentials", _credentials_sql)
-    return [prepared.models_of(row, layout)[0][0] for row in db.obj.execute_sql(sql, (int(user_id),)).fetchall()]
+    return _models(sql, layout, (int(user_id),))
 
 
 def _trade_figures_sql(database) -> tuple[str, list]:
@@ -137,8 +142,7 @@ def last_closed_positions(user_id: int, config_ids: list[int] | None, n: int) ->
         p = db.obj.param
         sql = sql.replace(" ORDER BY", f" AND p.config_id IN ({', '.join([p] * len(config_ids))}) ORDER BY")
         params += [int(i) for i in config_ids]
-    rows = db.obj.execute_sql(sql, (*params, int(n))).fetchall()
-    return [prepared.models_of(row, layout)[0][0] for row in rows]
+    return _models(sql, layout, (*params, int(n)))
 
 
 def position_fees(user_id: int, position_ids: list[int] | None) -> dict[int, Decimal]:

@@ -41,9 +41,8 @@ def db_now(offset: int = 0):
 
 def db_now_sql(offset: int = 0) -> tuple[str, list]:
     """db_now() for plain SQL statements: the SQL text and its parameters."""
-    if dbmod.is_sqlite():
-        return dbmod.db.param, [str(utcnow() + dt.timedelta(seconds=offset))]
-    return f"((now() AT TIME ZONE 'UTC') + interval '{int(offset)} seconds')", []
+    now = db_now(offset)
+    return (now.sql, []) if isinstance(now, pw.SQL) else (dbmod.db.param, [str(now)])
 
 
 def wanted(update: dict) -> bool:

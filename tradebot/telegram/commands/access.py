@@ -52,8 +52,8 @@ class AccessCommands:
     def cmd_users(self, m, args, user) -> None:
         if len(args) > 1 or (args and args[0].lower() not in ("pending", "active", "blocked")):
             raise Usage("users", "Filter by pending, active or blocked.")
-        users = self.services.admin_list_users(user, args[0].lower() if args else None)
-        self.reply(m, fmt.users_list(users, args[0].lower() if args else None))
+        status = args[0].lower() if args else None
+        self.reply(m, fmt.users_list(self.services.admin_list_users(user, status), status))
 
     def _user_ref(self, command: str, args: list[str]):
         if len(args) != 1:
